@@ -1,0 +1,1 @@
+"""Text normalisation, tokenisation, encoders and vector indexes (framework-free)."""

@@ -1,0 +1,147 @@
+"""Text normalisation and Chinese/English tokenisation shared by the lexical index and the encoders."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+logger = logging.getLogger(__name__)
+
+_WS = re.compile(r"\s+")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# a token is a run of CJK characters, or a latin/digit word (keeps 6G, MRP, CO2, covid-19)
+_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[-_.][a-z0-9]+)*")
+
+_STOPWORDS_ZH = set(
+    "的 了 和 与 及 或 在 是 对 为 以 于 中 等 将 并 被 其 该 这 那 之 而 由 从 把 也 就 都 又 个 上 下 "
+    "我们 你们 他们 本文 文中 一种 一个 通过 进行 采用 利用 基于 提出 研究 分析 方法 结果 表明 可以 能够 "
+    "具有 以及 同时 然后 如果 因此 所以 但是 对于 关于 针对 问题 使用 实现 得到 根据 作为 已经 没有 不同 "
+    "目前 存在 主要 其中 这些 这种 相关 有效 显著 较 更 很 最 还 已 就是 因为".split()
+)
+_STOPWORDS_EN = set(
+    "a an the and or of to in on for with by from at as is are was were be been being this that these those "
+    "it its we our you your they their he she his her not no but if then than so such can could may might will "
+    "would shall should do does did done has have had which who whom what when where why how all any each "
+    "other some into over under about between through during after before also only very more most".split()
+)
+STOPWORDS = frozenset(_STOPWORDS_ZH | _STOPWORDS_EN)
+
+_jieba_lock = threading.Lock()
+_jieba = None
+
+
+def _t2s():
+    """Traditional -> Simplified converter, or None when the optional library is missing."""
+    try:
+        import opencc  # opencc-python-reimplemented
+
+        return opencc.OpenCC("t2s")
+    except Exception:  # pragma: no cover - optional dependency
+        return None
+
+
+_T2S = _t2s()
+
+
+def _stemmer():
+    """Snowball English stemmer (PyStemmer, C speed), or None when the library is missing."""
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+    except Exception:  # pragma: no cover - optional dependency
+        return None
+
+
+_STEM = _stemmer()
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Stem a lower-case latin word; words with digits (6g, co2) are kept as they are."""
+    if _STEM is None or not word.isalpha():
+        return word
+    return _STEM.stemWord(word)
+
+
+def normalize(text: str) -> str:
+    """NFKC (full width -> half width), Traditional -> Simplified, lower case, collapsed white space."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text)
+    if _T2S is not None and _CJK.search(text):
+        text = _T2S.convert(text)
+    return _WS.sub(" ", text).strip().lower()
+
+
+def _get_jieba():
+    global _jieba
+    if _jieba is None:
+        with _jieba_lock:
+            if _jieba is None:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba = jieba
+    return _jieba
+
+
+@lru_cache(maxsize=8192)
+def _segment_cjk(run: str) -> tuple[str, ...]:
+    return tuple(w for w in _get_jieba().cut_for_search(run) if w.strip())
+
+
+def tokenize(text: str, *, normalized: bool = False, keep_stopwords: bool = False) -> list[str]:
+    """Tokens for BM25 and static embeddings: jieba search-mode words for Chinese, stemmed latin words.
+
+    Single CJK characters are kept (they carry meaning in short queries) but stop words are dropped.
+    """
+    if not normalized:
+        text = normalize(text)
+    out: list[str] = []
+    for m in _TOKEN.finditer(text):
+        tok = m.group(0)
+        if _CJK.match(tok):
+            words: Iterable[str] = _segment_cjk(tok)
+        else:
+            words = (tok,) if keep_stopwords or tok not in STOPWORDS else ()
+            words = (stem(tok),) if words else ()
+        for w in words:
+            if keep_stopwords or w not in STOPWORDS:
+                out.append(w)
+    return out
+
+
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """(normalised token, start, end) over the *original* text, for highlighting matched terms.
+
+    Offsets refer to ``text`` as given; NFKC can change lengths, so we segment each character-aligned
+    run separately and map back through a per-character normalisation.
+    """
+    spans: list[tuple[str, int, int]] = []
+    norm_chars = [normalize(c) or " " for c in text]
+    # single-char normalisation keeps positions aligned (NFKC of one char may be several chars; join them)
+    flat = "".join(c if len(c) == 1 else c[0] for c in norm_chars)
+    for m in _TOKEN.finditer(flat):
+        tok, start = m.group(0), m.start()
+        if _CJK.match(tok):
+            pos = 0
+            for w in _get_jieba().cut(tok):
+                i = tok.find(w, pos)
+                if i < 0:
+                    continue
+                pos = i + len(w)
+                if w.strip() and w not in STOPWORDS:
+                    spans.append((w, start + i, start + i + len(w)))
+        elif tok not in STOPWORDS:
+            spans.append((stem(tok), start, m.end()))
+    return spans
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text or ""))

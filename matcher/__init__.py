@@ -1,0 +1,1 @@
+"""parkmatch core: settings, store, matching, digests (framework-free)."""

@@ -1,0 +1,1 @@
+"""Training and offline evaluation: BEIR data, encoders, rankers, model registry."""
