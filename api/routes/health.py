@@ -1,0 +1,36 @@
+"""Liveness and readiness probes, and the taxonomy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import StateDep
+
+router = APIRouter(tags=["health"])
+PREFIX = ""
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(state: StateDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        with state.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:  # noqa: BLE001
+        checks["database"] = "unavailable"
+    checks["indexes"] = "ok" if state.matcher is not None and state.ready else "loading"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/v1/taxonomy")
+def taxonomy(state: StateDep) -> dict:
+    return {"version": 1, "tags": state.taxonomy.as_dict()}

@@ -1,0 +1,79 @@
+"""The `matcher` command line: serve, demo, import, keys, reindex, match, eval, train, digest, report.
+
+Each command group lives in matcher/commands/<name>.py and exposes `register(app)`. Errors print one
+readable line to stderr and exit non-zero; stack traces only with MATCHER_LOG_LEVEL=DEBUG."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from matcher.errors import MatcherError
+
+COMMAND_MODULES = [
+    "serve",
+    "keys",
+]
+
+app = typer.Typer(
+    name="matcher",
+    help="parkmatch: match park enterprises and needs with research results, scenarios, funds and incubators.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class CliError(Exception):
+    """A failure to report as one line and a non-zero exit."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"matcher.commands.{name}").register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from matcher.settings import Settings
+
+    try:
+        level = Settings().log_level.upper()
+    except Exception:  # noqa: BLE001 - a bad setting is reported by the command itself
+        level = "INFO"
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit as exc:
+        raise
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.code)
+    except MatcherError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected: one line, no trace
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
+            exc.show()
+            sys.exit(exc.exit_code)
+        if level == "DEBUG":
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

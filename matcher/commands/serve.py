@@ -1,0 +1,28 @@
+"""`matcher serve`: serve what is in the store over HTTP (never loads data by itself)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="interface to bind"),
+        port: int = typer.Option(8000, help="port"),
+        workers: int = typer.Option(1, help="worker processes"),
+    ) -> None:
+        """Serve the HTTP API on the configured store."""
+        import uvicorn
+
+        from matcher.settings import Settings
+
+        settings = Settings()
+        uvicorn.run(
+            "api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            proxy_headers=True,
+        )
