@@ -16,6 +16,7 @@ from matcher.errors import MatcherError
 COMMAND_MODULES = [
     "serve",
     "keys",
+    "evaluate",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,15 @@
+"""Start-up hook: load the encoder, build or reconcile the indexes, subscribe the engine to store changes."""
+
+from __future__ import annotations
+
+from api.state import AppState
+from matcher.encoding import load_configured_encoder
+from matcher.engine import MatchEngine
+
+
+def start_engine(state: AppState) -> None:
+    encoder = load_configured_encoder(state.settings)
+    engine = MatchEngine(state.settings, state.db, state.taxonomy, encoder)
+    engine.start()
+    state.hub.subscribe(engine)
+    state.matcher = engine

@@ -1,0 +1,294 @@
+"""Matching endpoints: need / enterprise / free text -> resources; resource -> enterprises and needs; search."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel import Session, select
+
+from api.deps import CallerDep, StateDep, get_matcher
+from matcher.auth import Caller
+from matcher.engine import MatchEngine, MatchOutcome, MatchQuery, split_demand_key
+from matcher.models import Enterprise, Impression, Need, Resource
+from matcher.repo import to_public_enterprise, to_public_need, to_public_resource
+from matcher.schemas import EnterprisePublic, NeedPublic, ResourceKind, ResourcePublic, _split_list, _tags
+
+router = APIRouter(tags=["match"])
+MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]
+
+
+class MatchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    industries: list[str] | None = Field(default=None, description="any of these tags (taxonomy-normalised)")
+    region: str | None = None
+    stage: Literal["seed", "startup", "growth", "mature"] | None = Field(default=None, description="fund stage fit")
+    amount: float | None = Field(default=None, ge=0, description="CNY; funds whose ticket range excludes it drop")
+    trl_min: int | None = Field(default=None, ge=1, le=9)
+    trl_max: int | None = Field(default=None, ge=1, le=9)
+    include_inactive: bool = False
+
+    @field_validator("industries", mode="before")
+    @classmethod
+    def _industries(cls, v: Any) -> Any:
+        return None if v is None else _tags(v)
+
+
+class MatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(default=None, description="free text (Chinese or English)")
+    need_id: int | None = None
+    enterprise_id: int | None = None
+    kinds: list[ResourceKind] = Field(default_factory=list, description="empty = all kinds")
+    filters: MatchFilters = Field(default_factory=MatchFilters)
+    k: int = Field(default=10, ge=1, le=200)
+    min_score: float | None = Field(default=None, ge=0, le=1)
+    dense_weight: float | None = Field(default=None, ge=0, le=1, description="fusion weight of the dense side")
+    per_provider: int | None = Field(default=None, ge=0, le=100, description="0 = no diversity limit")
+    bundle: bool = Field(default=False, description="the best `per_kind` of each kind")
+    per_kind: int = Field(default=3, ge=1, le=20)
+    explain: bool = True
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> MatchRequest:
+        given = [n for n in ("need_id", "enterprise_id") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError("give need_id or enterprise_id, not both")
+        if not given and not (self.text and self.text.strip()):
+            raise ValueError("give one of text, need_id or enterprise_id")
+        if self.text is not None and len(self.text) > 2000:
+            raise ValueError(f"text has {len(self.text)} characters; the limit is 2000")
+        return self
+
+
+class Match(BaseModel):
+    rank: int
+    score: float
+    resource: ResourcePublic
+    explanation: dict[str, Any] | None = None
+
+
+class MatchResponse(BaseModel):
+    request_id: str
+    matches: list[Match]
+    count: int
+    message: str | None = None
+    model_version: str
+    timings_ms: dict[str, float]
+
+
+class DemandMatch(BaseModel):
+    rank: int
+    score: float
+    type: Literal["need", "enterprise"]
+    enterprise: EnterprisePublic | None = None
+    need: NeedPublic | None = None
+    explanation: dict[str, Any] | None = None
+
+
+class DemandMatchResponse(BaseModel):
+    request_id: str
+    resource_id: int
+    matches: list[DemandMatch]
+    count: int
+    message: str | None = None
+    model_version: str
+
+
+def _log_impressions(db, outcome: MatchOutcome, tenant: str) -> None:
+    with Session(db) as session:
+        for pos, c in enumerate(outcome.candidates, start=1):
+            session.add(
+                Impression(
+                    request_id=outcome.request_id,
+                    tenant_id=tenant,
+                    need_id=outcome.need_id,
+                    enterprise_id=outcome.enterprise_id,
+                    resource_id=c.id,
+                    position=pos,
+                    score=c.score,
+                    features={"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit},
+                    model_version=outcome.model_version,
+                )
+            )
+        session.commit()
+
+
+def _respond(state, outcome: MatchOutcome, caller: Caller, background: BackgroundTasks) -> MatchResponse:
+    ids = [c.id for c in outcome.candidates]
+    with Session(state.db) as session:
+        rows = {r.id: r for r in session.exec(select(Resource).where(Resource.id.in_(ids)))} if ids else {}
+    matches = []
+    for c in outcome.candidates:
+        row = rows.get(c.id)
+        if row is None:  # deleted between retrieval and response
+            continue
+        matches.append(
+            Match(
+                rank=len(matches) + 1,
+                score=round(c.score, 4),
+                resource=to_public_resource(row, caller),
+                explanation=outcome.explanations.get(c.id),
+            )
+        )
+    if matches:
+        background.add_task(_log_impressions, state.db, outcome, caller.tenant)
+    return MatchResponse(
+        request_id=outcome.request_id,
+        matches=matches,
+        count=len(matches),
+        message=None if matches else "no resource fits well enough (try fewer filters or a lower min_score)",
+        model_version=outcome.model_version,
+        timings_ms=outcome.timings_ms,
+    )
+
+
+@router.post("/match", response_model=MatchResponse)
+def match(
+    body: MatchRequest, state: StateDep, caller: CallerDep, engine: MatcherDep, background: BackgroundTasks
+) -> MatchResponse:
+    """Rank resources for a need, an enterprise, or free text (ranked, filtered, explained)."""
+    q = MatchQuery(
+        text=body.text,
+        need_id=body.need_id,
+        enterprise_id=body.enterprise_id,
+        kinds=tuple(body.kinds),
+        filters=body.filters.model_dump(exclude_none=True),
+        k=body.k,
+        min_score=body.min_score,
+        dense_weight=body.dense_weight,
+        per_provider=body.per_provider,
+        bundle=body.bundle,
+        per_kind=body.per_kind,
+        explain=body.explain,
+    )
+    return _respond(state, engine.match(q, tenant=caller.tenant), caller, background)
+
+
+KindsQuery = Annotated[list[ResourceKind] | None, Query(description="repeat for several kinds")]
+
+
+@router.get("/needs/{need_id}/matches", response_model=MatchResponse)
+def need_matches(
+    need_id: int,
+    state: StateDep,
+    caller: CallerDep,
+    engine: MatcherDep,
+    background: BackgroundTasks,
+    k: Annotated[int, Query(ge=1, le=200)] = 10,
+    kinds: KindsQuery = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    bundle: bool = False,
+) -> MatchResponse:
+    """The resources that fit one need (its kinds, industries, amount, TRL and region)."""
+    q = MatchQuery(need_id=need_id, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
+    return _respond(state, engine.match(q, tenant=caller.tenant), caller, background)
+
+
+@router.get("/enterprises/{enterprise_id}/matches", response_model=MatchResponse)
+def enterprise_matches(
+    enterprise_id: int,
+    state: StateDep,
+    caller: CallerDep,
+    engine: MatcherDep,
+    background: BackgroundTasks,
+    k: Annotated[int, Query(ge=1, le=200)] = 10,
+    kinds: KindsQuery = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    bundle: bool = False,
+) -> MatchResponse:
+    """The resources that fit an enterprise's profile."""
+    q = MatchQuery(enterprise_id=enterprise_id, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
+    return _respond(state, engine.match(q, tenant=caller.tenant), caller, background)
+
+
+@router.get("/search", response_model=MatchResponse)
+def search(
+    state: StateDep,
+    caller: CallerDep,
+    engine: MatcherDep,
+    background: BackgroundTasks,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="free text")],
+    kinds: KindsQuery = None,
+    industries: Annotated[list[str] | None, Query()] = None,
+    region: str | None = None,
+    k: Annotated[int, Query(ge=1, le=200)] = 20,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    include_inactive: bool = False,
+) -> MatchResponse:
+    """Officers' search: free text over all kinds, with filters."""
+    filters: dict[str, Any] = {"include_inactive": include_inactive}
+    if industries:
+        filters["industries"] = _tags([x for v in industries for x in _split_list(v)])
+    if region:
+        filters["region"] = region
+    mq = MatchQuery(text=q, kinds=tuple(kinds or ()), filters=filters, k=k, min_score=min_score, per_provider=0)
+    return _respond(state, engine.match(mq, tenant=caller.tenant), caller, background)
+
+
+@router.get("/resources/{resource_id}/matches", response_model=DemandMatchResponse)
+def resource_matches(
+    resource_id: int,
+    state: StateDep,
+    caller: CallerDep,
+    engine: MatcherDep,
+    k: Annotated[int, Query(ge=1, le=200)] = 10,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    include: Annotated[list[Literal["need", "enterprise"]] | None, Query()] = None,
+) -> DemandMatchResponse:
+    """For scenario-opening platforms: the enterprises and open needs a scenario, fund or incubator fits."""
+    outcome = engine.reverse(
+        resource_id, tenant=caller.tenant, k=k, min_score=min_score, include=tuple(include or ("need", "enterprise"))
+    )
+    need_ids, ent_ids = [], []
+    for c in outcome.candidates:
+        typ, rid = split_demand_key(c.id)
+        (need_ids if typ == 0 else ent_ids).append(rid)
+    with Session(state.db) as session:
+        needs = {n.id: n for n in session.exec(select(Need).where(Need.id.in_(need_ids)))} if need_ids else {}
+        ent_ids_all = set(ent_ids) | {n.enterprise_id for n in needs.values()}
+        ents = (
+            {e.id: e for e in session.exec(select(Enterprise).where(Enterprise.id.in_(ent_ids_all)))}
+            if ent_ids_all
+            else {}
+        )
+    out: list[DemandMatch] = []
+    for c in outcome.candidates:
+        typ, rid = split_demand_key(c.id)
+        if typ == 0:
+            need = needs.get(rid)
+            if need is None:
+                continue
+            ent = ents.get(need.enterprise_id)
+            out.append(
+                DemandMatch(
+                    rank=len(out) + 1,
+                    score=round(c.score, 4),
+                    type="need",
+                    need=to_public_need(need, caller),
+                    enterprise=to_public_enterprise(ent, caller) if ent is not None else None,
+                    explanation=outcome.explanations.get(c.id),
+                )
+            )
+        else:
+            ent = ents.get(rid)
+            if ent is None:
+                continue
+            out.append(
+                DemandMatch(
+                    rank=len(out) + 1,
+                    score=round(c.score, 4),
+                    type="enterprise",
+                    enterprise=to_public_enterprise(ent, caller),
+                    explanation=outcome.explanations.get(c.id),
+                )
+            )
+    return DemandMatchResponse(
+        request_id=outcome.request_id,
+        resource_id=resource_id,
+        matches=out,
+        count=len(out),
+        message=None if out else "no enterprise or open need fits well enough",
+        model_version=outcome.model_version,
+    )

@@ -1,0 +1,151 @@
+"""One side's pair of indexes (dense vectors + BM25) kept together, with the stamps that say which version of
+each record they hold, so start-up can reconcile them with the store and re-index only what differs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.base import Encoder
+from embeddings.index import FaissIndex, IndexCorruptError, IndexMismatchError, load_index
+from embeddings.text import tokenize
+from matcher.lexical import LexicalIndex
+from matcher.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _atomic_write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class IndexPair:
+    def __init__(self, name: str, encoder: Encoder, settings: Settings) -> None:
+        self.name = name
+        self.encoder = encoder
+        self.settings = settings
+        self.root = settings.index_dir / name
+        self.dense = FaissIndex(encoder.dimension, approximate_threshold=settings.approximate_threshold)
+        self.lexical = LexicalIndex()
+        self.stamps: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ persistence
+    def load_or_create(self) -> None:
+        """Load what was saved; a mismatched (other model) or corrupt index is dropped and rebuilt."""
+        if not self.root.exists():
+            return
+        try:
+            self.dense = load_index(
+                self.root / "vectors",
+                expected_model_id=self.encoder.model_id,
+                expected_dimension=self.encoder.dimension,
+            )
+            self.dense.approximate_threshold = self.settings.approximate_threshold
+            self.lexical = LexicalIndex.load(self.root / "lexical")
+            raw = json.loads((self.root / "stamps.json").read_text())
+            if raw.get("model_id") != self.encoder.model_id:
+                raise IndexMismatchError("stamps were written for another model")
+            self.stamps = {int(k): float(v) for k, v in raw["stamps"].items()}
+        except IndexMismatchError as exc:
+            logger.warning("%s index built by another model (%s): rebuilding from the store", self.name, exc)
+            self._reset()
+        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+            logger.warning("%s index unreadable (%s): rebuilding from the store", self.name, exc)
+            self._reset()
+
+    def _reset(self) -> None:
+        self.dense = FaissIndex(self.encoder.dimension, approximate_threshold=self.settings.approximate_threshold)
+        self.lexical = LexicalIndex()
+        self.stamps = {}
+
+    def reconcile(self, store: dict[int, float]) -> set[int]:
+        """Drop what the store no longer has; return the ids to (re)index: new, changed, or missing anywhere."""
+        dense_ids = set(self.dense.ids().tolist())
+        lex_ids = set(self.lexical.ids())
+        gone = (dense_ids | lex_ids | set(self.stamps)) - set(store)
+        if gone:
+            self.remove(sorted(gone))
+        return {
+            i
+            for i, stamp in store.items()
+            if self.stamps.get(i) != stamp or i not in dense_ids or i not in lex_ids
+        }
+
+    def snapshot_stamps(self) -> dict[int, float]:
+        with self._lock:
+            return dict(self.stamps)
+
+    def save(self, stamps: dict[int, float]) -> None:
+        """Indexes first, stamps last: stamps never claim more than the indexes hold."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.dense.save(self.root / "vectors", model_id=self.encoder.model_id)
+        self.lexical.save(self.root / "lexical")
+        _atomic_write_json(
+            self.root / "stamps.json", {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}}
+        )
+
+    # ------------------------------------------------------------------ writes
+    def upsert(self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool = False) -> None:
+        vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
+        arr = np.asarray(ids, dtype=np.int64)
+        self.dense.upsert(arr, vecs)
+        for i, text in zip(ids, texts, strict=True):
+            self.lexical.upsert(int(i), tokenize(text))
+        with self._lock:
+            for i, s in zip(ids, stamps, strict=True):
+                self.stamps[int(i)] = s
+
+    def remove(self, ids: Sequence[int]) -> None:
+        arr = np.asarray(ids, dtype=np.int64)
+        self.dense.remove(arr)
+        for i in ids:
+            self.lexical.remove(int(i))
+        with self._lock:
+            for i in ids:
+                self.stamps.pop(int(i), None)
+
+    # ------------------------------------------------------------------ reads
+    def dense_search(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        scores, ids = self.dense.search(qvec.reshape(1, -1), n, allowed=allowed)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def dense_scores(self, qvec: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        vecs, found = self.dense.vectors(np.asarray(ids, dtype=np.int64))
+        sims = vecs @ qvec
+        return {int(i): float(s) for i, s, ok in zip(ids, sims, found, strict=True) if ok}
+
+    def lexical_search(self, tokens: list[str], n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        upper = self.lexical.upper_bound(tokens)
+        if upper <= 0:
+            return []
+        return [(i, s / upper) for i, s in self.lexical.search(tokens, n, allowed=allowed)]
+
+    def lexical_scores(self, tokens: list[str], ids: Sequence[int]) -> dict[int, float]:
+        upper = self.lexical.upper_bound(tokens)
+        if upper <= 0:
+            return {}
+        return {i: s / upper for i, s in self.lexical.scores(tokens, list(ids)).items()}
