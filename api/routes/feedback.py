@@ -1,0 +1,81 @@
+"""Outcome feedback on served matches (POST /v1/feedback) and the list of rejection reasons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import CallerDep, SessionDep
+from api.idempotency import IdempotencyDep, create_once
+from matcher.feedback import REASONS, Action, Reason, record_feedback
+
+router = APIRouter(tags=["feedback"])
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=64, description="the request_id of the served match list")
+    resource_id: int = Field(ge=1, description="the matched resource the event is about")
+    action: Action
+    reason: Reason | None = Field(default=None, description="why (mostly with 'rejected'); see /v1/feedback/reasons")
+    amount: float | None = Field(default=None, ge=0, description="CNY, with action 'deal' only")
+    need_id: int | None = Field(default=None, ge=1)
+
+
+class FeedbackPublic(BaseModel):
+    id: int
+    request_id: str | None
+    resource_id: int
+    need_id: int | None
+    enterprise_id: int | None
+    action: str
+    reason: str | None
+    amount: float | None
+    position: int | None
+    created_at: datetime
+
+
+class ReasonPublic(BaseModel):
+    code: str
+    en: str
+    zh: str
+
+
+class ReasonsPublic(BaseModel):
+    data: list[ReasonPublic]
+    count: int
+
+
+@router.post("/feedback", response_model=FeedbackPublic, status_code=201)
+def create_feedback(
+    body: FeedbackCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    scope: IdempotencyDep,
+):
+    """Record what happened to a served match: clicked, contacted, accepted, rejected (with a reason), deal."""
+
+    def create() -> FeedbackPublic:
+        row = record_feedback(
+            session,
+            caller=caller,
+            request_id=body.request_id,
+            resource_id=body.resource_id,
+            action=body.action,
+            reason=body.reason,
+            amount=body.amount,
+            need_id=body.need_id,
+            idempotency_key=scope.key if scope is not None else None,
+        )
+        return FeedbackPublic.model_validate(row, from_attributes=True)
+
+    return create_once(session, scope, create)
+
+
+@router.get("/feedback/reasons", response_model=ReasonsPublic)
+def feedback_reasons(caller: CallerDep) -> ReasonsPublic:
+    """The fixed rejection reasons, with English and Chinese labels."""
+    data = [ReasonPublic(code=r.code, en=r.en, zh=r.zh) for r in REASONS]
+    return ReasonsPublic(data=data, count=len(data))

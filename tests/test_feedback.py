@@ -1,0 +1,117 @@
+"""/v1/feedback: only for matches that were shown, fixed actions and reasons, idempotent retries, tenancy."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, func, select
+
+from matcher.models import Feedback, Impression
+
+URL = "/v1/feedback"
+
+
+@pytest.fixture
+def shown(client, headers, payloads, engine):
+    """Two resources of tenant A, both served to tenant A under request 'req-1' (positions 1 and 2)."""
+    ids = []
+    for title in ("量子传感器", "激光雷达"):
+        r = client.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"])
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    private = client.post(
+        "/v1/resources", json=payloads.resource(title="内部成果", visibility="private"), headers=headers["other"]
+    ).json()["id"]
+    with Session(engine) as s:
+        for pos, rid in enumerate(ids, start=1):
+            s.add(
+                Impression(
+                    request_id="req-1",
+                    tenant_id="tenant-a",
+                    resource_id=rid,
+                    position=pos,
+                    score=0.9 / pos,
+                    features={"dense": 0.5, "lexical": 0.4, "relevance": 0.8 / pos},
+                    model_version="transparent-1",
+                )
+            )
+        s.commit()
+    return {"ids": ids, "private": private}
+
+
+def _count(engine) -> int:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(Feedback)).one()
+
+
+def test_reasons_are_bilingual(client, headers):
+    r = client.get(f"{URL}/reasons", headers=headers["platform"])
+    assert r.status_code == 200
+    body = r.json()
+    codes = [x["code"] for x in body["data"]]
+    assert codes == ["too_early", "budget_mismatch", "region_mismatch", "already_known", "unclear", "not_relevant", "other"]
+    assert body["data"][0]["zh"] == "技术成熟度不足"
+
+
+def test_records_feedback_for_a_shown_match(client, headers, shown, engine):
+    r = client.post(
+        URL,
+        json={"request_id": "req-1", "resource_id": shown["ids"][1], "action": "rejected", "reason": "too_early"},
+        headers=headers["officer"],
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["position"] == 2 and body["reason"] == "too_early"
+    deal = client.post(
+        URL,
+        json={"request_id": "req-1", "resource_id": shown["ids"][0], "action": "deal", "amount": 1e6},
+        headers=headers["admin"],
+    )
+    assert deal.status_code == 201 and deal.json()["amount"] == 1e6
+    assert _count(engine) == 2
+
+
+def test_never_shown_is_422(client, headers, shown):
+    r = client.post(URL, json={"request_id": "req-2", "resource_id": shown["ids"][0], "action": "clicked"},
+                    headers=headers["admin"])
+    assert r.status_code == 422
+    assert "never shown" in r.json()["detail"]
+    assert r.json()["errors"][0]["field"] == "request_id"
+    # shown to tenant A, not to tenant B
+    other = client.post(URL, json={"request_id": "req-1", "resource_id": shown["ids"][0], "action": "clicked"},
+                        headers=headers["other"])
+    assert other.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"action": "liked"}, "action"),
+        ({"action": "rejected", "reason": "too_expensive"}, "reason"),
+        ({"action": "clicked", "amount": 5}, "amount"),
+        ({"action": "deal", "amount": -1}, "amount"),
+    ],
+)
+def test_bad_action_or_reason_names_the_field(client, headers, shown, body, field):
+    r = client.post(URL, json={"request_id": "req-1", "resource_id": shown["ids"][0], **body}, headers=headers["admin"])
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field
+
+
+def test_records_the_caller_cannot_see_are_404(client, headers, shown):
+    for rid in (shown["private"], 999_999):
+        r = client.post(URL, json={"request_id": "req-1", "resource_id": rid, "action": "clicked"},
+                        headers=headers["admin"])
+        assert r.status_code == 404, r.text
+
+
+def test_duplicate_event_with_same_key_is_replayed(client, headers, shown, engine):
+    body = {"request_id": "req-1", "resource_id": shown["ids"][0], "action": "accepted"}
+    h = {**headers["admin"], "Idempotency-Key": "evt-1"}
+    first = client.post(URL, json=body, headers=h)
+    second = client.post(URL, json=body, headers=h)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert _count(engine) == 1
+    changed = client.post(URL, json={**body, "action": "rejected"}, headers=h)
+    assert changed.status_code == 422
+    assert _count(engine) == 1

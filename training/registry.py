@@ -1,0 +1,269 @@
+"""Model registry in `settings.models_dir/registry/`: versioned artefacts with manifests, activation, rollback.
+
+Layout::
+
+    registry/
+      state.json                  {"active": "<id>" | null, "history": ["<id>", ...]}  (previous actives)
+      <id>/model.joblib           the fitted estimator
+      <id>/manifest.json          kind, data, params, metrics, ci, library versions, created_at, status, sha256
+
+Loading checks the artefact's SHA-256 against its manifest and the library versions it was built with; a
+mismatch raises `ModelArtefactError` and the caller keeps whatever model it is serving."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from matcher.errors import NotFound, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+ARTEFACT = "model.joblib"
+MANIFEST = "manifest.json"
+STATE = "state.json"
+STATUSES = ("candidate", "active", "retired", "rejected")
+KINDS = ("ranker", "encoder")
+
+
+class ModelArtefactError(ValidationFailed):
+    """An artefact that does not match its manifest (corrupt, tampered, or built by other library versions)."""
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ModelVersion:
+    id: str
+    manifest: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "candidate"))
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", ""))
+
+
+class ModelRegistry:
+    """Versions of trained models on disk. Thread-safe within one process; writes are atomic renames."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> ModelRegistry:
+        return cls(Path(settings.models_dir) / "registry")
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> dict[str, Any]:
+        path = self.root / STATE
+        if not path.exists():
+            return {"active": None, "history": []}
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            logger.error("registry state %s is unreadable; treating as no active model", path)
+            return {"active": None, "history": []}
+        return {"active": data.get("active"), "history": list(data.get("history") or [])}
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        _write_json(self.root / STATE, state)
+
+    def active_id(self, kind: str = "ranker") -> str | None:
+        active = self._state()["active"]
+        if active and self.get(active).kind == kind:
+            return active
+        return None
+
+    # ------------------------------------------------------------------ versions
+    def list(self) -> list[ModelVersion]:
+        if not self.root.exists():
+            return []
+        out = []
+        for d in sorted(self.root.iterdir()):
+            m = d / MANIFEST
+            if d.is_dir() and m.exists():
+                try:
+                    out.append(ModelVersion(d.name, json.loads(m.read_text())))
+                except ValueError:
+                    logger.warning("skipping %s: unreadable manifest", d)
+        out.sort(key=lambda v: str(v.manifest.get("created_at", "")))
+        return out
+
+    def get(self, model_id: str) -> ModelVersion:
+        if not model_id or "/" in model_id or model_id.startswith("."):
+            raise NotFound(f"no model {model_id!r}")
+        path = self.root / model_id / MANIFEST
+        if not path.exists():
+            raise NotFound(f"no model {model_id!r} in the registry")
+        try:
+            return ModelVersion(model_id, json.loads(path.read_text()))
+        except ValueError:
+            raise ModelArtefactError(f"model {model_id}: manifest is not valid JSON") from None
+
+    def _set_status(self, model_id: str, status: str) -> None:
+        v = self.get(model_id)
+        v.manifest["status"] = status
+        _write_json(self.root / model_id / MANIFEST, v.manifest)
+
+    def register(
+        self,
+        estimator: Any,
+        *,
+        kind: str = "ranker",
+        data: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        ci: dict[str, Any] | None = None,
+        status: str = "candidate",
+        artefact_dir: str | os.PathLike | None = None,
+    ) -> ModelVersion:
+        """Store a fitted estimator (or, for encoders, point at a model directory) as a new version."""
+        import joblib
+
+        if kind not in KINDS:
+            raise ValueError(f"kind: unknown {kind!r} ({', '.join(KINDS)})")
+        now = datetime.now(UTC)
+        model_id = f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        d = self.root / model_id
+        d.mkdir(parents=True, exist_ok=False)
+        manifest: dict[str, Any] = {
+            "id": model_id,
+            "kind": kind,
+            "created_at": now.isoformat(),
+            "status": status,
+            "data": data or {},
+            "params": params or {},
+            "metrics": metrics or {},
+            "ci": ci or {},
+            "library_versions": library_versions(),
+        }
+        if estimator is not None:
+            if hasattr(estimator, "version"):
+                estimator.version = model_id
+            path = d / ARTEFACT
+            joblib.dump(estimator, path)
+            manifest["artefact"] = ARTEFACT
+            manifest["sha256"] = _sha256(path)
+            manifest["class"] = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+        if artefact_dir is not None:
+            manifest["artefact_dir"] = str(artefact_dir)
+        _write_json(d / MANIFEST, manifest)
+        return ModelVersion(model_id, manifest)
+
+    def load(self, model_id: str) -> Any:
+        """The fitted estimator of a version, after checking its checksum and library versions."""
+        import joblib
+
+        v = self.get(model_id)
+        m = v.manifest
+        path = self.root / model_id / str(m.get("artefact", ARTEFACT))
+        if not path.exists() or "sha256" not in m:
+            raise ModelArtefactError(f"model {model_id}: artefact missing")
+        digest = _sha256(path)
+        if digest != m["sha256"]:
+            raise ModelArtefactError(
+                f"model {model_id}: artefact checksum {digest[:12]} does not match the manifest's "
+                f"{str(m['sha256'])[:12]} (corrupt or replaced)"
+            )
+        built = m.get("library_versions") or {}
+        here = library_versions()
+        for lib in ("scikit-learn", "numpy"):
+            if lib in built and _minor(str(built[lib])) != _minor(here[lib]):
+                raise ModelArtefactError(
+                    f"model {model_id}: built with {lib} {built[lib]}, this process has {here[lib]}; retrain it"
+                )
+        try:
+            est = joblib.load(path)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad artefact
+            raise ModelArtefactError(f"model {model_id}: cannot load artefact ({type(exc).__name__})") from None
+        if m.get("kind") == "ranker" and not (callable(getattr(est, "score", None)) and hasattr(est, "version")):
+            raise ModelArtefactError(f"model {model_id}: artefact is not a ranker")
+        return est
+
+    # ------------------------------------------------------------------ activation
+    def activate(self, model_id: str) -> ModelVersion:
+        """Make a version the active one (after proving it loads); the previous active goes on the history."""
+        with self._lock:
+            v = self.get(model_id)
+            if v.kind == "ranker":
+                self.load(model_id)
+            if v.status == "rejected":
+                logger.warning("activating %s although its evaluation did not pass", model_id)
+            state = self._state()
+            prev = state["active"]
+            if prev == model_id:
+                return v
+            if prev:
+                state["history"].append(prev)
+                self._set_status(prev, "retired")
+            state["active"] = model_id
+            self._save_state(state)
+            self._set_status(model_id, "active")
+            return self.get(model_id)
+
+    def rollback(self) -> ModelVersion | None:
+        """Re-activate the previous active version; None when that is the transparent default."""
+        with self._lock:
+            state = self._state()
+            if not state["active"] and not state["history"]:
+                raise ValidationFailed("nothing to roll back: no model has been activated")
+            current = state["active"]
+            prev = state["history"].pop() if state["history"] else None
+            if prev is not None:
+                self.load(prev)  # refuse to roll back onto a broken artefact
+            if current:
+                self._set_status(current, "retired")
+            state["active"] = prev
+            self._save_state(state)
+            if prev is None:
+                return None
+            self._set_status(prev, "active")
+            return self.get(prev)
+
+    def load_active(self, kind: str = "ranker") -> Any | None:
+        """The active estimator, or None when none is active (the caller keeps its default)."""
+        active = self.active_id(kind)
+        return None if active is None else self.load(active)
