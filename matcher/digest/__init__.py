@@ -1,0 +1,1 @@
+"""Weekly recommendation emails: selection (compose), templates (render), delivery (send), exactly-once runs."""

@@ -1,0 +1,169 @@
+"""Candidate sources for digests: the match engine (batched query encoding, its retrieval and ranking) and an
+exact keyword scorer over the store, the reference used by tests and tiny deployments."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from embeddings.text import tokenize
+from matcher.digest.compose import DemandQuery, Suggestion
+from matcher.models import Resource, as_utc
+
+
+def _expires(r: Resource) -> date | None:
+    deadline = None
+    if r.kind == "scenario":
+        raw = (r.details or {}).get("deadline")
+        try:
+            deadline = date.fromisoformat(str(raw)[:10]) if raw else None
+        except ValueError:
+            deadline = None
+    return min((d for d in (r.valid_until, deadline) if d is not None), default=None)
+
+
+class KeywordSource:
+    """Scores every visible resource by the share of the query's terms it contains (exact, O(resources))."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self._rows: list[tuple[Resource, set[str], date | None, float]] | None = None
+
+    def prepare(self, queries: Sequence[DemandQuery]) -> None:
+        with Session(self.db) as session:
+            rows = list(session.exec(select(Resource)))
+        self._rows = [
+            (r, set(tokenize(f"{r.title}\n{r.description}")), _expires(r), as_utc(r.updated_at).timestamp())
+            for r in rows
+        ]
+
+    def suggest(self, query: DemandQuery) -> list[Suggestion]:
+        if self._rows is None:
+            self.prepare([query])
+        q = set(tokenize(query.text))
+        if not q:
+            return []
+        since = query.since.timestamp() if query.since else -math.inf
+        zh = query.language == "zh"
+        out = []
+        for r, terms, expires, stamp in self._rows or []:
+            if r.status != "active" or (r.visibility != "public" and r.tenant_id != query.tenant):
+                continue
+            if r.id in query.exclude or stamp < since or (query.kinds and r.kind not in query.kinds):
+                continue
+            if expires is not None and expires < query.today:
+                continue
+            shared = sorted(q & terms, key=lambda t: (-len(t), t))
+            score = len(shared) / len(q)
+            if score < query.min_score:
+                continue
+            terms_text = ("、" if zh else ", ").join(shared[:4])
+            summary = (
+                f"关键词匹配：{terms_text}；匹配度 {score:.0%}" if zh else f"shared terms: {terms_text}; match {score:.0%}"
+            )
+            out.append(Suggestion(r.id, score, r.kind, r.title, r.provider, expires, summary))
+        out.sort(key=lambda s: (-s.score, s.resource_id))
+        return out[: query.k]
+
+
+class EngineSource:
+    """The match engine's own retrieval and ranking, restricted to resources updated since the last digest.
+
+    `prepare` encodes every query text in one batched call; `suggest` then runs filters, hybrid retrieval,
+    ranking and explanation for one query with that vector, in the enterprise's language."""
+
+    def __init__(self, engine: Any, *, batch_size: int = 256) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self._vectors: dict[str, np.ndarray] = {}
+        self._stamps: np.ndarray | None = None
+
+    def prepare(self, queries: Sequence[DemandQuery]) -> None:
+        texts = list(dict.fromkeys(q.text for q in queries if q.text not in self._vectors))
+        for i in range(0, len(texts), self.batch_size):
+            chunk = texts[i : i + self.batch_size]
+            vecs = self.engine.encoder.encode_queries(chunk)
+            self._vectors.update(zip(chunk, np.asarray(vecs, dtype=np.float32), strict=True))
+        self._stamps = None
+
+    def _updated_column(self, n: int) -> np.ndarray:
+        """Update stamps by catalog position (the catalog keeps them per row, not as a column)."""
+        cat = self.engine.resources
+        if self._stamps is None or len(self._stamps) != n:
+            with cat._lock:
+                ids = cat.ids[:n]
+                self._stamps = np.fromiter(
+                    ((m.updated if (m := cat.rows.get(int(i))) is not None else 0.0) for i in ids),
+                    dtype=np.float64,
+                    count=n,
+                )
+        return self._stamps
+
+    def suggest(self, query: DemandQuery) -> list[Suggestion]:
+        from matcher.engine import MatchQuery
+        from matcher.explain import explain
+        from matcher.fit import constraints
+
+        eng = self.engine
+        mq = MatchQuery(
+            need_id=query.need_id,
+            enterprise_id=None if query.need_id is not None else query.enterprise_id,
+            kinds=query.kinds,
+            k=query.k,
+            min_score=query.min_score,
+            filters={"today": query.today},
+        )
+        text, ask, kinds = eng.build_ask(mq, query.tenant)
+        mask = eng.resources.mask(
+            tenant=query.tenant,
+            kinds=kinds or None,
+            today=ask.today,
+            stage=ask.stage if ("fund" in kinds or not kinds) else None,
+            amount=ask.amount if query.need_id is not None else None,
+            trl_min=ask.trl_min,
+            exclude=query.exclude,
+        )
+        if query.since is not None:
+            mask &= self._updated_column(len(mask)) >= query.since.timestamp()
+        if not mask.any():
+            return []
+        allowed = eng.resources.allowed_ids(mask)
+        tokens = tokenize(text)
+        w = eng.relevance.dense_weight
+        qvec = self._vectors.get(text)
+        if qvec is None:
+            qvec = eng.encoder.encode_queries([text])[0]
+        cands = eng.retrieve(eng.supply, eng.resources, text, tokens, allowed, max(50, 4 * query.k), w, qvec=qvec)
+        eng._rank(cands, ask, w)
+        cands = [c for c in cands if c.score >= query.min_score][: query.k]
+        if not cands:
+            return []
+        with Session(eng.db) as session:
+            rows = {
+                r.id: r for r in session.exec(select(Resource).where(Resource.id.in_([c.id for c in cands])))
+            }
+        out = []
+        for c in cands:
+            r = rows.get(c.id)
+            if r is None:
+                continue
+            expl = explain(
+                query_text="",
+                query_tokens=tokens,
+                doc_tokens=set(tokenize(eng.resource_document(r))),
+                doc_fields={},
+                ask_tags=ask.own_industries,
+                doc_tags=tuple(eng.taxonomy.expand(r.industries or [])),
+                constraints=constraints(ask, c.meta, caller_tenant=query.tenant),
+                components=c.components,
+                taxonomy=eng.taxonomy,
+                language=query.language,
+            )
+            out.append(Suggestion(c.id, c.score, r.kind, r.title, r.provider, c.meta.expires, expl["summary"]))
+        return out
