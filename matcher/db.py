@@ -15,6 +15,7 @@ from matcher.settings import Settings
 # modules whose tables belong to the schema; each registers its SQLModel classes on import
 TABLE_MODULES = [
     "matcher.models",
+    "matcher.notify.models",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Webhook notifications: standing matches found when resources change, signed deliveries with retries."""
