@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 # hooks run at start-up after the store is ready, in order: (state) -> None; e.g. loading the match engine
 STARTUP_HOOKS: list[str] = [
     "api.engine_hook:start_engine",
+    "api.routes.digests:start_notifications",
 ]
 
 

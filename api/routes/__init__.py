@@ -9,6 +9,7 @@ from fastapi import APIRouter
 # module names under api.routes; each must define `router` (and may define `PREFIX`, default "/v1")
 ROUTER_MODULES = [
     "health",
+    "digests",
 ]
 
 

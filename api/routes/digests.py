@@ -1,0 +1,331 @@
+"""Digest and notification endpoints: run and preview digests, subscription preferences, one-click unsubscribe
+(RFC 8058, no API key: the signed token is the credential), and webhook subscriptions with their delivery log."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, select
+
+from api.deps import CallerDep, OfficerDep, SessionDep, StateDep, WriterDep
+from api.state import AppState
+from matcher.auth import Caller
+from matcher.digest.compose import FREQUENCIES, KINDS, CandidateSource, DigestComposer, period_start
+from matcher.digest.runner import DigestRunner
+from matcher.digest.send import EmailSender, SmtpSender
+from matcher.digest.sources import EngineSource
+from matcher.digest.tokens import verify_unsubscribe_token
+from matcher.errors import NotFound, ServiceUnavailable, ValidationFailed
+from matcher.models import Enterprise, utcnow
+from matcher.notify.delivery import EVENTS, WebhookDispatcher, new_secret
+from matcher.notify.models import WebhookDelivery, WebhookSubscription
+from matcher.notify.urls import validate_webhook_url
+
+router = APIRouter(tags=["digests"])
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+def get_digest_source(state: StateDep) -> CandidateSource:
+    if state.matcher is None:
+        raise ServiceUnavailable("the matching indexes are still loading; retry shortly")
+    return EngineSource(state.matcher)
+
+
+def get_email_sender(state: StateDep) -> EmailSender:
+    return state.extras.get("email_sender") or SmtpSender.from_settings(state.settings)
+
+
+SourceDep = Annotated[CandidateSource, Depends(get_digest_source)]
+SenderDep = Annotated[EmailSender, Depends(get_email_sender)]
+
+
+def start_notifications(state: AppState) -> None:
+    """Start-up hook: standing-match webhooks follow resource changes once the engine is loaded."""
+    from matcher.notify.listener import StandingMatchListener
+
+    dispatcher = WebhookDispatcher(state.settings, state.db)
+    state.extras["webhooks"] = dispatcher
+    if state.matcher is not None:
+        state.hub.subscribe(StandingMatchListener(state.matcher, state.db, state.settings, dispatcher))
+
+
+def _runner(state: AppState, source: CandidateSource, sender: EmailSender) -> DigestRunner:
+    composer = DigestComposer(source, public_url=state.settings.public_url)
+    return DigestRunner(state.settings, state.db, composer, sender)
+
+
+def _own_enterprise(session: Session, enterprise_id: int, caller: Caller) -> Enterprise:
+    ent = session.get(Enterprise, enterprise_id)
+    if ent is None or ent.tenant_id != caller.tenant:
+        raise NotFound(f"enterprise {enterprise_id} not found")
+    return ent
+
+
+def _check_period(period: str | None) -> None:
+    if period is not None:
+        try:
+            period_start(period)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), errors=[{"field": "period", "message": str(exc)}]) from None
+
+
+# ---------------------------------------------------------------------------------------------- digests
+class DigestRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str | None = Field(default=None, description="ISO week, e.g. 2026-W48; default the current week")
+    dry_run: bool = False
+
+
+class DigestRunReport(BaseModel):
+    period: str
+    dry_run: bool
+    sent: int
+    skipped: int
+    empty: int
+    failed: int
+    retry_later: int
+    already_done: int
+    errors: list[dict[str, Any]]
+    previews: list[dict[str, Any]]
+
+
+@router.post("/digests:run", response_model=DigestRunReport)
+def run_digests(
+    state: StateDep, caller: OfficerDep, source: SourceDep, sender: SenderDep, body: DigestRunRequest | None = None
+) -> DigestRunReport:
+    """Compose and send this period's digests for the caller's enterprises (exactly once per period)."""
+    body = body or DigestRunRequest()
+    _check_period(body.period)
+    try:
+        report = _runner(state, source, sender).run(body.period, dry_run=body.dry_run, tenant=caller.tenant)
+    finally:
+        sender.close()
+    return DigestRunReport(**report.as_dict())
+
+
+class DigestPreview(BaseModel):
+    enterprise_id: int
+    period: str
+    language: str
+    subject: str
+    html: str
+    text: str
+    items: list[dict[str, Any]]
+
+
+@router.get("/digests/preview", response_model=DigestPreview, responses={200: {"content": {"text/html": {}}}})
+def preview_digest(
+    state: StateDep,
+    session: SessionDep,
+    caller: CallerDep,
+    source: SourceDep,
+    enterprise_id: int,
+    period: str | None = None,
+    format: Literal["json", "html"] = "json",
+) -> Any:
+    """Render one enterprise's digest without sending or recording anything."""
+    _check_period(period)
+    ent = _own_enterprise(session, enterprise_id, caller)
+    digest, rendered = _runner(state, source, sender=None).preview(session, ent, period)  # type: ignore[arg-type]
+    if format == "html":
+        return HTMLResponse(rendered.html)
+    return DigestPreview(
+        enterprise_id=ent.id,
+        period=digest.period,
+        language=digest.language,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        items=[i.to_dict() for i in digest.items],
+    )
+
+
+# ---------------------------------------------------------------------------------------------- subscription
+class Subscription(BaseModel):
+    enterprise_id: int
+    email: str | None
+    frequency: Literal["weekly", "biweekly", "off"]
+    kinds: list[str]
+    language: Literal["zh", "en"]
+    unsubscribed: bool
+
+
+class SubscriptionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    frequency: Literal["weekly", "biweekly", "off"] | None = None
+    kinds: list[Literal["result", "scenario", "fund", "incubator"]] | None = Field(
+        default=None, description="empty = every kind"
+    )
+    language: Literal["zh", "en"] | None = None
+    unsubscribed: bool | None = Field(default=None, description="false re-subscribes after an unsubscribe")
+
+
+def _subscription(ent: Enterprise) -> Subscription:
+    return Subscription(
+        enterprise_id=ent.id,
+        email=ent.email,
+        frequency=ent.digest_frequency if ent.digest_frequency in FREQUENCIES else "off",
+        kinds=[k for k in ent.digest_kinds or [] if k in KINDS],
+        language="en" if (ent.language or "").startswith("en") else "zh",
+        unsubscribed=ent.unsubscribed,
+    )
+
+
+@router.get("/enterprises/{enterprise_id}/subscription", response_model=Subscription)
+def get_subscription(enterprise_id: int, session: SessionDep, caller: CallerDep) -> Subscription:
+    return _subscription(_own_enterprise(session, enterprise_id, caller))
+
+
+@router.put("/enterprises/{enterprise_id}/subscription", response_model=Subscription)
+def put_subscription(
+    enterprise_id: int, body: SubscriptionUpdate, session: SessionDep, caller: WriterDep
+) -> Subscription:
+    ent = _own_enterprise(session, enterprise_id, caller)
+    if body.frequency is not None:
+        ent.digest_frequency = body.frequency
+    if body.kinds is not None:
+        ent.digest_kinds = list(dict.fromkeys(body.kinds))
+    if body.language is not None:
+        ent.language = body.language
+    if body.unsubscribed is not None:
+        ent.unsubscribed = body.unsubscribed
+    ent.updated_at = utcnow()
+    session.add(ent)
+    session.commit()
+    return _subscription(ent)
+
+
+# ---------------------------------------------------------------------------------------------- unsubscribe
+class Unsubscribed(BaseModel):
+    enterprise_id: int
+    unsubscribed: bool
+
+
+_CONFIRM = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Unsubscribe · 退订</title></head>
+<body style="font-family:sans-serif;max-width:480px;margin:48px auto">
+<p>停止接收园区匹配周报？<br>Stop receiving the parkmatch digest?</p>
+<form method="post" action="{action}"><button type="submit">退订 Unsubscribe</button></form></body></html>"""
+
+
+@router.get("/unsubscribe", response_class=HTMLResponse)
+def unsubscribe_page(state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)) -> HTMLResponse:
+    """A confirmation page: a GET never unsubscribes (link scanners follow links), its button POSTs."""
+    eid = verify_unsubscribe_token(token, state.settings.resolved_secret())
+    if session.get(Enterprise, eid) is None:
+        raise NotFound("this subscription no longer exists")
+    return HTMLResponse(_CONFIRM.format(action=html.escape(f"/v1/unsubscribe?token={token}", quote=True)))
+
+
+@router.post("/unsubscribe", response_model=Unsubscribed)
+def unsubscribe(state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)) -> Unsubscribed:
+    """RFC 8058 one-click unsubscribe: the mail client POSTs `List-Unsubscribe=One-Click` here."""
+    eid = verify_unsubscribe_token(token, state.settings.resolved_secret())
+    ent = session.get(Enterprise, eid)
+    if ent is None:
+        raise NotFound("this subscription no longer exists")
+    if not ent.unsubscribed:
+        ent.unsubscribed = True
+        ent.updated_at = utcnow()
+        session.add(ent)
+        session.commit()
+    return Unsubscribed(enterprise_id=eid, unsubscribed=True)
+
+
+# ---------------------------------------------------------------------------------------------- webhooks
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2000)
+    events: list[Literal["match.created"]] = Field(default_factory=lambda: list(EVENTS))
+    description: str = Field(default="", max_length=500)
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    active: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="shown once: verify X-Parkmatch-Signature with it")
+
+
+class WebhooksPublic(BaseModel):
+    data: list[WebhookPublic]
+    count: int
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    event_id: str
+    event: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    log: list[dict[str, Any]]
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveriesPublic(BaseModel):
+    data: list[DeliveryPublic]
+    count: int
+
+
+def _own_webhook(session: Session, webhook_id: int, caller: Caller) -> WebhookSubscription:
+    sub = session.get(WebhookSubscription, webhook_id)
+    if sub is None or sub.tenant_id != caller.tenant:
+        raise NotFound(f"webhook {webhook_id} not found")
+    return sub
+
+
+@router.post("/webhooks", response_model=WebhookCreated, status_code=201)
+def create_webhook(body: WebhookCreate, state: StateDep, session: SessionDep, caller: WriterDep) -> WebhookCreated:
+    url = validate_webhook_url(body.url, allow_private=state.settings.webhook_allow_private)
+    sub = WebhookSubscription(
+        tenant_id=caller.tenant, url=url, secret=new_secret(), events=list(dict.fromkeys(body.events)),
+        description=body.description,
+    )
+    session.add(sub)
+    session.commit()
+    return WebhookCreated(**sub.model_dump())
+
+
+@router.get("/webhooks", response_model=WebhooksPublic)
+def list_webhooks(session: SessionDep, caller: CallerDep) -> WebhooksPublic:
+    rows = session.exec(
+        select(WebhookSubscription).where(WebhookSubscription.tenant_id == caller.tenant).order_by(WebhookSubscription.id)
+    ).all()
+    return WebhooksPublic(data=[WebhookPublic(**r.model_dump()) for r in rows], count=len(rows))
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204)
+def delete_webhook(webhook_id: int, session: SessionDep, caller: WriterDep) -> Response:
+    sub = _own_webhook(session, webhook_id, caller)
+    for d in session.exec(select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)):
+        session.delete(d)
+    session.delete(sub)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveriesPublic)
+def list_deliveries(
+    webhook_id: int, session: SessionDep, caller: CallerDep, limit: int = Query(50, ge=1, le=500)
+) -> DeliveriesPublic:
+    sub = _own_webhook(session, webhook_id, caller)
+    rows = session.exec(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == sub.id)
+        .order_by(WebhookDelivery.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    return DeliveriesPublic(data=[DeliveryPublic(**r.model_dump()) for r in rows], count=len(rows))
