@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "serve",
     "keys",
     "evaluate",
+    "digest",
 ]
 
 app = typer.Typer(
