@@ -5,11 +5,13 @@ from __future__ import annotations
 from api.state import AppState
 from matcher.encoding import load_configured_encoder
 from matcher.engine import MatchEngine
+from training.registry import install_active_ranker
 
 
 def start_engine(state: AppState) -> None:
     encoder = load_configured_encoder(state.settings)
     engine = MatchEngine(state.settings, state.db, state.taxonomy, encoder)
+    install_active_ranker(engine, state.settings)  # a corrupt artefact is refused; the default keeps serving
     engine.start()
     state.hub.subscribe(engine)
     state.matcher = engine

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "keys",
     "evaluate",
     "digest",
+    "train",
 ]
 
 app = typer.Typer(

@@ -115,3 +115,39 @@ def test_duplicate_event_with_same_key_is_replayed(client, headers, shown, engin
     changed = client.post(URL, json={**body, "action": "rejected"}, headers=h)
     assert changed.status_code == 422
     assert _count(engine) == 1
+
+
+def test_stats_funnel_and_reasons(client, headers, shown):
+    ids = shown["ids"]
+    for i, (rid, action, extra) in enumerate(
+        [(ids[0], "clicked", {}), (ids[0], "accepted", {}), (ids[0], "deal", {"amount": 2e6}),
+         (ids[1], "rejected", {"reason": "budget_mismatch"})]
+    ):
+        r = client.post(URL, json={"request_id": "req-1", "resource_id": rid, "action": action, **extra},
+                        headers={**headers["admin"], "Idempotency-Key": f"k{i}"})
+        assert r.status_code == 201, r.text
+    s = client.get("/v1/stats", headers=headers["officer"])
+    assert s.status_code == 200, s.text
+    body = s.json()
+    assert body["by_kind"]["result"]["shown"] == 2
+    assert body["total"]["accepted"] == 1 and body["total"]["deals"] == 1 and body["total"]["deal_amount"] == 2e6
+    assert body["rejection_reasons"] == {"budget_mismatch": 1}
+    assert body["never_matched_resources"]["count"] == 0
+    # another tenant sees none of it
+    other = client.get("/v1/stats", headers=headers["other"]).json()
+    assert other["total"]["shown"] == 0 and other["never_matched_resources"]["count"] == 1
+
+
+def test_first_feedback_changes_nothing_and_training_refuses(client, headers, shown, settings, monkeypatch, capsys):
+    r = client.post(URL, json={"request_id": "req-1", "resource_id": shown["ids"][1], "action": "accepted"},
+                    headers=headers["admin"])
+    assert r.status_code == 201
+    monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
+    from matcher.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "ranker"])
+    assert exc.value.code != 0
+    assert "too little data" in capsys.readouterr().err
+    assert client.get("/v1/models", headers=headers["admin"]).json()["active"] is None

@@ -113,9 +113,11 @@ class ModelRegistry:
 
     def active_id(self, kind: str = "ranker") -> str | None:
         active = self._state()["active"]
-        if active and self.get(active).kind == kind:
-            return active
-        return None
+        try:
+            return active if active and self.get(active).kind == kind else None
+        except NotFound:
+            logger.error("the active model %s is missing from the registry", active)
+            return None
 
     # ------------------------------------------------------------------ versions
     def list(self) -> list[ModelVersion]:
@@ -267,3 +269,19 @@ class ModelRegistry:
         """The active estimator, or None when none is active (the caller keeps its default)."""
         active = self.active_id(kind)
         return None if active is None else self.load(active)
+
+
+def install_active_ranker(engine: Any, settings: Any) -> str:
+    """Put the registry's active ranker into `engine`; on a bad artefact log why and keep the engine's ranker.
+
+    Returns the version the engine serves afterwards."""
+    registry = ModelRegistry.for_settings(settings)
+    try:
+        est = registry.load_active("ranker")
+    except ValidationFailed as exc:
+        logger.error("refusing the active ranker: %s; %s keeps serving", exc.detail, engine.ranker.version)
+        return str(engine.ranker.version)
+    if est is not None:
+        engine.ranker = est  # one attribute assignment: requests in flight finish with the ranker they read
+        logger.info("serving ranker %s", est.version)
+    return str(engine.ranker.version)

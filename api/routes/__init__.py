@@ -10,6 +10,8 @@ from fastapi import APIRouter
 ROUTER_MODULES = [
     "health",
     "digests",
+    "models",
+    "stats",
 ]
 
 

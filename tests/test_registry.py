@@ -1,0 +1,124 @@
+"""The model registry: versions with manifests, activation, rollback, and refusal of bad artefacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from matcher.errors import NotFound, ValidationFailed
+from training.registry import ModelArtefactError, ModelRegistry
+
+
+def _fitted():
+    from training.ranker import LearnedRanker
+
+    rng = np.random.default_rng(0)
+    rows, y, g = [], [], []
+    for q in range(20):
+        for i in range(8):
+            rel = float(rng.random())
+            rows.append({"dense": rel, "lexical": float(rng.random()), "relevance": rel})
+            y.append(int(i == 0))
+            g.append(str(q))
+            rows[-1]["relevance"] = 0.9 if i == 0 else rel * 0.8
+    return LearnedRanker().fit(rows, y, groups=g)
+
+
+@pytest.fixture
+def registry(tmp_path) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "models" / "registry")
+
+
+def test_register_writes_a_manifest(registry):
+    v = registry.register(_fitted(), data={"kind": "synthetic"}, metrics={"ndcg@10": 0.5}, ci={"low": 0.01})
+    m = json.loads((registry.root / v.id / "manifest.json").read_text())
+    for key in ("kind", "data", "params", "metrics", "ci", "library_versions", "created_at", "status", "sha256"):
+        assert key in m
+    assert m["status"] == "candidate" and m["kind"] == "ranker"
+    loaded = registry.load(v.id)
+    assert loaded.version == v.id
+    assert registry.load_active() is None  # registering does not activate
+
+
+def test_activate_and_rollback(registry):
+    a = registry.register(_fitted())
+    b = registry.register(_fitted())
+    registry.activate(a.id)
+    registry.activate(b.id)
+    assert registry.active_id() == b.id
+    assert registry.get(a.id).status == "retired"
+    back = registry.rollback()
+    assert back is not None and back.id == a.id and registry.active_id() == a.id
+    assert registry.rollback() is None  # back to the transparent default
+    assert registry.active_id() is None
+    with pytest.raises(ValidationFailed):
+        registry.rollback()
+
+
+def test_corrupt_artefact_is_refused_and_the_active_one_kept(registry):
+    good = registry.register(_fitted())
+    registry.activate(good.id)
+    bad = registry.register(_fitted())
+    path = registry.root / bad.id / "model.joblib"
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelArtefactError, match="checksum"):
+        registry.load(bad.id)
+    with pytest.raises(ModelArtefactError):
+        registry.activate(bad.id)
+    assert registry.active_id() == good.id
+    assert registry.load_active().version == good.id
+
+
+def test_mismatched_library_version_is_refused(registry):
+    v = registry.register(_fitted())
+    mpath = registry.root / v.id / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["library_versions"]["scikit-learn"] = "0.1.0"
+    mpath.write_text(json.dumps(m))
+    with pytest.raises(ModelArtefactError, match="scikit-learn"):
+        registry.load(v.id)
+
+
+def test_unknown_model_is_not_found(registry):
+    with pytest.raises(NotFound):
+        registry.get("ranker-nope")
+    with pytest.raises(NotFound):
+        registry.get("../etc")
+
+
+def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settings):
+    reg = ModelRegistry.for_settings(settings)
+    a = reg.register(_fitted())
+    bad = reg.register(_fitted())
+    (reg.root / bad.id / "model.joblib").write_bytes(b"not a model")
+    r = client.get("/v1/models", headers=headers["officer"])
+    assert r.status_code == 200 and r.json()["count"] == 2 and r.json()["active"] is None
+    assert client.post(f"/v1/models/{a.id}/activate", headers=headers["officer"]).status_code == 403
+    ok = client.post(f"/v1/models/{a.id}/activate", headers=headers["admin"])
+    assert ok.status_code == 200 and ok.json()["active"] == a.id
+    refused = client.post(f"/v1/models/{bad.id}/activate", headers=headers["admin"])
+    assert refused.status_code == 422 and "checksum" in refused.json()["detail"]
+    assert reg.active_id() == a.id
+    assert client.post("/v1/models/nope/activate", headers=headers["admin"]).status_code == 404
+    back = client.post("/v1/models/rollback", headers=headers["admin"])
+    assert back.status_code == 200 and back.json()["active"] is None
+
+
+def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, caplog):
+    from matcher.ranker import TransparentRanker
+    from training.registry import install_active_ranker
+
+    class FakeEngine:
+        ranker = TransparentRanker()
+
+    reg = ModelRegistry.for_settings(settings)
+    v = reg.register(_fitted())
+    reg.activate(v.id)
+    eng = FakeEngine()
+    assert install_active_ranker(eng, settings) == v.id
+    (reg.root / v.id / "model.joblib").write_bytes(b"garbage")
+    eng2 = FakeEngine()
+    assert install_active_ranker(eng2, settings) == "transparent-1"
+    assert "refusing the active ranker" in caplog.text
