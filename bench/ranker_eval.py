@@ -60,19 +60,31 @@ def bench_encoder(work: Path, corpus_file: str, bench_root: Path, *, retrain: bo
     return out
 
 
-def collect(dataset: str, split: str, encoder_dir: Path, k: int = 100) -> LabelledRows:
+def collect(dataset: str, split: str, encoder_dir: Path, k: int = 100, cache: Path | None = None) -> LabelledRows:
+    """Candidates and features of every judged query from the production match path (cached by `cache`)."""
+    import pickle
+
     from embeddings.encoders import load_encoder
     from matcher.evaluation import build_engine
+
+    if cache is not None and cache.exists():
+        with cache.open("rb") as fh:
+            return pickle.load(fh)
 
     corpus, queries, qrels = load_beir(dataset, split)
     queries = {q: t for q, t in queries.items() if q in qrels}
     with tempfile.TemporaryDirectory(prefix="parkmatch-ranker-") as tmp:
         engine, ids = build_engine(corpus, load_encoder(str(encoder_dir)), Path(tmp))
         try:
-            return from_qrels(engine, queries, qrels, ids, k=k)
+            data = from_qrels(engine, queries, qrels, ids, k=k)
         finally:
             engine.close()
             engine.db.dispose()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with cache.open("wb") as fh:
+            pickle.dump(data, fh)
+    return data
 
 
 def cv_score(data: LabelledRows, groups: list[str], params: dict[str, Any], seed: int) -> float:
@@ -89,9 +101,9 @@ def cv_score(data: LabelledRows, groups: list[str], params: dict[str, Any], seed
     return float(np.mean(gains)) if gains else 0.0
 
 
-def run(dataset: str, split: str, encoder_dir: Path, *, seed: int = 0) -> dict[str, Any]:
+def run(dataset: str, split: str, encoder_dir: Path, *, seed: int = 0, cache: Path | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
-    data = collect(dataset, split, encoder_dir)
+    data = collect(dataset, split, encoder_dir, cache=cache)
     t_collect = time.perf_counter() - t0
     train_g, test_g = grouped_split(all_groups(data), test_size=0.5, seed=seed)
     assert not set(train_g) & set(test_g)
@@ -145,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     enc = args.encoder or bench_encoder(args.work_dir, args.corpus, Path(args.dataset).parent)
-    print(json.dumps(run(args.dataset, args.split, enc, seed=args.seed), ensure_ascii=False, indent=2))
+    cache = args.work_dir / f"rows-{Path(args.dataset).name}-{args.split}.pkl"
+    print(json.dumps(run(args.dataset, args.split, enc, seed=args.seed, cache=cache), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

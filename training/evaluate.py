@@ -7,7 +7,7 @@ is promoted only when the lower bound of that interval is above zero."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,14 +140,22 @@ def train_and_compare(
     seed: int = 0,
     min_groups: int = MIN_GROUPS,
     min_positives: int = MIN_POSITIVES,
+    unit: Callable[[str], str] | None = None,
 ) -> tuple[Any, Comparison, dict[str, Any]]:
     """Fit a LearnedRanker on the training queries, compare it with `incumbent` on the held-out ones.
 
+    `unit` maps a group to the unit that is split (default: the group itself); lists served for the same
+    query under different requests must land on one side, so pass e.g. `lambda g: g.split("#")[0]`.
     Returns (fitted ranker, comparison, split summary). Raises NotEnoughData with the reason."""
     from training.ranker import LearnedRanker
 
     check_enough(data, min_groups=min_groups, min_positives=min_positives)
-    train_g, test_g = grouped_split(all_groups(data), test_size=test_size, seed=seed)
+    groups = all_groups(data)
+    unit = unit or (lambda g: g)
+    train_u, _ = grouped_split([unit(g) for g in groups], test_size=test_size, seed=seed)
+    keep = set(train_u)
+    train_g = [g for g in groups if unit(g) in keep]
+    test_g = [g for g in groups if unit(g) not in keep]
     train = data.subset(train_g)
     if train.n_positive == 0 or train.n_positive == len(train):
         raise NotEnoughData("the training half has no positive (or no negative) outcome; collect more feedback")

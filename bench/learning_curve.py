@@ -1,0 +1,169 @@
+"""Simulated feedback stream: does learning from outcomes move the promoted ranker's held-out nDCG@10 upward?
+
+Scripted users work through csl-need2doc-dev: each session serves one query's candidates (from the production
+match path) ranked by the ranker in service, shows the top 10, and the user examines position p with
+probability (1/p)^eta (position bias); an examined relevant document (qrels) is accepted, an examined
+irrelevant one is rejected with a small probability. Every 50 feedback events, up to 500, a candidate ranker
+is trained on the logged impressions + feedback and compared with the one in service on held-out *sessions*
+(split by query); it is promoted only when the 95 % lower bound of its gain is above zero (the production
+rule). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
+queries that no simulated user ever saw.
+
+Usage::
+
+    python -m bench.learning_curve --encoder /path/to/encoder --out /tmp/parkmatch-learning-curve
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.ranker_eval import DEFAULT_CORPUS, DEFAULT_SET, bench_encoder, collect
+from matcher.ranker import TransparentRanker
+from training.datasets import LabelledRows
+from training.evaluate import NotEnoughData, all_groups, grouped_split, per_query_ndcg, train_and_compare
+
+
+def simulate(
+    data: LabelledRows,
+    *,
+    max_events: int = 500,
+    every: int = 50,
+    shown: int = 10,
+    eta: float = 1.0,
+    reject_prob: float = 0.1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    pool_g, eval_g = grouped_split(all_groups(data), test_size=0.5, seed=seed)
+    by_group: dict[str, list[int]] = {}
+    for i, g in enumerate(data.groups):
+        by_group.setdefault(g, []).append(i)
+    pool = [g for g in pool_g if g in by_group]
+
+    serving: Any = TransparentRanker()
+    log = LabelledRows(source={"kind": "simulated"})
+    events = sessions = 0
+    curve = [
+        {"events": 0, "serving": serving.version, "ndcg@10": _mean(per_query_ndcg(serving, data, eval_g)),
+         "candidate_ndcg@10": None, "ci95": None, "promoted": False, "reason": "cold start: transparent default"}
+    ]
+    next_check = every
+    while events < max_events:
+        q = pool[int(rng.integers(len(pool)))]
+        idx = by_group[q]
+        scores = serving.score([data.rows[i] for i in idx])
+        order = [idx[j] for j in np.lexsort((np.arange(len(idx)), -scores))][:shown]
+        session = LabelledRows()
+        got = 0
+        for pos, i in enumerate(order, start=1):
+            if rng.random() >= pos ** (-eta):
+                label = 0
+            elif data.labels[i] > 0:
+                label, got = 1, got + 1  # accepted
+            else:
+                label = 0
+                got += int(rng.random() < reject_prob)  # an explicit rejection is an event too
+            session.add(f"{q}#{sessions}", data.items[i], data.rows[i], label, pos)
+        sessions += 1
+        if got == 0:  # nobody reacted: the list is not training data (see training.datasets.from_feedback)
+            continue
+        log.extend(session)
+        events += got
+        if events < next_check:
+            continue
+        next_check += every
+        point: dict[str, Any] = {"events": events, "sessions": sessions}
+        try:
+            cand, cmp, _ = train_and_compare(
+                log, serving, params={"eta": eta}, seed=seed, unit=lambda g: g.split("#")[0]
+            )
+        except NotEnoughData as exc:
+            point |= {"promoted": False, "reason": str(exc).split(";")[0], "candidate_ndcg@10": None, "ci95": None}
+        else:
+            point |= {
+                "candidate_ndcg@10": _mean(per_query_ndcg(cand, data, eval_g)),
+                "ci95": [round(cmp.ci_low, 4), round(cmp.ci_high, 4)],
+                "promoted": cmp.promote,
+                "reason": "won its held-out comparison" if cmp.promote else "not better with 95 % confidence",
+            }
+            if cmp.promote:
+                cand.version = f"learned@{events}"
+                serving = cand
+        point |= {"serving": serving.version, "ndcg@10": _mean(per_query_ndcg(serving, data, eval_g))}
+        curve.append(point)
+    return {
+        "queries": {"simulated": len(pool), "held_out": len(eval_g)},
+        "shown_per_session": shown,
+        "eta": eta,
+        "seed": seed,
+        "curve": curve,
+        "start_ndcg@10": curve[0]["ndcg@10"],
+        "final_ndcg@10": curve[-1]["ndcg@10"],
+        "final_serving": curve[-1]["serving"],
+    }
+
+
+def _mean(values: dict[str, float]) -> float:
+    return round(float(np.mean(list(values.values()))), 4) if values else 0.0
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = result["curve"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.step([p["events"] for p in c], [p["ndcg@10"] for p in c], where="post", label="ranker in service")
+    cand = [(p["events"], p["candidate_ndcg@10"]) for p in c if p.get("candidate_ndcg@10") is not None]
+    if cand:
+        ax.plot(*zip(*cand, strict=True), "o", alpha=0.6, label="candidate (trained at this step)")
+    for p in c:
+        if p.get("promoted"):
+            ax.axvline(p["events"], color="green", alpha=0.25)
+    ax.set_xlabel("feedback events")
+    ax.set_ylabel("held-out nDCG@10")
+    ax.set_title("Learning from simulated outcomes (csl-need2doc-dev, held-out queries)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default=DEFAULT_SET)
+    p.add_argument("--split", default="dev")
+    p.add_argument("--encoder", type=Path, default=None, help="an encoder directory (default: train one)")
+    p.add_argument("--corpus", default=DEFAULT_CORPUS)
+    p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "parkmatch-ranker-bench")
+    p.add_argument("--out", type=Path, default=Path("learning-curve"))
+    p.add_argument("--events", type=int, default=500)
+    p.add_argument("--every", type=int, default=50)
+    p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    enc = args.encoder or bench_encoder(args.work_dir, args.corpus, Path(args.dataset).parent)
+    cache = args.work_dir / f"rows-{Path(args.dataset).name}-{args.split}.pkl"
+    data = collect(args.dataset, args.split, enc, cache=cache)
+    result = simulate(data, max_events=args.events, every=args.every, eta=args.eta, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "learning_curve.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    plot(result, args.out / "learning_curve.png")
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
