@@ -48,7 +48,7 @@ class IndexPair:
         self.encoder = encoder
         self.settings = settings
         self.root = settings.index_dir / name
-        self.dense = FaissIndex(encoder.dimension, approximate_threshold=settings.approximate_threshold)
+        self.dense = self._new_dense()
         self.lexical = LexicalIndex()
         self.stamps: dict[int, float] = {}
         self._lock = threading.Lock()
@@ -63,8 +63,8 @@ class IndexPair:
                 self.root / "vectors",
                 expected_model_id=self.encoder.model_id,
                 expected_dimension=self.encoder.dimension,
+                approximate_threshold=self.settings.approximate_threshold,
             )
-            self.dense.approximate_threshold = self.settings.approximate_threshold
             self.lexical = LexicalIndex.load(self.root / "lexical")
             raw = json.loads((self.root / "stamps.json").read_text())
             if raw.get("model_id") != self.encoder.model_id:
@@ -77,8 +77,15 @@ class IndexPair:
             logger.warning("%s index unreadable (%s): rebuilding from the store", self.name, exc)
             self._reset()
 
+    def _new_dense(self) -> FaissIndex:
+        return FaissIndex(
+            self.encoder.dimension,
+            model_id=self.encoder.model_id,
+            approximate_threshold=self.settings.approximate_threshold,
+        )
+
     def _reset(self) -> None:
-        self.dense = FaissIndex(self.encoder.dimension, approximate_threshold=self.settings.approximate_threshold)
+        self.dense = self._new_dense()
         self.lexical = LexicalIndex()
         self.stamps = {}
 
@@ -102,7 +109,7 @@ class IndexPair:
     def save(self, stamps: dict[int, float]) -> None:
         """Indexes first, stamps last: stamps never claim more than the indexes hold."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.dense.save(self.root / "vectors", model_id=self.encoder.model_id)
+        self.dense.save(str(self.root / "vectors"))
         self.lexical.save(self.root / "lexical")
         _atomic_write_json(
             self.root / "stamps.json", {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}}
@@ -113,8 +120,7 @@ class IndexPair:
         vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
         arr = np.asarray(ids, dtype=np.int64)
         self.dense.upsert(arr, vecs)
-        for i, text in zip(ids, texts, strict=True):
-            self.lexical.upsert(int(i), tokenize(text))
+        self.lexical.upsert_many([int(i) for i in ids], [tokenize(t) for t in texts])
         with self._lock:
             for i, s in zip(ids, stamps, strict=True):
                 self.stamps[int(i)] = s
@@ -122,8 +128,7 @@ class IndexPair:
     def remove(self, ids: Sequence[int]) -> None:
         arr = np.asarray(ids, dtype=np.int64)
         self.dense.remove(arr)
-        for i in ids:
-            self.lexical.remove(int(i))
+        self.lexical.remove_many(int(i) for i in ids)
         with self._lock:
             for i in ids:
                 self.stamps.pop(int(i), None)
@@ -134,18 +139,31 @@ class IndexPair:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def dense_scores(self, qvec: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
-        vecs, found = self.dense.vectors(np.asarray(ids, dtype=np.int64))
-        sims = vecs @ qvec
-        return {int(i): float(s) for i, s, ok in zip(ids, sims, found, strict=True) if ok}
+        present = [int(i) for i in ids if int(i) in self.dense]
+        if not present:
+            return {}
+        sims = self.dense.get_vectors(np.asarray(present, dtype=np.int64)) @ qvec
+        return {i: float(s) for i, s in zip(present, sims, strict=True)}
+
+    def upper_bound(self, tokens: list[str]) -> float:
+        """The most BM25 any document could score for these tokens (each term saturated): makes lexical
+        scores absolute in [0, 1] and comparable across queries."""
+        stats = self.lexical.term_stats(tokens)
+        counts: dict[str, int] = {}
+        for t in tokens:
+            counts[t] = counts.get(t, 0) + 1
+        return float(sum(stats[t]["idf"] * c for t, c in counts.items() if t in stats))
 
     def lexical_search(self, tokens: list[str], n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        upper = self.lexical.upper_bound(tokens)
+        upper = self.upper_bound(tokens)
         if upper <= 0:
             return []
         return [(i, s / upper) for i, s in self.lexical.search(tokens, n, allowed=allowed)]
 
     def lexical_scores(self, tokens: list[str], ids: Sequence[int]) -> dict[int, float]:
-        upper = self.lexical.upper_bound(tokens)
+        upper = self.upper_bound(tokens)
         if upper <= 0:
             return {}
-        return {i: s / upper for i, s in self.lexical.scores(tokens, list(ids)).items()}
+        all_ids, all_scores = self.lexical.scores(tokens)
+        lookup = dict(zip(all_ids.tolist(), all_scores.tolist(), strict=True))
+        return {int(i): lookup[int(i)] / upper for i in ids if int(i) in lookup}

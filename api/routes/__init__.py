@@ -9,9 +9,16 @@ from fastapi import APIRouter
 # module names under api.routes; each must define `router` (and may define `PREFIX`, default "/v1")
 ROUTER_MODULES = [
     "health",
-    "digests",
+    "enterprises",
+    "needs",
+    "resources",
+    "imports",
+    "keys",
+    "feedback",
     "models",
     "stats",
+    "digests",
+    "match",
 ]
 
 

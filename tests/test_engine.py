@@ -1,0 +1,69 @@
+"""The engine as a cache of the store: restart, reconcile, model mismatch, refusal to start."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, delete
+
+from api.app import create_app
+from matcher.encoding import EncoderUnavailable
+from matcher.models import Resource
+
+BODY = {
+    "kind": "result",
+    "title": "石墨烯导热膜制备技术",
+    "description": "高导热石墨烯薄膜的卷对卷制备方法，用于手机散热。",
+    "industries": ["二维材料"],
+    "details": {"holder": "某大学", "trl": 6},
+}
+
+
+def _ids(client, headers, text="石墨烯导热膜"):
+    r = client.post("/v1/match", json={"text": text, "k": 50, "min_score": 0, "per_provider": 0}, headers=headers)
+    assert r.status_code == 200, r.text
+    return {m["resource"]["id"] for m in r.json()["matches"]}
+
+
+def test_restart_reconciles_indexes_with_the_store(engine_settings, engine, headers):
+    with TestClient(create_app(engine_settings)) as c:
+        made = [
+            c.post(
+                "/v1/resources", json=dict(BODY, title=f"石墨烯导热膜 {i}"), headers=headers["admin"]
+            ).json()["id"]
+            for i in range(5)
+        ]
+    # while the service is down the store changes behind the indexes' back
+    with Session(engine) as s:
+        s.exec(delete(Resource).where(Resource.id == made[0]))
+        s.commit()
+    with TestClient(create_app(engine_settings)) as c:
+        state = c.app.state.app_state
+        assert set(state.matcher.supply.dense.ids().tolist()) == set(made[1:])
+        assert set(state.matcher.supply.lexical.ids().tolist()) == set(made[1:])
+        assert _ids(c, headers["admin"]) == set(made[1:])
+
+
+def test_index_from_another_model_is_rebuilt(engine_settings, engine, headers, tmp_path):
+    with TestClient(create_app(engine_settings)) as c:
+        rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
+    stamps = engine_settings.index_dir / "supply" / "stamps.json"
+    text = stamps.read_text().replace('"model_id": "', '"model_id": "other-model-')
+    stamps.write_text(text)
+    with TestClient(create_app(engine_settings)) as c:
+        assert _ids(c, headers["admin"]) == {rid}
+
+
+def test_missing_model_path_refuses_to_start(settings, engine, tmp_path):
+    bad = settings.model_copy(update={"encoder": str(tmp_path / "no-such-model")})
+    with pytest.raises(EncoderUnavailable) as info:
+        with TestClient(create_app(bad)):
+            pass
+    assert "no-such-model" in str(info.value)
+
+
+def test_default_encoder_missing_says_how_to_make_it(settings, engine):
+    with pytest.raises(EncoderUnavailable) as info:
+        with TestClient(create_app(settings)):
+            pass
+    assert "matcher demo" in str(info.value)
