@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.middleware import install_middleware
 from api.routes import routers
 from api.state import AppState
 from matcher.db import init_db, make_engine
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_middleware(app, settings)
     for router, prefix in routers():
         app.include_router(router, prefix=prefix)
     return app

@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "serve",
     "keys",
     "evaluate",
+    "importer",
+    "demo",
     "digest",
     "train",
 ]

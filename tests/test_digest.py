@@ -67,57 +67,140 @@ def seed(db) -> dict[str, int]:
         s.add(Tenant(id="park", name="Park"))
         s.commit()
         zh = Enterprise(
-            tenant_id="park", name="星河机器人", description="工业机器人 视觉检测 自动化产线",
-            email="ops@xinghe.example.com", language="zh",
+            tenant_id="park",
+            name="星河机器人",
+            description="工业机器人 视觉检测 自动化产线",
+            email="ops@xinghe.example.com",
+            language="zh",
         )
         en = Enterprise(
-            tenant_id="park", name="Helio Batteries", description="solid state battery cells for electric vehicles",
-            email="team@helio.example.com", language="en",
+            tenant_id="park",
+            name="Helio Batteries",
+            description="solid state battery cells for electric vehicles",
+            email="team@helio.example.com",
+            language="en",
         )
         nomail = Enterprise(tenant_id="park", name="无邮箱企业", description="工业机器人", email=None)
         bad = Enterprise(tenant_id="park", name="Bad Mail", description="battery", email="not-an-address")
-        off = Enterprise(tenant_id="park", name="Off", description="battery", email="off@x.example.com",
-                         digest_frequency="off")
+        off = Enterprise(
+            tenant_id="park",
+            name="Off",
+            description="battery",
+            email="off@x.example.com",
+            digest_frequency="off",
+        )
         s.add_all([zh, en, nomail, bad, off])
         s.commit()
-        s.add(Need(tenant_id="park", enterprise_id=en.id, title="battery thermal management",
-                   description="thermal runaway detection for battery packs", kinds=[]))
+        s.add(
+            Need(
+                tenant_id="park",
+                enterprise_id=en.id,
+                title="battery thermal management",
+                description="thermal runaway detection for battery packs",
+                kinds=[],
+            )
+        )
         rows = [
-            Resource(tenant_id="park", kind="result", title="工业机器人视觉检测算法", description="基于深度学习的视觉检测 自动化产线",
-                     provider="清华大学", updated_at=recent),
-            Resource(tenant_id="park", kind="scenario", title="自动化产线改造场景", description="工业机器人 自动化产线 视觉检测",
-                     provider="某汽车厂", updated_at=recent, details={"deadline": (NOW.date() + timedelta(days=5)).isoformat()}),
-            Resource(tenant_id="park", kind="fund", title="机器人产业基金", description="投资工业机器人 自动化",
-                     provider="园区基金", updated_at=recent),
-            Resource(tenant_id="park", kind="result", title="旧的机器人成果", description="工业机器人 视觉检测",
-                     provider="旧大学", updated_at=NOW - timedelta(days=200)),
-            Resource(tenant_id="park", kind="result", title="Solid state battery cells", description="solid state battery cells electric vehicles",
-                     provider="MIT", updated_at=recent),
-            Resource(tenant_id="park", kind="result", title="Battery thermal runaway detection",
-                     description="thermal runaway detection for battery packs", provider="MIT", updated_at=recent),
-            Resource(tenant_id="park", kind="result", title="Battery rejected earlier", description="solid state battery cells",
-                     provider="Other Lab", updated_at=recent),
-            Resource(tenant_id="park", kind="result", title="Battery third from MIT", description="solid state battery electric",
-                     provider="MIT", updated_at=recent),
+            Resource(
+                tenant_id="park",
+                kind="result",
+                title="工业机器人视觉检测算法",
+                description="基于深度学习的视觉检测 自动化产线",
+                provider="清华大学",
+                updated_at=recent,
+            ),
+            Resource(
+                tenant_id="park",
+                kind="scenario",
+                title="自动化产线改造场景",
+                description="工业机器人 自动化产线 视觉检测",
+                provider="某汽车厂",
+                updated_at=recent,
+                details={"deadline": (NOW.date() + timedelta(days=5)).isoformat()},
+            ),
+            Resource(
+                tenant_id="park",
+                kind="fund",
+                title="机器人产业基金",
+                description="投资工业机器人 自动化",
+                provider="园区基金",
+                updated_at=recent,
+            ),
+            Resource(
+                tenant_id="park",
+                kind="result",
+                title="旧的机器人成果",
+                description="工业机器人 视觉检测",
+                provider="旧大学",
+                updated_at=NOW - timedelta(days=200),
+            ),
+            Resource(
+                tenant_id="park",
+                kind="result",
+                title="Solid state battery cells",
+                description="solid state battery cells electric vehicles",
+                provider="MIT",
+                updated_at=recent,
+            ),
+            Resource(
+                tenant_id="park",
+                kind="result",
+                title="Battery thermal runaway detection",
+                description="thermal runaway detection for battery packs",
+                provider="MIT",
+                updated_at=recent,
+            ),
+            Resource(
+                tenant_id="park",
+                kind="result",
+                title="Battery rejected earlier",
+                description="solid state battery cells",
+                provider="Other Lab",
+                updated_at=recent,
+            ),
+            Resource(
+                tenant_id="park",
+                kind="result",
+                title="Battery third from MIT",
+                description="solid state battery electric",
+                provider="MIT",
+                updated_at=recent,
+            ),
         ]
         s.add_all(rows)
         s.commit()
         s.add(Feedback(tenant_id="park", enterprise_id=en.id, resource_id=rows[6].id, action="rejected"))
         s.commit()
-        return {"zh": zh.id, "en": en.id, "nomail": nomail.id, "bad": bad.id, "off": off.id,
-                "old": rows[3].id, "rejected": rows[6].id, "closing": rows[1].id}
+        return {
+            "zh": zh.id,
+            "en": en.id,
+            "nomail": nomail.id,
+            "bad": bad.id,
+            "off": off.id,
+            "old": rows[3].id,
+            "rejected": rows[6].id,
+            "closing": rows[1].id,
+        }
 
 
 @pytest.fixture()
 def env(tmp_path, smtp):
     inbox, port = smtp
-    settings = Settings(data_dir=tmp_path, secret_key="s3cret", public_url="https://park.example.com",
-                        smtp_host="127.0.0.1", smtp_port=port, mail_from="Park <digest@park.example.com>",
-                        mail_rate_per_second=0)
+    settings = Settings(
+        data_dir=tmp_path,
+        secret_key="s3cret",
+        public_url="https://park.example.com",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        mail_from="Park <digest@park.example.com>",
+        mail_rate_per_second=0,
+    )
     db = make_engine(settings)
     init_db(db)
     ids = seed(db)
-    composer = DigestComposer(KeywordSource(db), public_url=settings.public_url, policy=DigestPolicy(threshold=0.3))
+    composer = DigestComposer(
+        KeywordSource(db), public_url=settings.public_url, policy=DigestPolicy(threshold=0.3)
+    )
     sender = SmtpSender.from_settings(settings)
     runner = DigestRunner(settings, db, composer, sender, max_attempts=3, backoff_s=60)
     yield settings, db, runner, inbox, ids
@@ -171,7 +254,10 @@ def test_run_sends_localized_digests_with_headers(env):
     assert zh["Message-ID"].endswith("@park.example.com>") and zh["Date"] and zh["From"]
     assert zh["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     lu = zh["List-Unsubscribe"]
-    assert lu.startswith("<https://park.example.com/v1/unsubscribe?token=") and "<mailto:unsubscribe@park.example.com" in lu
+    assert (
+        lu.startswith("<https://park.example.com/v1/unsubscribe?token=")
+        and "<mailto:unsubscribe@park.example.com" in lu
+    )
     text, html = parts(zh)
     assert "即将截止" in text and "本期推荐" in text and "推荐理由" in text
     assert f"https://park.example.com/v1/resources/{ids['closing']}" in text

@@ -19,7 +19,9 @@ def shown(client, headers, payloads, engine):
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     private = client.post(
-        "/v1/resources", json=payloads.resource(title="内部成果", visibility="private"), headers=headers["other"]
+        "/v1/resources",
+        json=payloads.resource(title="内部成果", visibility="private"),
+        headers=headers["other"],
     ).json()["id"]
     with Session(engine) as s:
         for pos, rid in enumerate(ids, start=1):
@@ -48,14 +50,27 @@ def test_reasons_are_bilingual(client, headers):
     assert r.status_code == 200
     body = r.json()
     codes = [x["code"] for x in body["data"]]
-    assert codes == ["too_early", "budget_mismatch", "region_mismatch", "already_known", "unclear", "not_relevant", "other"]
+    assert codes == [
+        "too_early",
+        "budget_mismatch",
+        "region_mismatch",
+        "already_known",
+        "unclear",
+        "not_relevant",
+        "other",
+    ]
     assert body["data"][0]["zh"] == "技术成熟度不足"
 
 
 def test_records_feedback_for_a_shown_match(client, headers, shown, engine):
     r = client.post(
         URL,
-        json={"request_id": "req-1", "resource_id": shown["ids"][1], "action": "rejected", "reason": "too_early"},
+        json={
+            "request_id": "req-1",
+            "resource_id": shown["ids"][1],
+            "action": "rejected",
+            "reason": "too_early",
+        },
         headers=headers["officer"],
     )
     assert r.status_code == 201, r.text
@@ -71,14 +86,20 @@ def test_records_feedback_for_a_shown_match(client, headers, shown, engine):
 
 
 def test_never_shown_is_422(client, headers, shown):
-    r = client.post(URL, json={"request_id": "req-2", "resource_id": shown["ids"][0], "action": "clicked"},
-                    headers=headers["admin"])
+    r = client.post(
+        URL,
+        json={"request_id": "req-2", "resource_id": shown["ids"][0], "action": "clicked"},
+        headers=headers["admin"],
+    )
     assert r.status_code == 422
     assert "never shown" in r.json()["detail"]
     assert r.json()["errors"][0]["field"] == "request_id"
     # shown to tenant A, not to tenant B
-    other = client.post(URL, json={"request_id": "req-1", "resource_id": shown["ids"][0], "action": "clicked"},
-                        headers=headers["other"])
+    other = client.post(
+        URL,
+        json={"request_id": "req-1", "resource_id": shown["ids"][0], "action": "clicked"},
+        headers=headers["other"],
+    )
     assert other.status_code == 422
 
 
@@ -92,15 +113,20 @@ def test_never_shown_is_422(client, headers, shown):
     ],
 )
 def test_bad_action_or_reason_names_the_field(client, headers, shown, body, field):
-    r = client.post(URL, json={"request_id": "req-1", "resource_id": shown["ids"][0], **body}, headers=headers["admin"])
+    r = client.post(
+        URL, json={"request_id": "req-1", "resource_id": shown["ids"][0], **body}, headers=headers["admin"]
+    )
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == field
 
 
 def test_records_the_caller_cannot_see_are_404(client, headers, shown):
     for rid in (shown["private"], 999_999):
-        r = client.post(URL, json={"request_id": "req-1", "resource_id": rid, "action": "clicked"},
-                        headers=headers["admin"])
+        r = client.post(
+            URL,
+            json={"request_id": "req-1", "resource_id": rid, "action": "clicked"},
+            headers=headers["admin"],
+        )
         assert r.status_code == 404, r.text
 
 
@@ -120,17 +146,26 @@ def test_duplicate_event_with_same_key_is_replayed(client, headers, shown, engin
 def test_stats_funnel_and_reasons(client, headers, shown):
     ids = shown["ids"]
     for i, (rid, action, extra) in enumerate(
-        [(ids[0], "clicked", {}), (ids[0], "accepted", {}), (ids[0], "deal", {"amount": 2e6}),
-         (ids[1], "rejected", {"reason": "budget_mismatch"})]
+        [
+            (ids[0], "clicked", {}),
+            (ids[0], "accepted", {}),
+            (ids[0], "deal", {"amount": 2e6}),
+            (ids[1], "rejected", {"reason": "budget_mismatch"}),
+        ]
     ):
-        r = client.post(URL, json={"request_id": "req-1", "resource_id": rid, "action": action, **extra},
-                        headers={**headers["admin"], "Idempotency-Key": f"k{i}"})
+        r = client.post(
+            URL,
+            json={"request_id": "req-1", "resource_id": rid, "action": action, **extra},
+            headers={**headers["admin"], "Idempotency-Key": f"k{i}"},
+        )
         assert r.status_code == 201, r.text
     s = client.get("/v1/stats", headers=headers["officer"])
     assert s.status_code == 200, s.text
     body = s.json()
     assert body["by_kind"]["result"]["shown"] == 2
-    assert body["total"]["accepted"] == 1 and body["total"]["deals"] == 1 and body["total"]["deal_amount"] == 2e6
+    assert (
+        body["total"]["accepted"] == 1 and body["total"]["deals"] == 1 and body["total"]["deal_amount"] == 2e6
+    )
     assert body["rejection_reasons"] == {"budget_mismatch": 1}
     assert body["never_matched_resources"]["count"] == 0
     # another tenant sees none of it
@@ -138,9 +173,14 @@ def test_stats_funnel_and_reasons(client, headers, shown):
     assert other["total"]["shown"] == 0 and other["never_matched_resources"]["count"] == 1
 
 
-def test_first_feedback_changes_nothing_and_training_refuses(client, headers, shown, settings, monkeypatch, capsys):
-    r = client.post(URL, json={"request_id": "req-1", "resource_id": shown["ids"][1], "action": "accepted"},
-                    headers=headers["admin"])
+def test_first_feedback_changes_nothing_and_training_refuses(
+    client, headers, shown, settings, monkeypatch, capsys
+):
+    r = client.post(
+        URL,
+        json={"request_id": "req-1", "resource_id": shown["ids"][1], "action": "accepted"},
+        headers=headers["admin"],
+    )
     assert r.status_code == 201
     monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)

@@ -60,7 +60,9 @@ def _write_set(root, *, corpus=None, queries=None, qrels=None):
     queries = queries or [{"_id": "q1", "text": "alpha?"}, {"_id": "q2", "text": "unjudged"}]
     (root / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in corpus) + "\n", encoding="utf-8")
     (root / "queries.jsonl").write_text("\n".join(json.dumps(r) for r in queries) + "\n", encoding="utf-8")
-    (root / "qrels" / "test.tsv").write_text(qrels or "query-id\tcorpus-id\tscore\nq1\td1\t2\n", encoding="utf-8")
+    (root / "qrels" / "test.tsv").write_text(
+        qrels or "query-id\tcorpus-id\tscore\nq1\td1\t2\n", encoding="utf-8"
+    )
     return root
 
 

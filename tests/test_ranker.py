@@ -19,7 +19,9 @@ from training.evaluate import (
 from training.ranker import LearnedRanker, ips_weights, propensity
 
 
-def synthetic(n_queries: int = 60, n_cands: int = 15, seed: int = 0, *, lexical_signal: bool = True) -> LabelledRows:
+def synthetic(
+    n_queries: int = 60, n_cands: int = 15, seed: int = 0, *, lexical_signal: bool = True
+) -> LabelledRows:
     """Lists where the relevant item has a high *lexical* score but only middling relevance, so a model that
     learns from outcomes can beat the transparent ranker, which ranks by relevance alone."""
     rng = np.random.default_rng(seed)
@@ -51,9 +53,11 @@ def test_unfitted_ranker_refuses_to_score():
         LearnedRanker().score([{"dense": 0.1}])
 
 
-@pytest.mark.parametrize("params", [{}, {"calibration": "isotonic"}, {"model": "boosting"}, {"objective": "pairwise"}])
+@pytest.mark.parametrize(
+    "params", [{}, {"calibration": "isotonic"}, {"model": "boosting"}, {"objective": "pairwise"}]
+)
 def test_calibration_is_monotone_in_the_raw_score(params):
-    data = synthetic(n_queries=30 if params.get("model") == "boosting" else 60, seed=1)
+    data = synthetic(n_queries=20 if params.get("model") == "boosting" else 60, seed=1)
     model = LearnedRanker(**params).fit(data.rows, data.labels, groups=data.groups, positions=data.positions)
     rows = data.rows[:15]
     raw = model.decision_function(rows)

@@ -34,7 +34,17 @@ def registry(tmp_path) -> ModelRegistry:
 def test_register_writes_a_manifest(registry):
     v = registry.register(_fitted(), data={"kind": "synthetic"}, metrics={"ndcg@10": 0.5}, ci={"low": 0.01})
     m = json.loads((registry.root / v.id / "manifest.json").read_text())
-    for key in ("kind", "data", "params", "metrics", "ci", "library_versions", "created_at", "status", "sha256"):
+    for key in (
+        "kind",
+        "data",
+        "params",
+        "metrics",
+        "ci",
+        "library_versions",
+        "created_at",
+        "status",
+        "sha256",
+    ):
         assert key in m
     assert m["status"] == "candidate" and m["kind"] == "ranker"
     loaded = registry.load(v.id)

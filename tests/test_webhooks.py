@@ -69,8 +69,14 @@ def receiver():
 
 @pytest.fixture()
 def env(tmp_path):
-    settings = Settings(data_dir=tmp_path, secret_key="k", webhook_allow_private=True, webhook_timeout=0.5,
-                        notify_threshold=0.5, public_url="https://park.example.com")
+    settings = Settings(
+        data_dir=tmp_path,
+        secret_key="k",
+        webhook_allow_private=True,
+        webhook_timeout=0.5,
+        notify_threshold=0.5,
+        public_url="https://park.example.com",
+    )
     db = make_engine(settings)
     init_db(db)
     with Session(db) as s:
@@ -141,11 +147,23 @@ def test_hanging_receiver_times_out_and_is_logged(env, receiver):
 
 def test_url_validation():
     assert validate_webhook_url("https://example.com/hook", allow_private=True)
-    for bad in ("ftp://example.com/x", "file:///etc/passwd", "javascript:alert(1)", "https://", "http://u:p@example.com/"):
+    for bad in (
+        "ftp://example.com/x",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "https://",
+        "http://u:p@example.com/",
+    ):
         with pytest.raises(ValidationFailed):
             validate_webhook_url(bad, allow_private=True)
-    for private in ("http://127.0.0.1:8080/x", "http://10.1.2.3/", "http://192.168.0.1/", "http://[::1]/",
-                    "http://169.254.169.254/latest", "http://localhost/"):
+    for private in (
+        "http://127.0.0.1:8080/x",
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest",
+        "http://localhost/",
+    ):
         with pytest.raises(ValidationFailed):
             validate_webhook_url(private, allow_private=False)
         assert validate_webhook_url(private, allow_private=True)
@@ -192,11 +210,16 @@ class FakeReverseEngine:
         with Session(self.db) as s:
             needs = s.exec(select(Need)).all()
         cands = [
-            SimpleNamespace(id=demand_key(0, n.id), score=0.8 if n.title != "weak" else 0.2,
-                            meta=SimpleNamespace(tenant=n.tenant_id, extra={"enterprise_id": n.enterprise_id}))
+            SimpleNamespace(
+                id=demand_key(0, n.id),
+                score=0.8 if n.title != "weak" else 0.2,
+                meta=SimpleNamespace(tenant=n.tenant_id, extra={"enterprise_id": n.enterprise_id}),
+            )
             for n in needs
         ] + [SimpleNamespace(id=demand_key(1, 1), score=0.9, meta=SimpleNamespace(tenant="park", extra={}))]
-        return SimpleNamespace(candidates=cands, explanations={c.id: {"summary": "both in robotics"} for c in cands})
+        return SimpleNamespace(
+            candidates=cands, explanations={c.id: {"summary": "both in robotics"} for c in cands}
+        )
 
 
 def test_standing_matches_recorded_once_and_notified(env, receiver):
@@ -207,8 +230,12 @@ def test_standing_matches_recorded_once_and_notified(env, receiver):
         e = Enterprise(tenant_id="park", name="E", email="e@example.com")
         s.add(e)
         s.commit()
-        s.add_all([Need(tenant_id="park", enterprise_id=e.id, title="robot arm"),
-                   Need(tenant_id="park", enterprise_id=e.id, title="weak")])
+        s.add_all(
+            [
+                Need(tenant_id="park", enterprise_id=e.id, title="robot arm"),
+                Need(tenant_id="park", enterprise_id=e.id, title="weak"),
+            ]
+        )
         r = Resource(tenant_id="park", kind="scenario", title="robot scenario")
         s.add(r)
         s.commit()

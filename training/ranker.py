@@ -31,6 +31,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from matcher.fit import FIT_FEATURES
 from matcher.ranker import FEATURE_NAMES, RETRIEVAL_FEATURES, feature_matrix
@@ -176,7 +177,7 @@ class LearnedRanker(BaseEstimator):
             return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
         if self.model == "boosting":
             return HistGradientBoostingClassifier(
-                max_iter=150, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
+                max_iter=100, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
                 random_state=self.random_state,
             )
         raise ValueError(f"model: unknown {self.model!r} (logistic, boosting)")
@@ -188,7 +189,9 @@ class LearnedRanker(BaseEstimator):
             if self.model == "logistic":
                 est.fit(x, y, logisticregression__sample_weight=w)
             else:
-                est.fit(x, y, sample_weight=w)
+                # small tables: OpenMP threads only contend with the serving process for cores
+                with threadpool_limits(limits=1, user_api="openmp"):
+                    est.fit(x, y, sample_weight=w)
             return est
         if self.objective != "pairwise":
             raise ValueError(f"objective: unknown {self.objective!r} (pointwise, pairwise)")
@@ -216,7 +219,8 @@ class LearnedRanker(BaseEstimator):
     @staticmethod
     def _raw(est, x: np.ndarray) -> np.ndarray:
         if hasattr(est, "decision_function"):
-            return np.asarray(est.decision_function(x), dtype=np.float64)
+            with threadpool_limits(limits=1, user_api="openmp"):
+                return np.asarray(est.decision_function(x), dtype=np.float64)
         p = np.clip(est.predict_proba(x)[:, 1], 1e-9, 1 - 1e-9)
         return np.log(p / (1 - p))
 

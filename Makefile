@@ -1,0 +1,57 @@
+# parkmatch: `make help` lists the targets. Variables: PYTHON, VENV, TORCH_VERSION, TORCH_INDEX, HOST, PORT,
+# PYTEST_ARGS, BENCH_DATA (e.g. `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`).
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+BENCH_DATA ?= ../shared/data/bench
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install run demo serve test lint bench
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+venv: $(BIN)/python ## create the virtual environment in .venv
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## install parkmatch with its dev tools (CPU torch first)
+
+demo: install ## load the demo data, train the default encoder if missing; prints an admin API key last
+	$(BIN)/matcher demo
+
+serve: install ## serve the API on HOST:PORT (default 127.0.0.1:8000)
+	$(BIN)/matcher serve --host $(HOST) --port $(PORT)
+
+run: demo serve ## the demo: load the demo data, then serve it
+
+# PostgreSQL tests run when MATCHER_TEST_POSTGRES_URL is set or a server listens on 127.0.0.1:5432
+test: install ## run the test suite (PYTEST_ARGS="-m slow" for the slow tests)
+	@if [ -z "$${MATCHER_TEST_POSTGRES_URL:-}" ] && [ -z "$${MATCHER_SKIP_POSTGRES:-}" ] && \
+	   ! $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+	  echo "no PostgreSQL on 127.0.0.1:5432: running the SQLite store only"; export MATCHER_SKIP_POSTGRES=1; \
+	fi; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff: lint and formatting check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install ## nDCG@10 of the match path on the shared benchmark sets (after `make demo`)
+	$(BIN)/matcher eval $(BENCH_DATA)/csl-need2doc-dev --split dev
+	$(BIN)/matcher eval $(BENCH_DATA)/csl-kw2doc --split test
+	$(BIN)/matcher eval $(BENCH_DATA)/cranfield --split test

@@ -1,0 +1,148 @@
+"""POST /v1/resources:import: bulk import of resources from CSV, JSON Lines or XLSX, with a per-row report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.deps import StateDep, WriterDep
+from api.state import AppState
+from matcher.auth import Caller
+from matcher.errors import PayloadTooLarge, ValidationFailed
+from matcher.importer import ImportReport, import_file, load_mapping
+
+router = APIRouter(tags=["import"])
+
+_CHUNK = 1 << 20
+_FILE_SCHEMA = {"type": "string", "format": "binary"}
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {**_FILE_SCHEMA, "description": "the CSV, JSONL or XLSX file"},
+                        "mapping": {
+                            "type": "string",
+                            "description": 'custom column mapping, JSON {"header": "field"}',
+                        },
+                        "kind": {"type": "string", "description": "kind of every row (or use the query)"},
+                    },
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/jsonl": {"schema": {"type": "string"}},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": _FILE_SCHEMA},
+        },
+    }
+}
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the file is larger than the import limit of {limit:,} bytes (MATCHER_MAX_IMPORT_BYTES)"
+    )
+
+
+async def _read_upload(upload: UploadFile, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> ImportReport:
+    with Session(state.db, expire_on_commit=False) as session:
+        return import_file(
+            session, caller=caller, data=data, settings=state.settings, hub=state.hub, **options
+        )  # type: ignore[arg-type]
+
+
+@router.post(
+    "/resources:import",
+    response_model=ImportReport,
+    summary="Import resources from a file",
+    openapi_extra=_OPENAPI,
+    responses={
+        413: {"description": "the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"},
+        415: {"description": "not CSV, JSON Lines or XLSX"},
+        422: {"description": "the file cannot be decoded or parsed, or an option is invalid"},
+    },
+)
+async def import_resources(
+    request: Request,
+    state: StateDep,
+    caller: WriterDep,
+    kind: Annotated[
+        str | None,
+        Query(max_length=40, description="kind of every row; optional when rows have a kind/类型 column"),
+    ] = None,
+    dry_run: Annotated[bool, Query(description="validate and report without writing")] = False,
+    encoding: Annotated[
+        str | None,
+        Query(max_length=40, description="force a text encoding (default: detected, e.g. UTF-8, GBK)"),
+    ] = None,
+) -> ImportReport:
+    """Upsert resources by `external_id` within your tenant (rows without one are created).
+
+    Send the file as multipart (field `file`, optional fields `mapping` and `kind`) or as the raw body with its
+    Content-Type (text/csv, application/x-ndjson, application/jsonl, the XLSX type). Rows that fail validation
+    are reported with `reason` ("field: message") and do not stop the others; see docs/import.md."""
+    limit = state.settings.max_import_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + (64 << 10):  # room for multipart framing
+        raise _too_large(limit)
+    content_type = request.headers.get("content-type", "")
+    mapping_text: str | None = None
+    if content_type.lower().startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=5) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ValidationFailed("file: missing; send the file in a multipart field named 'file'")
+            data = await _read_upload(upload, limit)
+            filename, part_type = upload.filename, upload.content_type
+            field_mapping, field_kind = form.get("mapping"), form.get("kind")
+        mapping_text = field_mapping if isinstance(field_mapping, str) and field_mapping.strip() else None
+        if kind is None and isinstance(field_kind, str) and field_kind.strip():
+            kind = field_kind
+    else:
+        data = await _read_body(request, limit)
+        filename, part_type = None, content_type
+    if not data.strip():
+        raise ValidationFailed("the file is empty: expected a header row and at least one record")
+    mapping = load_mapping(mapping_text) if mapping_text else None
+    return await run_in_threadpool(
+        _run,
+        state,
+        caller,
+        data,
+        filename=filename,
+        content_type=part_type,
+        kind=kind,
+        mapping=mapping,
+        encoding=encoding,
+        dry_run=dry_run,
+    )

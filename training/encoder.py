@@ -1,0 +1,428 @@
+"""Train the embedded default encoder: a static word-bag model (:mod:`embeddings.static_zh`) on CPU.
+
+Recipe (see ``docs/encoders.md`` for what was measured):
+
+1. the records' titles, keywords and abstracts are tokenised once with :func:`embeddings.text.tokenize`
+   (abstracts sentence by sentence and clause by clause, so that training pairs can be re-cut every epoch
+   without tokenising again);
+2. the vocabulary is every word seen ``min_count`` times or more, plus every Chinese character seen;
+3. vectors start random (or from an SVD of a PPMI co-occurrence matrix) and are trained with
+   sentence-transformers' ``MultipleNegativesRankingLoss`` (in-batch negatives, optionally one BM25 hard
+   negative per pair) on self-supervised pairs from :mod:`training.pairs`: title -> abstract,
+   keywords -> abstract, problem clause -> rest of the abstract, and inverse cloze (a sentence or clause ->
+   the rest). Each epoch draws one pair per record, so a batch never holds two pairs of the same record.
+
+The output directory loads with :func:`embeddings.encoders.load_encoder` and carries a
+``training_manifest.json`` (data size, parameters, library versions, time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embeddings.static_zh import StaticZhEmbedding, is_cjk_word, text_tokens
+from training.pairs import PAIR_KINDS, Bm25, record_views, sample_kind, split_clauses
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StaticRecipe", "train_static_encoder", "DEFAULT_RECIPE"]
+
+
+@dataclass
+class StaticRecipe:
+    """Everything that shapes the trained model (written to the manifest)."""
+
+    dim: int = 256
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 0.05
+    warmup: float = 0.05
+    weight_decay: float = 0.0
+    scale: float = 20.0  # MNRL inverse temperature
+    symmetric: bool = False  # also rank queries for each document (doc_to_query)
+    hard_negatives: bool = False  # one BM25-mined negative document per pair
+    hard_negative_depth: int = 10
+    min_count: int = 2
+    max_vocab: int = 300_000
+    num_buckets: int = 0
+    subchars: bool = False
+    init: str = "random"  # "random" | "svd"
+    pair_kinds: tuple[str, ...] = PAIR_KINDS
+    kind_weights: dict[str, float] = field(
+        default_factory=lambda: {"title": 1.0, "keywords": 1.0, "problem": 1.0, "ict": 1.0}
+    )
+    passes_per_epoch: int = 1  # pairs drawn per record per epoch
+    ict_clause_prob: float = 0.5  # inverse cloze: a comma clause instead of a whole sentence
+    ict_keep_prob: float = 0.0  # inverse cloze: keep the sentence in the document this often
+    max_doc_tokens: int = 512
+    optimizer: str = "adam"  # "adam" (dense) | "sparse_adam" (only rows seen in the batch are updated)
+    seed: int = 42
+
+
+DEFAULT_RECIPE = StaticRecipe()
+
+
+# ---------------------------------------------------------------------------------------------- records
+@dataclass
+class _Tok:
+    """A record as token lists: abstract -> sentences -> clauses -> tokens."""
+
+    id: str
+    title: list[str]
+    keywords: list[str]
+    sentences: list[list[list[str]]]
+    problem: tuple[list[str], list[str]] | None
+
+
+def _tokenize_record(rec: Mapping) -> _Tok:
+    v = record_views(rec)
+    sentences = []
+    for s in v.sentences:
+        clauses = split_clauses(s) or [s]
+        toks = [text_tokens(c) for c in clauses]
+        toks = [t for t in toks if t]
+        if toks:
+            sentences.append(toks)
+    problem = None
+    if v.problem:
+        clause, rest = v.problem
+        q, d = text_tokens(clause), text_tokens(rest)
+        if q and d:
+            problem = (q, d)
+    return _Tok(v.id, text_tokens(v.title), text_tokens(v.keywords), sentences, problem)
+
+
+_TOKEN_CACHE: dict[tuple, _Tok] = {}
+_TOKEN_CACHE_MAX = 200_000
+
+
+def _record_key(rec: Mapping) -> tuple:
+    return (rec["id"], rec["title"], rec["text"], tuple(rec["keywords"]))
+
+
+def _tokenize_all(records: Sequence[Mapping], show_progress: bool) -> list[_Tok]:
+    """Tokenised records; kept in a process-wide cache so that retraining on the same records skips jieba."""
+    from tqdm.auto import tqdm
+
+    out = []
+    it = tqdm(records, desc="tokenising", unit="rec", disable=not show_progress, leave=False)
+    for r in it:
+        key = _record_key(r)
+        tok = _TOKEN_CACHE.get(key)
+        if tok is None:
+            tok = _tokenize_record(r)
+            if len(_TOKEN_CACHE) < _TOKEN_CACHE_MAX:
+                _TOKEN_CACHE[key] = tok
+        out.append(tok)
+    return out
+
+
+def _build_vocab(toks: Sequence[_Tok], min_count: int, max_vocab: int) -> list[str]:
+    counts: Counter = Counter()
+    chars: Counter = Counter()
+    for t in toks:
+        seqs = [t.title, t.keywords, *(c for s in t.sentences for c in s)]
+        for seq in seqs:
+            counts.update(seq)
+    for w, c in counts.items():
+        if is_cjk_word(w):
+            for ch in w:
+                chars[ch] += c
+    words = [w for w, c in counts.most_common() if c >= min_count and not (len(w) == 1 and is_cjk_word(w))]
+    words = [w for w in words[:max_vocab] if w not in chars]
+    # every Chinese character seen is in the vocabulary: the fallback for unseen words
+    vocab = sorted(chars, key=lambda ch: -chars[ch]) + words
+    return vocab
+
+
+# ---------------------------------------------------------------------------------------------- init
+def _svd_init(module: StaticZhEmbedding, docs: Sequence[Sequence[int]], dim: int, seed: int) -> torch.Tensor:
+    """Word vectors from a truncated SVD of the positive PMI matrix of in-sentence co-occurrence."""
+    from scipy import sparse
+    from sklearn.utils.extmath import randomized_svd
+
+    n = module.num_embeddings
+    rows, cols = [], []
+    for i, ids in enumerate(docs):
+        u = np.unique(np.asarray(ids, dtype=np.int64))
+        rows.append(np.full(len(u), i, dtype=np.int64))
+        cols.append(u)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    x = sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(docs), n))
+    co = (x.T @ x).tocoo()
+    total = co.data.sum()
+    marg = np.asarray(co.sum(axis=1)).ravel()
+    pmi = np.log(co.data * total / (marg[co.row] * marg[co.col] + 1e-9) + 1e-12)
+    keep = (pmi > 0) & (co.row != co.col)
+    ppmi = sparse.csr_matrix((pmi[keep].astype(np.float32), (co.row[keep], co.col[keep])), shape=(n, n))
+    u, s, _ = randomized_svd(ppmi, n_components=dim, random_state=seed, n_iter=4)
+    vec = u * np.sqrt(s)[None, :]
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True) + 1e-6
+    vec *= 1.0 / math.sqrt(dim) * math.sqrt(dim) * 0.1  # unit-ish rows, small scale like the random init
+    empty = np.linalg.norm(vec, axis=1) < 1e-6
+    rng = np.random.default_rng(seed)
+    vec[empty] = rng.normal(0, 0.1 / math.sqrt(dim), size=(int(empty.sum()), dim))
+    return torch.from_numpy(vec.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------------------- pairs
+class _PairBuilder:
+    def __init__(self, module: StaticZhEmbedding, toks: Sequence[_Tok], recipe: StaticRecipe):
+        self.r = recipe
+        ids = module.token_ids
+        self.title = [ids(t.title) for t in toks]
+        self.keywords = [ids(t.keywords) for t in toks]
+        self.sent = [[[ids(c) for c in s] for s in t.sentences] for t in toks]
+        self.problem = [(ids(t.problem[0]), ids(t.problem[1])) if t.problem else None for t in toks]
+        self.abstract = [[i for s in ss for c in s for i in c] for ss in self.sent]
+        self.kinds: list[list[str]] = []
+        for i in range(len(toks)):
+            k = []
+            if "title" in recipe.pair_kinds and self.title[i] and self.abstract[i]:
+                k.append("title")
+            if "keywords" in recipe.pair_kinds and self.keywords[i] and self.abstract[i]:
+                k.append("keywords")
+            if "problem" in recipe.pair_kinds and self.problem[i]:
+                k.append("problem")
+            if "ict" in recipe.pair_kinds and (len(self.sent[i]) >= 2 or (self.sent[i] and len(self.sent[i][0]) >= 2)):
+                k.append("ict")
+            self.kinds.append(k)
+
+    def doc(self, i: int) -> list[int]:
+        return (self.title[i] + self.abstract[i])[: self.r.max_doc_tokens]
+
+    def pair(self, i: int, kind: str, rng: random.Random) -> tuple[list[int], list[int]]:
+        m = self.r.max_doc_tokens
+        if kind == "title":
+            return self.title[i], self.abstract[i][:m]
+        if kind == "keywords":
+            return self.keywords[i], self.doc(i)
+        if kind == "problem":
+            q, rest = self.problem[i]
+            return q, (self.title[i] + rest)[:m]
+        # inverse cloze
+        sents = self.sent[i]
+        whole = [(si, None) for si in range(len(sents))] if len(sents) >= 2 else []
+        parts = [(si, ci) for si, s in enumerate(sents) for ci in range(len(s))]
+        if len(parts) < 2:
+            parts = []
+        candidates = parts if (parts and (rng.random() < self.r.ict_clause_prob or not whole)) else whole
+        si, ci = rng.choice(candidates)
+        keep = rng.random() < self.r.ict_keep_prob
+        if ci is None:
+            q = [t for c in sents[si] for t in c]
+            rest = [t for j, s in enumerate(sents) if keep or j != si for c in s for t in c]
+        else:
+            q = sents[si][ci]
+            rest = [
+                t for j, s in enumerate(sents) for k, c in enumerate(s) if keep or (j, k) != (si, ci) for t in c
+            ]
+        return q, (self.title[i] + rest)[:m]
+
+
+def _mine_negatives(builder: _PairBuilder, toks: Sequence[_Tok], depth: int) -> list[list[int]]:
+    """For each record, the records BM25 ranks closest to its title + abstract (itself left out)."""
+    docs = [t.title + [w for s in t.sentences for c in s for w in c] for t in toks]
+    bm25 = Bm25(docs)
+    queries = [d[:64] for d in docs]
+    top = bm25.top_k(queries, depth + 1)
+    return [[int(j) for j in row if j >= 0 and j != i][:depth] for i, row in enumerate(top)]
+
+
+# ---------------------------------------------------------------------------------------------- main
+def _library_versions() -> dict[str, str]:
+    import jieba
+    import sentence_transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+        "numpy": np.__version__,
+        "jieba": getattr(jieba, "__version__", "?"),
+    }
+
+
+def _normalise_record(rec: Mapping) -> dict:
+    return {
+        "id": str(rec.get("id", "")),
+        "title": rec.get("title") or "",
+        "text": rec.get("text") or rec.get("abstract") or "",
+        "keywords": rec.get("keywords") or [],
+    }
+
+
+def train_static_encoder(
+    records: Iterable[Mapping],
+    out_dir: str | os.PathLike,
+    *,
+    dim: int = 256,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    exclude_ids: Iterable[str] = (),
+    seed: int = 42,
+    show_progress: bool = True,
+    recipe: StaticRecipe | None = None,
+    **overrides,
+) -> Path:
+    """Train a static encoder on ``records`` (dicts with id, title, text, keywords) and save it to ``out_dir``.
+
+    ``exclude_ids`` are dropped before anything is learnt from them (vocabulary included): pass every document
+    id an evaluation judges. ``recipe`` / ``overrides`` set the other knobs of :class:`StaticRecipe`.
+    Returns the output directory.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from tqdm.auto import tqdm
+
+    started = time.time()
+    r = StaticRecipe(**asdict(recipe)) if recipe else StaticRecipe()
+    known = {f.name for f in fields(StaticRecipe)}
+    bad = set(overrides) - known
+    if bad:
+        raise TypeError(f"unknown recipe settings: {sorted(bad)}")
+    for k, v in overrides.items():
+        setattr(r, k, v)
+    r.dim, r.seed = dim, seed
+    if epochs is not None:
+        r.epochs = epochs
+    if batch_size is not None:
+        r.batch_size = batch_size
+    r.pair_kinds = tuple(r.pair_kinds)
+
+    excluded = {str(x) for x in exclude_ids}
+    all_records = [_normalise_record(x) for x in records]
+    used = [x for x in all_records if x["id"] not in excluded and (x["text"] or x["title"])]
+    if len(used) < 2:
+        raise ValueError(f"need at least 2 records to train on, got {len(used)} after exclusions")
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+    t0 = time.time()
+    toks = _tokenize_all(used, show_progress)
+    t_tok = time.time() - t0
+    vocab = _build_vocab(toks, r.min_count, r.max_vocab)
+    module = StaticZhEmbedding(vocab, r.dim, num_buckets=r.num_buckets, subchars=r.subchars)
+    builder = _PairBuilder(module, toks, r)
+    trainable = [i for i, k in enumerate(builder.kinds) if k]
+    if not trainable:
+        raise ValueError("no training pairs could be built from the records (empty texts?)")
+
+    if r.init == "svd":
+        docs = [builder.title[i] + [t for s in builder.sent[i] for c in s for t in c] for i in range(len(toks))]
+        sent_docs = [[t for c in s for t in c] for ss in builder.sent for s in ss] + [d for d in builder.title if d]
+        with torch.no_grad():
+            module.embedding.weight.copy_(_svd_init(module, sent_docs or docs, r.dim, seed))
+    elif r.init != "random":
+        raise ValueError(f"unknown init {r.init!r} (random, svd)")
+
+    negatives = _mine_negatives(builder, toks, r.hard_negative_depth) if r.hard_negatives else None
+
+    model = SentenceTransformer(modules=[module], device="cpu")
+    directions = ("query_to_doc", "doc_to_query") if r.symmetric else ("query_to_doc",)
+    loss_fn = MultipleNegativesRankingLoss(
+        model, scale=r.scale, directions=directions, partition_mode="per_direction" if r.symmetric else "joint"
+    )
+    if r.optimizer == "sparse_adam":
+        module.embedding.sparse = True
+        optimizer = torch.optim.SparseAdam(list(module.parameters()), lr=r.lr)
+    elif r.optimizer == "adam":
+        optimizer = torch.optim.Adam(module.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {r.optimizer!r} (adam, sparse_adam)")
+    steps_per_epoch = math.ceil(len(trainable) * r.passes_per_epoch / r.batch_size)
+    total_steps = max(1, steps_per_epoch * r.epochs)
+    warmup = max(1, int(total_steps * r.warmup))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    kind_counts: Counter = Counter()
+    losses: list[float] = []
+    model.train()
+    bar = tqdm(total=total_steps, desc="training static encoder", unit="step", disable=not show_progress)
+    step = 0
+    for _epoch in range(r.epochs):
+        order = [i for _ in range(r.passes_per_epoch) for i in trainable]
+        # passes are shuffled separately so one batch never holds a record twice
+        chunks = [order[p * len(trainable) : (p + 1) * len(trainable)] for p in range(r.passes_per_epoch)]
+        for c in chunks:
+            rng.shuffle(c)
+        order = [i for c in chunks for i in c]
+        for b in range(0, len(order), r.batch_size):
+            batch = order[b : b + r.batch_size]
+            if len(batch) < 2:
+                continue
+            qs, ps, ns = [], [], []
+            for i in batch:
+                kind = sample_kind(builder.kinds[i], r.kind_weights, rng)
+                kind_counts[kind] += 1
+                q, p = builder.pair(i, kind, rng)
+                qs.append(q)
+                ps.append(p)
+                if negatives is not None:
+                    cands = [j for j in negatives[i] if j not in batch] or negatives[i]
+                    ns.append(builder.doc(rng.choice(cands)) if cands else builder.doc(rng.choice(trainable)))
+            cols = [qs, ps] + ([ns] if negatives is not None else [])
+            feats = StaticZhEmbedding.collate([x for col in cols for x in col])
+            emb = module.embedding(feats["input_ids"], feats["offsets"])
+            n = len(batch)
+            embeddings = [emb[k * n : (k + 1) * n] for k in range(len(cols))]
+            loss = loss_fn.compute_loss_from_embeddings(embeddings, None)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+    bar.close()
+    module.embedding.sparse = False
+    model.eval()
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(str(out), create_model_card=False)
+    elapsed = time.time() - started
+    manifest = {
+        "model": "static word-bag encoder (embeddings.static_zh.StaticZhEmbedding)",
+        "created_unix": int(time.time()),
+        "records_given": len(all_records),
+        "records_excluded": len(all_records) - len(used),
+        "records_used": len(used),
+        "records_with_pairs": len(trainable),
+        "pairs_drawn": dict(kind_counts),
+        "pair_kinds_available": dict(Counter(k for ks in builder.kinds for k in ks)),
+        "vocab_size": len(vocab),
+        "num_embeddings": module.num_embeddings,
+        "recipe": {**asdict(r), "pair_kinds": list(r.pair_kinds)},
+        "steps": step,
+        "final_loss": float(np.mean(losses[-20:])) if losses else None,
+        "seconds_tokenising": round(t_tok, 2),
+        "seconds_total": round(elapsed, 2),
+        "cpu_threads": torch.get_num_threads(),
+        "libraries": _library_versions(),
+    }
+    (out / "training_manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    logger.info("static encoder trained in %.1fs on %d records -> %s", elapsed, len(used), out)
+    return out
