@@ -58,8 +58,16 @@ def pct(ts: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
 
 
-def clustered(n: int, d: int, *, seed: int = 0, rank: int = 24, spread: float = 0.6, noise: float = 0.15,
-              n_clusters: int | None = None) -> np.ndarray:
+def clustered(
+    n: int,
+    d: int,
+    *,
+    seed: int = 0,
+    rank: int = 24,
+    spread: float = 0.6,
+    noise: float = 0.15,
+    n_clusters: int | None = None,
+) -> np.ndarray:
     """Normalised gaussian mixture with a low-rank spread per cluster (see module docs)."""
     rng = np.random.default_rng(seed)
     n_clusters = n_clusters or max(8, int(np.sqrt(n) / 2))
@@ -160,8 +168,13 @@ def main() -> None:
     args = ap.parse_args()
     k = args.k
     out: dict = {
-        "n": args.n, "dim": args.dim, "data": args.data, "k": k, "kind": args.kind,
-        "threads": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
+        "n": args.n,
+        "dim": args.dim,
+        "data": args.data,
+        "k": k,
+        "kind": args.kind,
+        "threads": faiss.omp_get_max_threads(),
+        "faiss": faiss.__version__,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -180,11 +193,19 @@ def main() -> None:
     t0 = time.perf_counter()
     D_exact, I_exact = exact_knn(q, x, k)
     out["ground_truth_seconds"] = round(time.perf_counter() - t0, 1)
-    out["nn_similarity"] = {"top1_mean": round(float(D_exact[:, 0].mean()), 4),
-                            f"top{k}_mean": round(float(D_exact[:, k - 1].mean()), 4)}
+    out["nn_similarity"] = {
+        "top1_mean": round(float(D_exact[:, 0].mean()), 4),
+        f"top{k}_mean": round(float(D_exact[:, k - 1].mean()), 4),
+    }
 
-    kwargs = dict(kind=args.kind, hnsw_m=args.m, ef_construction=args.ef_construction, background=False,
-                  model_id=f"bench-{args.data}", ivf_nlist=args.nlist)
+    kwargs = dict(
+        kind=args.kind,
+        hnsw_m=args.m,
+        ef_construction=args.ef_construction,
+        background=False,
+        model_id=f"bench-{args.data}",
+        ivf_nlist=args.nlist,
+    )
     if args.ef_search:
         kwargs["ef_search"] = args.ef_search
     rss0 = rss_mb()
@@ -216,8 +237,8 @@ def main() -> None:
     for v in [int(s) for s in args.sweep.split(",") if s] or [0]:
         if v:
             sweep_param(v)
-        D, I = index.search(q, k)
-        rec = tie_recall(D, I, D_exact, k)
+        D, lab = index.search(q, k)
+        rec = tie_recall(D, lab, D_exact, k)
         ts = []
         for i in range(args.latency_queries):
             t = time.perf_counter()
@@ -245,22 +266,33 @@ def main() -> None:
         ts, recs, full, paths = [], [], 0, set()
         for i in range(nf):
             t = time.perf_counter()
-            D, I = index.search(q[i : i + 1], k, allowed=allowed)
+            D, lab = index.search(q[i : i + 1], k, allowed=allowed)
             ts.append(time.perf_counter() - t)
             paths.add(index.last_search_path)
-            recs.append(tie_recall(D, I, De[i : i + 1], k))
-            full += int((I >= 0).sum() == k)
-            assert np.isin(I[I >= 0], allowed).all()
-        filt.append({"allowed": size, "selectivity": round(size / args.n, 4), "path": sorted(paths),
-                     **pct(ts), f"recall@{k}": round(float(np.mean(recs)), 4), "queries_with_k": f"{full}/{nf}"})
+            recs.append(tie_recall(D, lab, De[i : i + 1], k))
+            full += int((lab >= 0).sum() == k)
+            assert np.isin(lab[lab >= 0], allowed).all()
+        filt.append(
+            {
+                "allowed": size,
+                "selectivity": round(size / args.n, 4),
+                "path": sorted(paths),
+                **pct(ts),
+                f"recall@{k}": round(float(np.mean(recs)), 4),
+                "queries_with_k": f"{full}/{nf}",
+            }
+        )
     out["filtered"] = filt
 
     # incremental writes on the big index
     w = min(args.writes, args.n)
     # edits of existing records: a record's vector moved a little (same distribution as the data)
-    new_vecs = x[rng.choice(args.n, w, replace=False)] + rng.standard_normal((w, args.dim)).astype(np.float32) * (
-        0.3 / np.sqrt(args.dim))
-    new_vecs = np.ascontiguousarray(new_vecs / np.linalg.norm(new_vecs, axis=1, keepdims=True), dtype=np.float32)
+    new_vecs = x[rng.choice(args.n, w, replace=False)] + rng.standard_normal((w, args.dim)).astype(
+        np.float32
+    ) * (0.3 / np.sqrt(args.dim))
+    new_vecs = np.ascontiguousarray(
+        new_vecs / np.linalg.norm(new_vecs, axis=1, keepdims=True), dtype=np.float32
+    )
     ts_up, ts_new, ts_rm = [], [], []
     for j in range(w):
         t = time.perf_counter()
@@ -272,10 +304,14 @@ def main() -> None:
         t = time.perf_counter()
         index.remove(np.array([10**12 + j]))
         ts_rm.append(time.perf_counter() - t)
-    out["writes"] = {"replace": pct(ts_up), "insert": pct(ts_new), "remove": pct(ts_rm),
-                     "tombstones": index.tombstones}
-    D, I = index.search(new_vecs[:50], 1)
-    out["writes"]["replaced_found_top1"] = float((I[:, 0] == ids[:50]).mean())
+    out["writes"] = {
+        "replace": pct(ts_up),
+        "insert": pct(ts_new),
+        "remove": pct(ts_rm),
+        "tombstones": index.tombstones,
+    }
+    D, lab = index.search(new_vecs[:50], 1)
+    out["writes"]["replaced_found_top1"] = float((lab[:, 0] == ids[:50]).mean())
 
     if args.save:
         tmp = tempfile.mkdtemp(prefix="index-bench-")
@@ -283,14 +319,17 @@ def main() -> None:
             t = time.perf_counter()
             index.save(tmp)
             out["save_seconds"] = round(time.perf_counter() - t, 1)
-            out["saved_mb"] = round(sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 2**20, 1)
+            out["saved_mb"] = round(
+                sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 2**20, 1
+            )
             del index
             t = time.perf_counter()
-            index = load_index(tmp, expected_model_id=f"bench-{args.data}", expected_dimension=args.dim,
-                               background=False)
+            index = load_index(
+                tmp, expected_model_id=f"bench-{args.data}", expected_dimension=args.dim, background=False
+            )
             out["load_seconds"] = round(time.perf_counter() - t, 1)
-            D, I = index.search(q, k)
-            out[f"recall@{k}_after_load"] = round(tie_recall(D, I, D_exact, k), 4)
+            D, lab = index.search(q, k)
+            out[f"recall@{k}_after_load"] = round(tie_recall(D, lab, D_exact, k), 4)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -47,11 +47,16 @@ def rss_mb() -> float:
 
 def pct(ts: list[float]) -> dict[str, float]:
     a = np.asarray(ts) * 1000
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
-            "mean_ms": round(float(a.mean()), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "mean_ms": round(float(a.mean()), 3),
+    }
 
 
-def corpus_docs(path: str, n: int, n_queries: int, seed: int) -> tuple[list[list[str]], list[list[str]], dict]:
+def corpus_docs(
+    path: str, n: int, n_queries: int, seed: int
+) -> tuple[list[list[str]], list[list[str]], dict]:
     from embeddings.text import tokenize
 
     rng = random.Random(seed)
@@ -91,8 +96,10 @@ def synthetic_docs(n: int, n_queries: int, seed: int) -> tuple[list[list[str]], 
     vocab = np.array([f"t{i}" for i in range(200_000)])
     lens = rng.integers(60, 220, n)
     docs = [vocab[np.minimum(rng.zipf(1.2, int(ln)), vocab.size) - 1].tolist() for ln in lens]
-    queries = [vocab[np.minimum(rng.zipf(1.3, int(rng.integers(3, 10))), vocab.size) - 1].tolist()
-               for _ in range(n_queries)]
+    queries = [
+        vocab[np.minimum(rng.zipf(1.3, int(rng.integers(3, 10))), vocab.size) - 1].tolist()
+        for _ in range(n_queries)
+    ]
     return docs, queries, {"source": "synthetic zipf"}
 
 
@@ -112,9 +119,14 @@ def main() -> None:
     else:
         docs, queries, info = synthetic_docs(args.n, args.queries, args.seed)
     ids = np.arange(1, len(docs) + 1, dtype=np.int64) * 7  # non-contiguous record ids
-    out: dict = {"n_docs": len(docs), "n_queries": len(queries), "k": args.k, "data": info,
-                 "avg_doc_tokens": round(float(np.mean([len(d) for d in docs])), 1),
-                 "avg_query_tokens": round(float(np.mean([len(q) for q in queries])), 1)}
+    out: dict = {
+        "n_docs": len(docs),
+        "n_queries": len(queries),
+        "k": args.k,
+        "data": info,
+        "avg_doc_tokens": round(float(np.mean([len(d) for d in docs])), 1),
+        "avg_query_tokens": round(float(np.mean([len(q) for q in queries])), 1),
+    }
 
     rss0 = rss_mb()
     t0 = time.perf_counter()
@@ -160,8 +172,11 @@ def main() -> None:
     for j in range(len(extra)):
         lex.remove(int(ids[-1]) + 7 * (j + 1))
     t_rm = (time.perf_counter() - t) / len(extra)
-    out["single_write_ms"] = {"add": round(t_add * 1e3, 3), "update": round(t_upd * 1e3, 3),
-                              "remove": round(t_rm * 1e3, 3)}
+    out["single_write_ms"] = {
+        "add": round(t_add * 1e3, 3),
+        "update": round(t_upd * 1e3, 3),
+        "remove": round(t_rm * 1e3, 3),
+    }
     t = time.perf_counter()
     lex.compact()
     out["compact_seconds"] = round(time.perf_counter() - t, 2)
@@ -194,13 +209,22 @@ def main() -> None:
                 if mine and theirs:
                     # tie-tolerant: documents scoring at least our k-th score
                     kth = mine[-1][1]
-                    agree.append(sum(1 for i, s in zip(res[0], scores[0], strict=True)
-                                     if s > 0 and (int(ids[i]) in mine_ids or s <= kth * (1 + 1e-5)))
-                                 / max(len(theirs), 1))
+                    agree.append(
+                        sum(
+                            1
+                            for i, s in zip(res[0], scores[0], strict=True)
+                            if s > 0 and (int(ids[i]) in mine_ids or s <= kth * (1 + 1e-5))
+                        )
+                        / max(len(theirs), 1)
+                    )
                     score_err = max(score_err, abs(float(scores[0][0]) - mine[0][1]) / mine[0][1])
-            out["bm25s"] = {"version": getattr(bm25s, "__version__", "?"), "build_seconds": round(b_build, 2),
-                            "query": pct(ts), "top_k_agreement": round(float(np.mean(agree)), 4),
-                            "max_rel_top1_score_diff": float(f"{score_err:.2e}")}
+            out["bm25s"] = {
+                "version": getattr(bm25s, "__version__", "?"),
+                "build_seconds": round(b_build, 2),
+                "query": pct(ts),
+                "top_k_agreement": round(float(np.mean(agree)), 4),
+                "max_rel_top1_score_diff": float(f"{score_err:.2e}"),
+            }
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(out, ensure_ascii=False, indent=2))
 

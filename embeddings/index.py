@@ -49,7 +49,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,8 +322,10 @@ def read_versioned(
             continue
         if i > 0 or current is None:
             logger.warning(
-                "index in %s: current version unusable (%s); using %s", root, "; ".join(problems) or
-                "no pointer", name,
+                "index in %s: current version unusable (%s); using %s",
+                root,
+                "; ".join(problems) or "no pointer",
+                name,
             )
         return path, manifest
     raise IndexCorruptError(f"no complete index version in {root}: " + "; ".join(problems))
@@ -423,9 +425,9 @@ def _empty_result(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, positions and values of the k largest finite scores (descending; -1/-inf padded)."""
     nq, n = scores.shape
-    D, I = _empty_result(nq, k)
+    D, lab = _empty_result(nq, k)
     if n == 0 or k == 0:
-        return D, I
+        return D, lab
     kk = min(k, n)
     if kk < n:
         part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
@@ -437,8 +439,8 @@ def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals = np.take_along_axis(vals, order, axis=1)
     ok = np.isfinite(vals)
     D[:, :kk] = np.where(ok, vals, -np.inf)
-    I[:, :kk] = np.where(ok, part, -1)
-    return D, I
+    lab[:, :kk] = np.where(ok, part, -1)
+    return D, lab
 
 
 _BLAS_TUNED = False
@@ -564,10 +566,10 @@ class ExactIndex:
                 rows = unique_slots(rows[rows >= 0], self._n)
                 mat = self._vecs[rows]
             scores = q @ mat.T
-            D, I = _topk_rows(scores, k)
+            D, lab = _topk_rows(scores, k)
             if rows is not None:
-                I = np.where(I >= 0, rows[np.maximum(I, 0)] if rows.size else -1, -1)
-            ids = np.where(I >= 0, self._ids[np.maximum(I, 0)], -1)
+                lab = np.where(lab >= 0, rows[np.maximum(lab, 0)] if rows.size else -1, -1)
+            ids = np.where(lab >= 0, self._ids[np.maximum(lab, 0)], -1)
         return D, ids
 
     def save(self, directory: str) -> None:
@@ -877,23 +879,32 @@ class _State:
         """Exact top-k among ``slots``; returns (scores, slots)."""
         nq = q.shape[0]
         kk = min(k, slots.size)
-        D, I = _empty_result(nq, k)
+        D, lab = _empty_result(nq, k)
         if kk == 0:
-            return D, I
+            return D, lab
         if self.storage is not None:
             slots = np.ascontiguousarray(slots, dtype=np.int64)
             Dk = np.empty((nq, kk), dtype=np.float32)
             Ik = np.empty((nq, kk), dtype=np.int64)
             faiss.knn_inner_products_by_idx(
-                faiss.swig_ptr(q), self.storage.get_xb(), faiss.swig_ptr(slots),
-                self.d, nq, self.ntotal, slots.size, kk, faiss.swig_ptr(Dk), faiss.swig_ptr(Ik), 0,
+                faiss.swig_ptr(q),
+                self.storage.get_xb(),
+                faiss.swig_ptr(slots),
+                self.d,
+                nq,
+                self.ntotal,
+                slots.size,
+                kk,
+                faiss.swig_ptr(Dk),
+                faiss.swig_ptr(Ik),
+                0,
             )
         else:
             vecs = self.vectors(slots)
             Dk, pos = _topk_rows(q @ vecs.T, kk)
             Ik = np.where(pos >= 0, slots[np.maximum(pos, 0)], -1)
-        D[:, :kk], I[:, :kk] = Dk, Ik
-        return D, I
+        D[:, :kk], lab[:, :kk] = Dk, Ik
+        return D, lab
 
     def _full_exact(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.storage is None:
@@ -903,9 +914,7 @@ class _State:
             scores[:, self.slot_ids[: self.ntotal] < 0] = -np.inf
         return _topk_rows(scores, k)
 
-    def search(
-        self, q: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, str]:
+    def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str]:
         """(scores, slots, path) where path names the strategy used (for tests and benchmarks)."""
         nq = q.shape[0]
         if self.n_live == 0:
@@ -922,34 +931,34 @@ class _State:
             mask[slots] = True
             bits = np.packbits(mask, bitorder="little")
             sel = self._selector(bits)
-            D, I = self.index.search(q, k, params=self._params(k, sel, slots.size / self.ntotal))
+            D, lab = self.index.search(q, k, params=self._params(k, sel, slots.size / self.ntotal))
             path = "ann-filtered"
-            return (*self._refill_short(q, k, D, I, lambda: slots), path)
+            return (*self._refill_short(q, k, D, lab, lambda: slots), path)
         if self.kind == "flat":
             if nq == 1:  # numpy mat-vec beats faiss' single-query scan here
                 return (*self._full_exact(q, k), "flat-numpy")
             bits = self.live_bits if self.n_dead else None
             sel = self._selector(bits) if bits is not None else None
-            D, I = self.index.search(q, k, params=self._params(k, sel))
-            return D, I, "flat"
+            D, lab = self.index.search(q, k, params=self._params(k, sel))
+            return D, lab, "flat"
         bits = self.live_bits if self.n_dead else None
         sel = self._selector(bits) if bits is not None else None
-        D, I = self.index.search(q, k, params=self._params(k, sel))
-        return (*self._refill_short(q, k, D, I, self.live_slots), "ann")
+        D, lab = self.index.search(q, k, params=self._params(k, sel))
+        return (*self._refill_short(q, k, D, lab, self.live_slots), "ann")
 
     def _refill_short(
-        self, q: np.ndarray, k: int, D: np.ndarray, I: np.ndarray, candidates: Callable[[], np.ndarray]
+        self, q: np.ndarray, k: int, D: np.ndarray, lab: np.ndarray, candidates: Callable[[], np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        found = (I >= 0).sum(axis=1)
+        found = (lab >= 0).sum(axis=1)
         short = np.flatnonzero(found < k)
         if short.size:
             cand = candidates()
             redo = short[found[short] < min(k, cand.size)]
             if redo.size:
                 D2, I2 = self.exact_subset(np.ascontiguousarray(q[redo]), k, cand)
-                D, I = D.copy(), I.copy()
-                D[redo], I[redo] = D2, I2
-        return D, I
+                D, lab = D.copy(), lab.copy()
+                D[redo], lab[redo] = D2, I2
+        return D, lab
 
 
 def _choose(kind: str) -> str:
@@ -1194,8 +1203,10 @@ class FaissIndex:
         sample = _train_sample(st.vectors(_sample_slots(slots))) if target == "ivf" else None
         self._rebuild_error = None
         t = threading.Thread(
-            target=self._rebuild_worker, args=(st, target, slots, ids, sample),
-            name="faiss-index-rebuild", daemon=True,
+            target=self._rebuild_worker,
+            args=(st, target, slots, ids, sample),
+            name="faiss-index-rebuild",
+            daemon=True,
         )
         self._rebuild_thread = t
         t.start()
@@ -1324,8 +1335,17 @@ class FaissIndex:
         kwargs: dict[str, Any] = {
             k: p[k]
             for k in (
-                "kind", "approximate_kind", "approximate_threshold", "hnsw_m", "ef_construction",
-                "ef_search", "ivf_nlist", "ivf_nprobe", "exact_cutoff", "min_selectivity", "compact_fraction",
+                "kind",
+                "approximate_kind",
+                "approximate_threshold",
+                "hnsw_m",
+                "ef_construction",
+                "ef_search",
+                "ivf_nlist",
+                "ivf_nprobe",
+                "exact_cutoff",
+                "min_selectivity",
+                "compact_fraction",
             )
             if k in p
         }

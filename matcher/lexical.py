@@ -375,9 +375,16 @@ class LexicalIndex:
         new_ids = slot_ids[live].copy()
         self._reset()
         self._load_arrays(
-            terms=kept_terms, df=df, slot_ids=new_ids, doc_len=doc_len,
-            doc_ptr=np.concatenate([[0], np.cumsum(lens)]), doc_terms=terms, doc_tfs=tfs,
-            post_ptr=None, post_docs=None, post_tfs=None,
+            terms=kept_terms,
+            df=df,
+            slot_ids=new_ids,
+            doc_len=doc_len,
+            doc_ptr=np.concatenate([[0], np.cumsum(lens)]),
+            doc_terms=terms,
+            doc_tfs=tfs,
+            post_ptr=None,
+            post_docs=None,
+            post_tfs=None,
         )
         logger.debug("lexical index compacted to %d docs in %.2f s", live.size, time.perf_counter() - t0)
 
@@ -505,10 +512,11 @@ class LexicalIndex:
                 return []
             sc = s[cand]
             if cand.size > k:
-                part = np.argpartition(-sc, k - 1)[:k]
-                cand, sc = cand[part], sc[part]
+                kth = sc[np.argpartition(-sc, k - 1)[k - 1]]
+                keep = sc >= kth  # everything tied with the k-th score, so ties break by id below
+                cand, sc = cand[keep], sc[keep]
             ids = self._slot_ids.a[cand]
-            order = np.lexsort((ids, -sc))  # score desc, then id asc for ties
+            order = np.lexsort((ids, -sc))[:k]  # score desc, then id asc
             return [(int(i), float(v)) for i, v in zip(ids[order], sc[order], strict=True)]
 
     # -- explanations -------------------------------------------------------------------------------
@@ -634,7 +642,9 @@ class LexicalIndex:
         path, manifest = read_versioned(directory, verify_checksums=verify_checksums)
         if manifest.backend != "bm25":
             raise IndexMismatchError(f"index in {directory} is a {manifest.backend!r} index, not BM25")
-        check_manifest(manifest, str(directory), expected_model_id=expected_tokenizer, expected_dimension=None)
+        check_manifest(
+            manifest, str(directory), expected_model_id=expected_tokenizer, expected_dimension=None
+        )
         p = manifest.params
         idx = cls(
             k1=float(p.get("k1", 1.2)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -88,16 +87,16 @@ def test_exact_index_basics() -> None:
     ex = ExactIndex(3)
     assert isinstance(ex, VectorIndex)
     ex.upsert(np.array([7, 8, 9]), np.eye(3, dtype=np.float32))
-    D_, I = ex.search(np.array([[1.0, 0.2, 0.0]], dtype=np.float32), 5)
-    assert I[0].tolist() == [7, 8, 9, -1, -1]
+    D_, lab = ex.search(np.array([[1.0, 0.2, 0.0]], dtype=np.float32), 5)
+    assert lab[0].tolist() == [7, 8, 9, -1, -1]
     assert np.isneginf(D_[0, 3:]).all()
     ex.upsert(np.array([7]), np.array([[0, 0, 1.0]], dtype=np.float32))  # replace
     ex.remove(np.array([8, 12345]))
     assert len(ex) == 2 and ex.ids().tolist() == [7, 9]
-    D_, I = ex.search(np.array([[0, 0, 1.0]], dtype=np.float32), 2)
-    assert sorted(I[0].tolist()) == [7, 9] and np.allclose(D_[0], 1.0)
-    _, I = ex.search(np.array([[0, 0, 1.0]], dtype=np.float32), 3, allowed=np.array([9, 8, 100]))
-    assert I[0].tolist() == [9, -1, -1]
+    D_, lab = ex.search(np.array([[0, 0, 1.0]], dtype=np.float32), 2)
+    assert sorted(lab[0].tolist()) == [7, 9] and np.allclose(D_[0], 1.0)
+    _, lab = ex.search(np.array([[0, 0, 1.0]], dtype=np.float32), 3, allowed=np.array([9, 8, 100]))
+    assert lab[0].tolist() == [9, -1, -1]
 
 
 def test_unique_slots() -> None:
@@ -191,19 +190,19 @@ def test_upsert_replaces_and_remove_removes(kind, data) -> None:
     fi.upsert(target, q[:20])  # move 20 records onto the query vectors
     assert len(fi) == N
     assert np.allclose(fi.get_vectors(target), q[:20])
-    D_, I = fi.search(q[:20], 1)
-    assert I[:, 0].tolist() == target.tolist() and np.allclose(D_[:, 0], 1.0, atol=1e-5)
+    D_, lab = fi.search(q[:20], 1)
+    assert lab[:, 0].tolist() == target.tolist() and np.allclose(D_[:, 0], 1.0, atol=1e-5)
     # searching with their old vectors: wherever they still show up, it is with the new vector's score
-    D_, I = fi.search(x[:20], 10)
+    D_, lab = fi.search(x[:20], 10)
     for j, t in enumerate(target.tolist()):
-        hit = I[j] == t
+        hit = lab[j] == t
         assert not hit.any() or np.allclose(D_[j][hit], q[j] @ x[j], atol=1e-5)
     fi.remove(np.concatenate([target, [99_999_999]]))  # unknown ids are ignored
     assert len(fi) == N - 20 and not np.isin(target, fi.ids()).any()
-    _, I = fi.search(q[:20], 10)
-    assert not np.isin(target, I).any()
-    _, I = fi.search(q[:20], 5, allowed=target)  # allowed only removed ids: nothing qualifies
-    assert (I == -1).all()
+    _, lab = fi.search(q[:20], 10)
+    assert not np.isin(target, lab).any()
+    _, lab = fi.search(q[:20], 5, allowed=target)  # allowed only removed ids: nothing qualifies
+    assert (lab == -1).all()
     for t in target[:3]:
         assert t not in fi
     assert ids[500] in fi
@@ -226,8 +225,8 @@ def test_validation() -> None:
         fi.upsert(np.array([1]), np.full((1, D), np.nan, np.float32))
     with pytest.raises(ValueError):
         FaissIndex(D, kind="lsh")
-    D_, I = fi.search(np.ones(D, np.float32), 3)
-    assert I.tolist() == [[-1, -1, -1]] and np.isneginf(D_).all()
+    D_, lab = fi.search(np.ones(D, np.float32), 3)
+    assert lab.tolist() == [[-1, -1, -1]] and np.isneginf(D_).all()
 
 
 def test_sparse_ids_and_negative_ids() -> None:
@@ -235,10 +234,10 @@ def test_sparse_ids_and_negative_ids() -> None:
     ids = np.array([7, 0, 10**15, 2**62, 3])
     v = clustered(5, seed=3)
     fi.upsert(ids, v)
-    _, I = fi.search(v, 1)
-    assert I[:, 0].tolist() == ids.tolist()
-    _, I = fi.search(v[2], 5, allowed=np.array([10**15, 2**62, -1]))
-    assert sorted(I[0, :2].tolist()) == [10**15, 2**62]
+    _, lab = fi.search(v, 1)
+    assert lab[:, 0].tolist() == ids.tolist()
+    _, lab = fi.search(v[2], 5, allowed=np.array([10**15, 2**62, -1]))
+    assert sorted(lab[0, :2].tolist()) == [10**15, 2**62]
     fi.remove(np.array([2**62, -3]))
     assert sorted(fi.ids().tolist()) == [0, 3, 7, 10**15]
     with pytest.raises(ValueError, match="non-negative"):  # -1 is the padding id
@@ -281,9 +280,9 @@ def test_selective_filter_is_exact(kind, data, oracle) -> None:
     assert np.array_equal(Ia, Ie) and np.allclose(Da, De, atol=1e-5)
     # fewer than k qualify: all of them, then padding
     few = np.concatenate([allowed[:4], [-77, 10**12]])  # unknown ids are ignored
-    _, I = fi.search(q, 10, allowed=few)
-    assert ((I >= 0).sum(axis=1) == 4).all() and (I[:, 4:] == -1).all()
-    assert all(set(row[:4]) == set(allowed[:4].tolist()) for row in I.tolist())
+    _, lab = fi.search(q, 10, allowed=few)
+    assert ((lab >= 0).sum(axis=1) == 4).all() and (lab[:, 4:] == -1).all()
+    assert all(set(row[:4]) == set(allowed[:4].tolist()) for row in lab.tolist())
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
@@ -305,9 +304,9 @@ def test_short_filtered_results_fall_back_to_exact(data) -> None:
     fi = make("hnsw", exact_cutoff=0, min_selectivity=0.0, ef_search=10)
     fi.upsert(ids, x)
     allowed = np.random.default_rng(2).choice(ids, 12, replace=False)
-    D_, I = fi.search(q, 10, allowed=allowed)
+    D_, lab = fi.search(q, 10, allowed=allowed)
     assert fi.last_search_path == "ann-filtered"
-    assert ((I >= 0).sum(axis=1) == 10).all() and np.isin(I, allowed).all()
+    assert ((lab >= 0).sum(axis=1) == 10).all() and np.isin(lab, allowed).all()
 
 
 # ------------------------------------------------------------------------------------- persistence
@@ -540,8 +539,8 @@ def test_concurrent_readers_and_writers(data) -> None:
         try:
             while not stop.is_set():
                 i = int(r.integers(0, len(q)))
-                D_, I = fi.search(q[i : i + 1], 10, allowed=ids[::7] if i % 2 else None)
-                assert (I >= 0).sum() == 10 and np.all(np.diff(D_[0]) <= 1e-6)
+                D_, lab = fi.search(q[i : i + 1], 10, allowed=ids[::7] if i % 2 else None)
+                assert (lab >= 0).sum() == 10 and np.all(np.diff(D_[0]) <= 1e-6)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -134,7 +134,7 @@ def test_incremental_equals_fresh_build() -> None:
     idx = LexicalIndex(compact_fraction=0.3)
     next_id = 1
     compactions_seen = 0
-    for step in range(1500):
+    for _ in range(1500):
         op = rng.random()
         if op < 0.55 or not live:
             doc = pool[rng.randrange(len(pool))]
@@ -183,9 +183,10 @@ def test_allowed_filter_returns_k_when_k_qualify() -> None:
     all_hits = [i for i, _ in idx.search(q, 2000)]
     rng = np.random.default_rng(0)
     matching_tail = np.array(all_hits[-15:])  # the lowest-scoring matches: a global top-k misses them
-    allowed = np.concatenate([matching_tail, rng.integers(100_000, 200_000, 50), [ids[0]] * 3])
+    allowed = np.concatenate([matching_tail, rng.integers(100_000, 200_000, 50), [matching_tail[-1]] * 3])
     res = idx.search(q, 10, allowed=allowed)
     assert len(res) == 10 and {i for i, _ in res} <= set(matching_tail.tolist())
+    assert len({i for i, _ in res}) == 10  # repeated allowed ids do not repeat results
     full = dict(idx.search(q, 2000))
     assert all(full[i] == pytest.approx(s) for i, s in res)
     assert [s for _, s in res] == sorted((s for _, s in res), reverse=True)
@@ -275,7 +276,10 @@ def test_concurrent_readers_and_writers() -> None:
             errors.append(exc)
 
     readers = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
-    writers = [threading.Thread(target=writer, args=(300, 450)), threading.Thread(target=writer, args=(450, 600))]
+    writers = [
+        threading.Thread(target=writer, args=(300, 450)),
+        threading.Thread(target=writer, args=(450, 600)),
+    ]
     for t in readers + writers:
         t.start()
     for t in writers:
