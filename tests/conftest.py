@@ -1,7 +1,8 @@
 """Shared fixtures: settings over a temporary data dir, both stores, an app client, API keys per role and tenant.
 
 A test that asks for `store` (directly or via `pytestmark = pytest.mark.usefixtures("store")`) runs once on a
-SQLite file and once on PostgreSQL (a schema of the run's own, emptied before each test); `settings`, `engine` and `client` follow it.
+SQLite file and once on PostgreSQL (a schema of the run's own, emptied before each test); `settings`, `engine`
+and `client` follow it; `@pytest.mark.parametrize("store", ["sqlite"], indirect=True)` narrows one test to SQLite.
 PostgreSQL comes from MATCHER_TEST_POSTGRES_URL; when it is unreachable the tests fail, unless
 MATCHER_SKIP_POSTGRES=1 says to skip them."""
 
