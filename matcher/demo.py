@@ -142,11 +142,12 @@ _TECH_CATEGORIES = {"工学", "理学", "医学", "农学"}
 _TAG_RE = re.compile(r"<[^>]+>")
 _CLAIM = re.compile(
     r"(?:提出|设计|研制|开发|建立|构建|给出|实现)了?(一种|一套|一个)?"
-    r"([^,，.。;；:：()（）]{4,50}?(?:方法|模型|系统|算法|装置|技术|工艺|策略|框架|方案|材料|设备|平台|传感器|电路|芯片))"
+    r"([^,，.。;；:：()（）]{4,50}(?:方法|模型|系统|算法|装置|技术|工艺|策略|框架|方案|材料|设备|平台|传感器|电路|芯片))"
 )
 _TOPIC = re.compile(
     r"(?:^|[,，;；:：]|为了?|目的[:：]?)\s*(?:探讨|研究|分析|考察|评价|比较|观察)了?([^,，.。;；:：]{6,36})"
 )
+_VERB = re.compile(r"^(?:提出|设计|研制|开发|建立|构建|给出|实现)了?")
 _LEAD = re.compile(r"^(?:本文|文章|该文)?(?:综述|介绍|论述|阐述|总结|概述|回顾)了?")
 _FILLER = (
     "随着",
@@ -193,9 +194,15 @@ def corpus_title(record: Mapping[str, Any]) -> str:
     keywords = [k for k in record.get("keywords") or [] if k]
     if keywords:
         return "、".join(keywords[:3]) + "相关研究成果"
-    clauses = [_LEAD.sub("", c.strip()) for c in re.split(r"[,，;；:：。]", head) if c.strip()]
+    clauses = [c.strip() for c in re.split(r"[,，;；:：]", sentences[0] if sentences else "") if c.strip()]
+    while len(clauses) > 1 and clauses[0].startswith(_FILLER + ("针对",)):
+        clauses.pop(0)  # "针对…问题," "随着…," say why, not what
+    whole = _LEAD.sub("", _VERB.sub("", "，".join(clauses)))
+    if 8 <= len(whole) <= 50:
+        return whole
     for clause in clauses:
-        if 8 <= len(clause) <= 40 and not clause.startswith(_FILLER):
+        clause = _LEAD.sub("", _VERB.sub("", clause))
+        if 8 <= len(clause) <= 40:
             return clause
     first = clauses[0] if clauses else str(record.get("id"))
     return (first[:40] + "…") if len(first) > 40 else first

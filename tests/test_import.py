@@ -493,9 +493,6 @@ def test_http_import_is_scoped_to_the_callers_tenant(client, headers, session):
     assert [r.title for r in stored(session, OTHER_TENANT)] == ["B的基金"]
 
 
-@pytest.mark.xfail(
-    reason="the body limit middleware must give /v1/resources:import the import limit", strict=False
-)
 def test_http_import_may_exceed_the_json_body_limit(settings, engine, keys):
     from fastapi.testclient import TestClient
 
