@@ -48,7 +48,8 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ __all__ = [
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 POINTER_NAME = "CURRENT"
+LOCK_NAME = ".lock"
 _VERSION_PREFIX = "v"
 _TMP_PREFIX = ".tmp-"
 
@@ -207,6 +209,38 @@ def write_versioned(
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
+    with _directory_lock(root):
+        return _write_versioned_locked(root, write_files, manifest, keep=keep)
+
+
+_DIR_LOCKS: dict[str, threading.Lock] = {}
+_DIR_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _directory_lock(root: Path) -> Iterator[None]:
+    """One save at a time per directory: a thread lock plus an advisory ``flock`` across processes
+    (so leftovers of interrupted saves can be cleaned without touching a save in progress)."""
+    key = str(root.resolve())
+    with _DIR_LOCKS_GUARD:
+        lock = _DIR_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        fh = open(root / LOCK_NAME, "a+b")
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - non-POSIX
+                pass
+            yield
+        finally:
+            fh.close()  # releases the flock
+
+
+def _write_versioned_locked(
+    root: Path, write_files: Callable[[Path], None], manifest: IndexManifest, *, keep: int
+) -> Path:
     name = _new_version_name(root)
     tmp = root / f"{_TMP_PREFIX}{name}"
     tmp.mkdir()
@@ -882,7 +916,12 @@ class _State:
         D, lab = _empty_result(nq, k)
         if kk == 0:
             return D, lab
-        if self.storage is not None:
+        if self.storage is not None and slots.size * 3 > self.ntotal:
+            # a dense mat-vec streams memory ~3x faster per vector than scattered row reads
+            scores = (q @ self.xb().T)[:, slots]
+            Dk, pos = _topk_rows(scores, kk)
+            Ik = np.where(pos >= 0, slots[np.maximum(pos, 0)], -1)
+        elif self.storage is not None:
             slots = np.ascontiguousarray(slots, dtype=np.int64)
             Dk = np.empty((nq, kk), dtype=np.float32)
             Ik = np.empty((nq, kk), dtype=np.int64)
@@ -1261,11 +1300,15 @@ class FaissIndex:
 
     def compact(self) -> None:
         """Rebuild now from the live vectors (drops tombstones; retrains IVF)."""
-        self.wait_for_rebuild()
-        with self._lock.write():
-            st = self._state
-            target = self._target_kind(st.n_live)
-            self._state = self._build_state(target, st.live_ids(), st.vectors(st.live_slots()))
+        while True:
+            self.wait_for_rebuild()
+            with self._lock.write():
+                if self._journal is not None:  # a background rebuild started meanwhile
+                    continue
+                st = self._state
+                target = self._target_kind(st.n_live)
+                self._state = self._build_state(target, st.live_ids(), st.vectors(st.live_slots()))
+                return
 
     # -- search -------------------------------------------------------------------------------------
     def search(

@@ -69,6 +69,7 @@ class StaticRecipe:
     ict_keep_prob: float = 0.0  # inverse cloze: keep the sentence in the document this often
     max_doc_tokens: int = 512
     optimizer: str = "adam"  # "adam" (dense) | "sparse_adam" (only rows seen in the batch are updated)
+    threads: int = 1  # torch threads while training: the work is memory-bound, more threads mostly contend
     seed: int = 42
 
 
@@ -284,10 +285,6 @@ def train_static_encoder(
     id an evaluation judges. ``recipe`` / ``overrides`` set the other knobs of :class:`StaticRecipe`.
     Returns the output directory.
     """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from tqdm.auto import tqdm
-
     started = time.time()
     r = StaticRecipe(**asdict(recipe)) if recipe else StaticRecipe()
     known = {f.name for f in fields(StaticRecipe)}
@@ -309,6 +306,20 @@ def train_static_encoder(
     if len(used) < 2:
         raise ValueError(f"need at least 2 records to train on, got {len(used)} after exclusions")
 
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, r.threads))
+    try:
+        return _train(r, all_records, used, out_dir, show_progress, started)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, started: float) -> Path:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from tqdm.auto import tqdm
+
+    seed = r.seed
     rng = random.Random(seed)
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -83,7 +83,13 @@ def register(app: typer.Typer) -> None:
             if len(parsed.records) >= PROGRESS_MIN_ROWS and not as_json:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(parsed.records), unit="row", desc=f"importing {file.name}", leave=False)
+                bar = tqdm(
+                    total=len(parsed.records),
+                    unit="row",
+                    desc=f"importing {file.name}",
+                    leave=False,
+                    disable=None,
+                )
 
         engine = make_engine(settings)
         try:
