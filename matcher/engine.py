@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from embeddings.base import Encoder
-from embeddings.text import tokenize
+from embeddings.text import has_cjk, tokenize
 from matcher.catalog import Catalog, Meta
 from matcher.documents import enterprise_text, need_text, resource_text
 from matcher.errors import NotFound, ValidationFailed
@@ -95,7 +95,7 @@ class Relevance:
     dense: cosine (normalised vectors); lexical: BM25 divided by the query's own upper bound, so both are
     absolute rather than per-query min-max. relevance = sigmoid((w*dense + (1-w)*lexical - mid) / scale)."""
 
-    def __init__(self, dense_weight: float = 0.5, mid: float = 0.32, scale: float = 0.07) -> None:
+    def __init__(self, dense_weight: float = 0.1, mid: float = 0.2, scale: float = 0.06) -> None:
         self.dense_weight = dense_weight
         self.mid = mid
         self.scale = scale
@@ -403,6 +403,10 @@ class MatchEngine:
         )
         return text, ask, kinds
 
+    def dense_weight_for(self, text: str) -> float:
+        """Measured per language (docs/encoders.md): the default encoder helps Chinese, not English."""
+        return self.relevance.dense_weight if has_cjk(text) else self.settings.dense_weight_latin
+
     def _query_vector(self, text: str) -> np.ndarray:
         return self.encoder.encode_queries([text])[0]
 
@@ -492,7 +496,7 @@ class MatchEngine:
         t0 = time.perf_counter()
         text, ask, kinds = self.build_ask(q, tenant)
         f = q.filters
-        w = self.relevance.dense_weight if q.dense_weight is None else q.dense_weight
+        w = self.dense_weight_for(text) if q.dense_weight is None else q.dense_weight
         mask = self.resources.mask(
             tenant=tenant,
             kinds=kinds or None,
@@ -595,7 +599,7 @@ class MatchEngine:
             mask &= self._fund_demand_mask(meta)
         allowed = self.demand_catalog.allowed_ids(mask)
         tokens = tokenize(text)
-        w = self.relevance.dense_weight
+        w = self.dense_weight_for(text)
         cands = self.retrieve(self.demand, self.demand_catalog, text, tokens, allowed, max(100, 5 * k), w)
         now = time.time()
         rows = []

@@ -141,7 +141,7 @@ def evaluate_dataset(
         "dataset": str(dataset_dir),
         "split": split,
         "encoder": encoder.model_id,
-        "dense_weight": engine.relevance.dense_weight if dense_weight is None else dense_weight,
+        "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
         "ndcg@10": round(metrics["ndcg@10"], 4),
         "recall@10": round(metrics["recall@10"], 4),
         "recall@100": round(metrics["recall@100"], 4),

@@ -27,7 +27,16 @@ class Settings(BaseSettings):
     )
     approximate_threshold: int = 50_000
     fusion: Literal["rrf", "weighted"] = "weighted"
-    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    dense_weight: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="fusion weight of the dense side for Chinese queries"
+    )
+    dense_weight_latin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="fusion weight of the dense side for queries without Chinese text; the default encoder "
+        "is trained on Chinese, raise this for a multilingual MATCHER_ENCODER",
+    )
     default_min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     max_per_provider: int = Field(default=2, ge=1)
 
