@@ -59,7 +59,9 @@ class StaticRecipe:
     max_vocab: int = 300_000
     num_buckets: int = 0
     subchars: bool = False
-    init: str = "random"  # "random" | "svd"
+    init: str = "random"  # row directions: "random" | "svd" (of a PPMI co-occurrence matrix)
+    init_norm: str = "const"  # row norms: "const" | "idf" (idf ** idf_power)
+    idf_power: float = 1.0
     pair_kinds: tuple[str, ...] = PAIR_KINDS
     kind_weights: dict[str, float] = field(
         default_factory=lambda: {"title": 1.0, "keywords": 1.0, "problem": 1.0, "ict": 1.0}
@@ -150,17 +152,13 @@ def _build_vocab(toks: Sequence[_Tok], min_count: int, max_vocab: int) -> list[s
 
 
 # ---------------------------------------------------------------------------------------------- init
-def _svd_init(module: StaticZhEmbedding, docs: Sequence[Sequence[int]], dim: int, seed: int) -> torch.Tensor:
-    """Word vectors from a truncated SVD of the positive PMI matrix of in-sentence co-occurrence."""
+def _svd_directions(n: int, docs: Sequence[Sequence[int]], dim: int, seed: int) -> np.ndarray:
+    """Unit word directions from a truncated SVD of the positive PMI matrix of in-sentence co-occurrence."""
     from scipy import sparse
     from sklearn.utils.extmath import randomized_svd
 
-    n = module.num_embeddings
-    rows, cols = [], []
-    for i, ids in enumerate(docs):
-        u = np.unique(np.asarray(ids, dtype=np.int64))
-        rows.append(np.full(len(u), i, dtype=np.int64))
-        cols.append(u)
+    rows = [np.full(len(u), i, dtype=np.int64) for i, u in enumerate(np.unique(np.asarray(d, dtype=np.int64)) for d in docs)]
+    cols = [np.unique(np.asarray(d, dtype=np.int64)) for d in docs]
     r, c = np.concatenate(rows), np.concatenate(cols)
     x = sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(docs), n))
     co = (x.T @ x).tocoo()
@@ -171,11 +169,35 @@ def _svd_init(module: StaticZhEmbedding, docs: Sequence[Sequence[int]], dim: int
     ppmi = sparse.csr_matrix((pmi[keep].astype(np.float32), (co.row[keep], co.col[keep])), shape=(n, n))
     u, s, _ = randomized_svd(ppmi, n_components=dim, random_state=seed, n_iter=4)
     vec = u * np.sqrt(s)[None, :]
-    vec /= np.linalg.norm(vec, axis=1, keepdims=True) + 1e-6
-    vec *= 1.0 / math.sqrt(dim) * math.sqrt(dim) * 0.1  # unit-ish rows, small scale like the random init
-    empty = np.linalg.norm(vec, axis=1) < 1e-6
+    norms = np.linalg.norm(vec, axis=1, keepdims=True)
     rng = np.random.default_rng(seed)
-    vec[empty] = rng.normal(0, 0.1 / math.sqrt(dim), size=(int(empty.sum()), dim))
+    empty = norms[:, 0] < 1e-8  # rows that never co-occur: random directions
+    vec[empty] = rng.normal(size=(int(empty.sum()), dim))
+    return vec / np.linalg.norm(vec, axis=1, keepdims=True)
+
+
+def _initial_weights(n: int, docs: Sequence[Sequence[int]], r: StaticRecipe) -> torch.Tensor:
+    """Row directions (random or SVD) times a row norm (constant or idf ** idf_power).
+
+    With idf norms the untrained model is already a random projection of a tf-idf bag of words: training then
+    adds what co-occurrence teaches on top of exact matching instead of having to learn matching from scratch."""
+    rng = np.random.default_rng(r.seed)
+    if r.init == "svd":
+        vec = _svd_directions(n, docs, r.dim, r.seed)
+    elif r.init == "random":
+        vec = rng.normal(size=(n, r.dim))
+        vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    else:
+        raise ValueError(f"unknown init {r.init!r} (random, svd)")
+    if r.init_norm == "idf":
+        df = np.zeros(n, dtype=np.float64)
+        for d in docs:
+            df[np.unique(np.asarray(d, dtype=np.int64))] += 1
+        idf = np.log((len(docs) + 1) / (df + 1)) + 1.0
+        scale = idf**r.idf_power
+        vec *= (scale / scale.mean())[:, None]
+    elif r.init_norm != "const":
+        raise ValueError(f"unknown init_norm {r.init_norm!r} (const, idf)")
     return torch.from_numpy(vec.astype(np.float32))
 
 
@@ -334,13 +356,17 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     if not trainable:
         raise ValueError("no training pairs could be built from the records (empty texts?)")
 
-    if r.init == "svd":
-        docs = [builder.title[i] + [t for s in builder.sent[i] for c in s for t in c] for i in range(len(toks))]
-        sent_docs = [[t for c in s for t in c] for ss in builder.sent for s in ss] + [d for d in builder.title if d]
-        with torch.no_grad():
-            module.embedding.weight.copy_(_svd_init(module, sent_docs or docs, r.dim, seed))
-    elif r.init != "random":
-        raise ValueError(f"unknown init {r.init!r} (random, svd)")
+    docs = [builder.title[i] + builder.keywords[i] + builder.abstract[i] for i in range(len(toks))]
+    svd_docs = docs
+    if r.init == "svd":  # co-occurrence within sentences (and titles), not whole abstracts
+        svd_docs = [[t for c in s for t in c] for ss in builder.sent for s in ss] + [d for d in builder.title if d]
+    init = _initial_weights(module.num_embeddings, svd_docs if r.init == "svd" else docs, r)
+    if r.init == "svd" and r.init_norm == "idf":  # idf from documents, directions from sentences
+        init = _initial_weights(module.num_embeddings, docs, StaticRecipe(**{**asdict(r), "init": "random"})).norm(
+            dim=1, keepdim=True
+        ) * torch.nn.functional.normalize(init, dim=1)
+    with torch.no_grad():
+        module.embedding.weight.copy_(init)
 
     negatives = _mine_negatives(builder, toks, r.hard_negative_depth) if r.hard_negatives else None
 
