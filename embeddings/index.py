@@ -900,7 +900,8 @@ class _State:
         return faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits))
 
     def _params(self, k: int, sel: Any | None, selectivity: float = 1.0) -> Any:
-        # a selector hides part of what the beam / probed lists hold: widen them in proportion (<= 4x)
+        # A selector only filters what enters the result heap: HNSW's candidate beam (efSearch) and
+        # IVF's probed lists still hold rejected vectors, so widen them in proportion (at most 4x).
         widen = min(4.0, 1.0 / max(selectivity, 1e-9))
         if self.kind == "hnsw":
             return faiss.SearchParametersHNSW(sel=sel, efSearch=max(int(self.params.ef_search * widen), k))
@@ -1046,7 +1047,7 @@ class FaissIndex:
         approximate_kind: str = "hnsw",
         hnsw_m: int = 32,
         ef_construction: int = 80,
-        ef_search: int = 96,
+        ef_search: int = 192,
         ivf_nlist: int | None = None,
         ivf_nprobe: int | None = None,
         exact_cutoff: int = 20_000,
