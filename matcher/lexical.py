@@ -15,9 +15,12 @@ frequencies and so that explanations can say which query tokens a document conta
 tombstones the slot (its postings score zero through an infinite length norm); once dead postings
 exceed ``compact_fraction`` the postings are rebuilt from the live documents.
 
-A query gathers the postings of its tokens, computes all contributions in one vectorised expression and
-accumulates them with ``np.bincount``; an ``allowed`` id set is applied before the top-k cut, so k
-results come back whenever k allowed documents contain a query token.
+A query gathers the postings of its tokens and their length-normalised term frequencies (cached per
+term until the next write), weights them by idf and accumulates them with ``np.bincount``; the top k are
+cut from a sampled-threshold superset rather than a full selection. An ``allowed`` id set is applied
+before the top-k cut, so k results come back whenever k allowed documents contain a query token.
+Measured at 100k resampled CSL abstracts (``bench/lexical_bench.py``): ~0.5 ms for title-length
+queries and ~1-2.5 ms for 75-token need descriptions, against 2-16 ms for ``bm25s`` on the same queries.
 
 Thread safety: searches share a readers-writer lock, writes take it exclusively. Persistence uses the
 same crash-safe versioned directory + manifest scheme as the vector indexes.
@@ -107,6 +110,22 @@ def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + offsets
 
 
+def _top_candidates(s: np.ndarray, k: int) -> np.ndarray:
+    """Positions of positive scores, pruned to a superset of the top k without a full selection.
+
+    A threshold t is read off a strided sample; when at least k scores reach t, the k-th best score is
+    >= t, so every top-k document (ties included) is among those >= t. Long queries match most of the
+    collection, and this turns a 0.8 ms argpartition over 100k scores into ~0.1 ms."""
+    if s.size >= 8192:
+        sample = s[::64]
+        t = np.partition(sample, sample.size - 4)[sample.size - 4]
+        if t > 0:
+            cand = np.flatnonzero(s >= t)
+            if cand.size >= k:
+                return cand
+    return np.flatnonzero(s > 0)
+
+
 class LexicalIndex:
     """Incremental, thread-safe BM25 index.
 
@@ -155,6 +174,7 @@ class LexicalIndex:
         self._postings = 0
         self._dead_postings = 0
         self._norm: np.ndarray | None = None
+        self._ntf_cache: dict[int, np.ndarray] = {}
 
     # -- introspection ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -222,7 +242,7 @@ class LexicalIndex:
                 self._add_one(ids[0], lists[0])
             else:
                 self._add_batch(ids, lists)
-            self._norm = None
+            self._invalidate()
             self._maybe_compact()
             self.build_seconds += time.perf_counter() - t0
 
@@ -234,7 +254,7 @@ class LexicalIndex:
         with self._lock.write():
             n = self._remove_locked([int(i) for i in doc_ids])
             if n:
-                self._norm = None
+                self._invalidate()
                 self._maybe_compact()
             return n
 
@@ -435,7 +455,7 @@ class LexicalIndex:
         # postings of deleted slots still present (only after a load of an uncompacted state)
         dead = self._slot_ids.view() < 0
         self._dead_postings = int(np.diff(doc_ptr)[dead].sum()) if dead.any() else 0
-        self._norm = None
+        self._invalidate()
 
     # -- search -------------------------------------------------------------------------------------
     def _norms(self) -> np.ndarray:
@@ -471,22 +491,38 @@ class LexicalIndex:
             hit = np.flatnonzero(s > 0)
             return self._slot_ids.a[hit].copy(), s[hit]
 
+    def _invalidate(self) -> None:
+        """Drop what depends on N, avgdl or the postings (called with the write lock held)."""
+        self._norm = None
+        self._ntf_cache = {}
+
+    def _ntf(self, t: int, norm: np.ndarray) -> np.ndarray:
+        """tf / (tf + k1 (1 - b + b |d| / avgdl)) over term t's postings, cached until the next write
+        (read-mostly workloads then skip the gather and the division; at most 4 bytes per posting)."""
+        v = self._ntf_cache.get(t)
+        if v is None:
+            n = int(self._p_len.a[t])
+            tf = self._p_tfs[t][:n]
+            v = tf / (tf + norm[self._p_docs[t][:n]])
+            self._ntf_cache[t] = v  # benign race: concurrent readers compute the same array
+        return v
+
     def _score_all(self, tokens: Sequence[str]) -> np.ndarray | None:
         tids, qtf = self._query_terms(tokens)
         if tids.size == 0 or not self._slot_of:
             return None
-        weights = self._idf(self._df.a[tids]) * qtf
+        weights = (self._idf(self._df.a[tids]) * qtf).astype(np.float32)
         norm = self._norms()
         plen = self._p_len.a
-        docs = [self._p_docs[t][: plen[t]] for t in tids.tolist()]
-        tfs = [self._p_tfs[t][: plen[t]] for t in tids.tolist()]
+        tl = tids.tolist()
+        docs = [self._p_docs[t][: plen[t]] for t in tl]
+        ntf = [self._ntf(t, norm) for t in tl]
         if len(docs) == 1:
-            d, tf = docs[0], tfs[0]
-            w = np.float32(weights[0])
+            d, contrib = docs[0], ntf[0] * weights[0]
         else:
-            d, tf = np.concatenate(docs), np.concatenate(tfs)
-            w = np.repeat(weights.astype(np.float32), [x.size for x in docs])
-        contrib = w * tf / (tf + norm[d])
+            d = np.concatenate(docs)
+            contrib = np.concatenate(ntf)
+            contrib *= np.repeat(weights, [x.size for x in docs])
         return np.bincount(d, weights=contrib, minlength=self._slot_ids.n)
 
     def search(
@@ -507,7 +543,7 @@ class LexicalIndex:
                 cand = cand[cand >= 0]
                 cand = unique_slots(cand[s[cand] > 0], s.size)
             else:
-                cand = np.flatnonzero(s > 0)
+                cand = _top_candidates(s, k)
             if cand.size == 0:
                 return []
             sc = s[cand]

@@ -174,6 +174,19 @@ def test_incremental_equals_fresh_build() -> None:
     assert_same_results(idx, fresh, queries, k=15)
 
 
+def test_top_k_on_a_large_collection_matches_full_sort() -> None:
+    # above 8192 documents the top-k selection prunes with a sampled threshold: it must stay exact
+    docs = zipf_docs(12_000, seed=9, vocab=60)
+    idx = LexicalIndex()
+    idx.upsert_many(range(12_000), docs)
+    for q in (["w0"], ["w1", "w2", "w5"], ["w59"], [f"w{i}" for i in range(0, 60, 3)]):
+        ids, scores = idx.scores(q)
+        order = np.lexsort((ids, -scores))[:25]
+        got = idx.search(q, 25)
+        assert [i for i, _ in got] == ids[order].tolist()
+        assert np.allclose([s for _, s in got], scores[order])
+
+
 def test_allowed_filter_returns_k_when_k_qualify() -> None:
     docs = zipf_docs(2000, seed=4)
     ids = list(range(10, 2010))
