@@ -129,6 +129,19 @@ def load_records(data: Path) -> list[dict]:
 _DEMONSTRATIVE = re.compile(r"^(这|上述|该|此|以上|以往|其)")
 
 
+def load_training_records(data: Path) -> list[dict]:
+    """What static models may learn from: the research corpus plus the English benchmark documents (the
+    caller's ``exclude_ids`` then drop every judged one)."""
+    records = load_records(data)
+    cran = data / "bench" / "cranfield"
+    if cran.is_dir():
+        from training.beir import load_corpus
+
+        for doc_id, doc in load_corpus(cran).items():
+            records.append({"id": doc_id, "title": doc["title"], "text": doc["text"], "keywords": []})
+    return records
+
+
 def build_proxy(records: Sequence[dict], judged: set[str], n: int = 200, seed: int = 7) -> tuple[BenchSet, set[str]]:
     """need2doc-style queries from records no benchmark judges: the "针对……" clause -> the rest of the record."""
     cands = []
@@ -211,14 +224,27 @@ def encode_docs(enc, bs: BenchSet, cache: Path | None) -> np.ndarray:
                 v = module.embedding(feats["input_ids"], feats["offsets"])
                 out.append(torch.nn.functional.normalize(v, dim=1).numpy())
         return np.concatenate(out).astype(np.float32)
-    path = cache / f"{bs.name}-docs.npy" if cache else None
+    return _cached_encode(enc, bs.doc_texts, cache)
+
+
+def _cached_encode(enc, texts: Sequence[str], cache: Path | None) -> np.ndarray:
+    """Document vectors of a slow encoder, cached on disk by text hash (sets share most of their documents)."""
+    import hashlib
+
+    keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+    store: dict[str, np.ndarray] = {}
+    path = cache / "doc-vectors.npz" if cache else None
     if path and path.exists():
-        return np.load(path)
-    vecs = enc.encode_documents(bs.doc_texts, batch_size=64, show_progress=False)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, vecs)
-    return vecs
+        with np.load(path) as z:
+            store = dict(zip(z["keys"].tolist(), z["vecs"]))
+    todo = sorted({k: t for k, t in zip(keys, texts) if k not in store}.items())
+    if todo:
+        vecs = enc.encode_documents([t for _, t in todo], batch_size=64, show_progress=False)
+        store.update(zip((k for k, _ in todo), vecs))
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, keys=np.array(list(store)), vecs=np.stack(list(store.values())))
+    return np.stack([store[k] for k in keys]).astype(np.float32)
 
 
 def dense_runs(enc, bs: BenchSet, doc_vecs: np.ndarray, depth: int = DEPTH) -> dict[str, Run]:

@@ -2,7 +2,8 @@
 
 Text goes through :func:`embeddings.text.tokenize` (jieba search-mode words for Chinese, Snowball-stemmed
 English words, stop words dropped); each token is looked up in a word vocabulary built from the training corpus,
-and the sentence vector is the mean of the token vectors (an ``EmbeddingBag``). Vector norms are trained freely,
+and the sentence vector is the sum of the token vectors (an ``EmbeddingBag``; after the L2 normalisation every
+caller applies, the same as their mean). Vector norms are trained freely,
 so frequent, uninformative words learn short vectors and weigh less in the mean.
 
 Out-of-vocabulary tokens:
@@ -85,7 +86,7 @@ class _WordTokenizer:
 
 
 class StaticZhEmbedding(InputModule):
-    """Mean of trained word vectors over :func:`embeddings.text.tokenize` tokens."""
+    """Sum (= mean after normalisation) of trained word vectors over :func:`embeddings.text.tokenize` tokens."""
 
     config_file_name = "static_zh_config.json"
     config_keys = ["embedding_dim", "num_buckets", "subchars", "max_chars", "tokenizer_version"]
@@ -123,9 +124,9 @@ class StaticZhEmbedding(InputModule):
             weights = torch.as_tensor(np.asarray(embedding_weights, dtype=np.float32))
             if weights.shape[0] != n:
                 raise ValueError(f"embedding matrix has {weights.shape[0]} rows, vocabulary + buckets = {n}")
-            self.embedding = nn.EmbeddingBag.from_pretrained(weights, freeze=False, mode="mean")
+            self.embedding = nn.EmbeddingBag.from_pretrained(weights, freeze=False, mode="sum")
         else:
-            self.embedding = nn.EmbeddingBag(n, embedding_dim, mode="mean")
+            self.embedding = nn.EmbeddingBag(n, embedding_dim, mode="sum")
             nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(embedding_dim))
         self.embedding_dim = self.embedding.embedding_dim
         self.num_embeddings = n

@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +72,9 @@ class StaticRecipe:
     ict_keep_prob: float = 0.0  # inverse cloze: keep the sentence in the document this often
     max_doc_tokens: int = 512
     optimizer: str = "adam"  # "adam" (dense) | "sparse_adam" (only rows seen in the batch are updated)
+    teacher: str | None = None  # sentence-transformers model whose word vectors seed the latin (English) rows
+    teacher_words: int = 30_000  # at most this many words from the teacher's own vocabulary, besides the corpus'
+    train: str = "full"  # "full": vectors are trained | "weights": only a per-token weight is trained
     threads: int = 1  # torch threads while training: the work is memory-bound, more threads mostly contend
     seed: int = 42
 
@@ -199,6 +203,46 @@ def _initial_weights(n: int, docs: Sequence[Sequence[int]], r: StaticRecipe) -> 
     elif r.init_norm != "const":
         raise ValueError(f"unknown init_norm {r.init_norm!r} (const, idf)")
     return torch.from_numpy(vec.astype(np.float32))
+
+
+_LATIN_WORD = re.compile(r"^[a-z][a-z\-]{1,30}$")
+
+
+def _teacher_word_vectors(teacher: str, vocab: Sequence[str], max_words: int, dim: int) -> dict[str, np.ndarray]:
+    """Unit vectors for latin tokens from a sentence-transformers teacher (model2vec-style distillation).
+
+    Each surface word (the corpus' latin tokens, plus whole words of the teacher's tokenizer vocabulary) is
+    encoded alone; words are grouped by the stem :func:`embeddings.text.tokenize` gives them, averaged, and
+    projected to ``dim`` with PCA. Returns ``{stem: vector}``."""
+    from embeddings.encoders import load_encoder
+    from embeddings.text import STOPWORDS, stem
+
+    enc = load_encoder(teacher)
+    words: set[str] = {w for w in vocab if _LATIN_WORD.match(w)}
+    tok = getattr(getattr(enc, "model", None), "tokenizer", None)
+    extra: list[str] = []
+    if tok is not None and hasattr(tok, "get_vocab"):
+        extra = [w for w, _ in sorted(tok.get_vocab().items(), key=lambda x: x[1]) if _LATIN_WORD.match(w) and len(w) > 2]
+    surface: dict[str, list[str]] = {}
+    for w in list(words) + extra[:max_words]:
+        if w in STOPWORDS:
+            continue
+        surface.setdefault(stem(w), []).append(w)
+    if not surface:
+        return {}
+    flat = sorted({w for ws in surface.values() for w in ws})
+    vecs = enc.encode_documents(flat, batch_size=256)
+    index = {w: i for i, w in enumerate(flat)}
+    stems = sorted(surface)
+    mat = np.stack([vecs[[index[w] for w in surface[s]]].mean(axis=0) for s in stems]).astype(np.float64)
+    mat -= mat.mean(axis=0, keepdims=True)
+    k = min(dim, mat.shape[1], mat.shape[0])
+    _, _, vt = np.linalg.svd(mat, full_matrices=False)
+    proj = mat @ vt[:k].T
+    if k < dim:
+        proj = np.hstack([proj, np.zeros((len(stems), dim - k))])
+    proj /= np.linalg.norm(proj, axis=1, keepdims=True) + 1e-12
+    return {s: proj[i].astype(np.float32) for i, s in enumerate(stems)}
 
 
 # ---------------------------------------------------------------------------------------------- pairs
@@ -350,6 +394,14 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     toks = _tokenize_all(used, show_progress)
     t_tok = time.time() - t0
     vocab = _build_vocab(toks, r.min_count, r.max_vocab)
+    teacher_rows: dict[str, np.ndarray] = {}
+    t_teacher = 0.0
+    if r.teacher:
+        t1 = time.time()
+        teacher_rows = _teacher_word_vectors(r.teacher, vocab, r.teacher_words, r.dim)
+        have = set(vocab)
+        vocab = vocab + sorted(w for w in teacher_rows if w not in have)
+        t_teacher = time.time() - t1
     module = StaticZhEmbedding(vocab, r.dim, num_buckets=r.num_buckets, subchars=r.subchars)
     builder = _PairBuilder(module, toks, r)
     trainable = [i for i, k in enumerate(builder.kinds) if k]
@@ -365,6 +417,16 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
         init = _initial_weights(module.num_embeddings, docs, StaticRecipe(**{**asdict(r), "init": "random"})).norm(
             dim=1, keepdim=True
         ) * torch.nn.functional.normalize(init, dim=1)
+    if teacher_rows:  # latin words: the teacher's direction, the norm the init gave (idf, or max idf if unseen)
+        norms = init.norm(dim=1)
+        seen = np.zeros(module.num_embeddings, dtype=bool)
+        for d in docs:
+            seen[d] = True
+        unseen_norm = float(norms[torch.from_numpy(seen)].max()) if seen.any() else 1.0
+        for w, v in teacher_rows.items():
+            i = module.vocab[w]
+            n = float(norms[i]) if seen[i] else unseen_norm
+            init[i] = torch.from_numpy(v) * n
     with torch.no_grad():
         module.embedding.weight.copy_(init)
 
@@ -375,11 +437,21 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     loss_fn = MultipleNegativesRankingLoss(
         model, scale=r.scale, directions=directions, partition_mode="per_direction" if r.symmetric else "joint"
     )
-    if r.optimizer == "sparse_adam":
+    # "weights": the row directions stay as initialised, one log-scale per row is learnt (a learned term weight)
+    log_scale = None
+    if r.train == "weights":
+        module.embedding.weight.requires_grad_(False)
+        log_scale = torch.nn.Parameter(torch.zeros(module.num_embeddings))
+        params = [log_scale]
+    elif r.train == "full":
+        params = list(module.parameters())
+    else:
+        raise ValueError(f"unknown train mode {r.train!r} (full, weights)")
+    if r.optimizer == "sparse_adam" and log_scale is None:
         module.embedding.sparse = True
-        optimizer = torch.optim.SparseAdam(list(module.parameters()), lr=r.lr)
-    elif r.optimizer == "adam":
-        optimizer = torch.optim.Adam(module.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+        optimizer = torch.optim.SparseAdam(params, lr=r.lr)
+    elif r.optimizer in ("adam", "sparse_adam"):
+        optimizer = torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
     else:
         raise ValueError(f"unknown optimizer {r.optimizer!r} (adam, sparse_adam)")
     steps_per_epoch = math.ceil(len(trainable) * r.passes_per_epoch / r.batch_size)
@@ -420,7 +492,12 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
                     ns.append(builder.doc(rng.choice(cands)) if cands else builder.doc(rng.choice(trainable)))
             cols = [qs, ps] + ([ns] if negatives is not None else [])
             feats = StaticZhEmbedding.collate([x for col in cols for x in col])
-            emb = module.embedding(feats["input_ids"], feats["offsets"])
+            if log_scale is None:
+                emb = module.embedding(feats["input_ids"], feats["offsets"])
+            else:
+                emb = module.embedding(
+                    feats["input_ids"], feats["offsets"], per_sample_weights=log_scale.exp()[feats["input_ids"]]
+                )
             n = len(batch)
             embeddings = [emb[k * n : (k + 1) * n] for k in range(len(cols))]
             loss = loss_fn.compute_loss_from_embeddings(embeddings, None)
@@ -435,6 +512,10 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
                 bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
     bar.close()
     module.embedding.sparse = False
+    if log_scale is not None:  # fold the learnt weights into the rows: the saved model is a plain word-bag
+        with torch.no_grad():
+            module.embedding.weight.mul_(log_scale.exp()[:, None])
+        module.embedding.weight.requires_grad_(True)
     model.eval()
 
     out = Path(out_dir)
@@ -456,6 +537,8 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
         "steps": step,
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
         "seconds_tokenising": round(t_tok, 2),
+        "seconds_teacher": round(t_teacher, 2),
+        "teacher_words": len(teacher_rows),
         "seconds_total": round(elapsed, 2),
         "cpu_threads": torch.get_num_threads(),
         "libraries": _library_versions(),
