@@ -47,9 +47,9 @@ class StaticRecipe:
     """Everything that shapes the trained model (written to the manifest)."""
 
     dim: int = 256
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 0.05
+    epochs: int = 20
+    batch_size: int = 512
+    lr: float = 0.003
     warmup: float = 0.05
     weight_decay: float = 0.0
     scale: float = 20.0  # MNRL inverse temperature
@@ -61,7 +61,7 @@ class StaticRecipe:
     num_buckets: int = 0
     subchars: bool = False
     init: str = "random"  # row directions: "random" | "svd" (of a PPMI co-occurrence matrix)
-    init_norm: str = "const"  # row norms: "const" | "idf" (idf ** idf_power)
+    init_norm: str = "idf"  # row norms: "const" | "idf" (idf ** idf_power)
     idf_power: float = 1.0
     pair_kinds: tuple[str, ...] = PAIR_KINDS
     kind_weights: dict[str, float] = field(
