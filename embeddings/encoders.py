@@ -61,7 +61,10 @@ def model_dir_hash(path: str | os.PathLike, length: int = 12) -> str:
     files = sorted(
         p
         for p in root.rglob("*")
-        if p.is_file() and p.name not in _NOT_HASHED and p.suffix in _HASHED_SUFFIXES and ".cache" not in p.parts
+        if p.is_file()
+        and p.name not in _NOT_HASHED
+        and p.suffix in _HASHED_SUFFIXES
+        and ".cache" not in p.parts
     )
     for p in files:
         h.update(p.relative_to(root).as_posix().encode("utf-8"))
@@ -145,14 +148,20 @@ class SentenceTransformerEncoder:
             revision = getattr(getattr(self.model, "model_card_data", None), "base_model_revision", None)
             self.model_id = f"{name}@{revision[:12]}" if revision else name
         else:
-            raise EncoderNotFoundError(f"encoder not found: {name!r} is neither a model directory nor a model name")
+            raise EncoderNotFoundError(
+                f"encoder not found: {name!r} is neither a model directory nor a model name"
+            )
         if max_seq_length is not None and hasattr(self.model, "max_seq_length") and not self.is_static:
             self.model.max_seq_length = int(max_seq_length)
         if query_prompt or document_prompt:
-            self.model_id += "+prompts:" + hashlib.sha256(
-                f"{query_prompt or ''}\0{document_prompt or ''}".encode()
-            ).hexdigest()[:8]
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            self.model_id += (
+                "+prompts:"
+                + hashlib.sha256(f"{query_prompt or ''}\0{document_prompt or ''}".encode()).hexdigest()[:8]
+            )
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         dim = get_dim()
         if not dim:
             raise EncoderNotFoundError(f"{name}: the model does not report an embedding dimension")
@@ -166,7 +175,9 @@ class SentenceTransformerEncoder:
         try:
             return SentenceTransformer(name, device=device, local_files_only=offline)
         except (OSError, ValueError) as exc:
-            where = "the local Hugging Face cache (HF_HUB_OFFLINE is set)" if offline else "the Hugging Face Hub"
+            where = (
+                "the local Hugging Face cache (HF_HUB_OFFLINE is set)" if offline else "the Hugging Face Hub"
+            )
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EncoderNotFoundError(f"encoder {name!r} could not be loaded from {where}: {first}") from exc
 
@@ -199,7 +210,9 @@ class SentenceTransformerEncoder:
     def encode_documents(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray:
-        return self._encode(self.model.encode_document, texts, self.document_prompt, batch_size, show_progress)
+        return self._encode(
+            self.model.encode_document, texts, self.document_prompt, batch_size, show_progress
+        )
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder({self.model_id!r}, dimension={self.dimension})"

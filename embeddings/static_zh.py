@@ -36,7 +36,7 @@ from typing import Any
 try:
     from typing import Self
 except ImportError:  # pragma: no cover - python < 3.11
-    from typing_extensions import Self
+    from typing import Self
 
 import numpy as np
 import torch
@@ -67,6 +67,59 @@ def text_tokens(text: str, max_chars: int | None = None) -> list[str]:
     if max_chars:
         text = text[:max_chars]
     return tokenize(text, normalized=True)
+
+
+# ----------------------------------------------------------------------------- parallel tokenisation
+# jieba is pure Python, so tokenising is what bounds encoding speed; big batches (an import, a reindex) are
+# tokenised in worker processes. PARKMATCH_TOKENIZER_WORKERS sets how many (0 or 1: never in parallel;
+# default: one per CPU, at most 4, only on machines with 2 CPUs or more).
+_PARALLEL_MIN = 1024
+_POOL = None
+_POOL_BROKEN = False
+
+
+def _worker_count() -> int:
+    env = os.environ.get("PARKMATCH_TOKENIZER_WORKERS", "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, 4) if cpus >= 2 else 0
+
+
+def _get_pool():
+    """Forked workers: they start in milliseconds with jieba already imported, and unlike spawn/forkserver
+    they do not re-import the caller's ``__main__``. The children only run :func:`embeddings.text.tokenize`
+    (pure Python), never torch, so forking a process that has torch or server threads is safe for them."""
+    global _POOL
+    if _POOL is None:
+        import atexit
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        _POOL = ProcessPoolExecutor(max_workers=_worker_count(), mp_context=mp.get_context("fork"))
+        atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
+    return _POOL
+
+
+def _parallel_tokenize(texts: Sequence[str]) -> list[list[str]] | None:
+    """``tokenize(text)`` for every text in worker processes, or None when that is off or unavailable."""
+    global _POOL_BROKEN
+    import multiprocessing as mp
+
+    if _POOL_BROKEN or _worker_count() < 2 or "fork" not in mp.get_all_start_methods():
+        return None
+    if mp.parent_process() is not None:  # already a worker of some pool: no nested pools
+        return None
+    chunk = max(64, len(texts) // (_worker_count() * 4))
+    try:
+        return list(_get_pool().map(tokenize, texts, chunksize=chunk))
+    except Exception as exc:  # pragma: no cover - depends on the host (no /dev/shm, frozen apps ...)
+        logger.warning("parallel tokenisation unavailable (%s); tokenising in process", exc)
+        _POOL_BROKEN = True
+        return None
 
 
 class _WordTokenizer:
@@ -172,6 +225,10 @@ class StaticZhEmbedding(InputModule):
         return out
 
     def ids_for_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.max_chars is None and len(texts) >= _PARALLEL_MIN:
+            token_lists = _parallel_tokenize(texts)
+            if token_lists is not None:
+                return [self.token_ids(t) for t in token_lists]
         return [self.token_ids(text_tokens(t, self.max_chars)) for t in texts]
 
     @staticmethod
@@ -185,7 +242,9 @@ class StaticZhEmbedding(InputModule):
         return {"input_ids": torch.from_numpy(flat), "offsets": torch.from_numpy(offsets)}
 
     # ----------------------------------------------------------------- sentence-transformers API
-    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
+    def preprocess(
+        self, inputs: Sequence[str], prompt: str | None = None, **kwargs
+    ) -> dict[str, torch.Tensor]:
         texts = [t if isinstance(t, str) else str(t) for t in inputs]
         if prompt:
             texts = [prompt + t for t in texts]

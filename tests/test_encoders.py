@@ -11,13 +11,28 @@ from training.encoder import train_static_encoder
 from training.pairs import Bm25, extract_problem_clause, mine_pairs, split_sentences
 
 TOPICS = {
-    "battery": (["储能", "锂电池", "电解液", "正极材料", "充放电", "循环寿命"], ["lithium battery", "electrolyte", "cathode"]),
-    "water": (["污水处理", "膜分离", "絮凝", "活性污泥", "出水水质", "脱氮"], ["wastewater", "membrane", "sludge"]),
+    "battery": (
+        ["储能", "锂电池", "电解液", "正极材料", "充放电", "循环寿命"],
+        ["lithium battery", "electrolyte", "cathode"],
+    ),
+    "water": (
+        ["污水处理", "膜分离", "絮凝", "活性污泥", "出水水质", "脱氮"],
+        ["wastewater", "membrane", "sludge"],
+    ),
     "crop": (["水稻", "病虫害", "施肥", "产量", "土壤肥力", "灌溉"], ["rice", "pest", "fertilizer"]),
-    "robot": (["机器人", "路径规划", "传感器", "机械臂", "避障", "运动控制"], ["robot", "path planning", "sensor"]),
-    "medicine": (["中药", "高血压", "临床", "疗效", "患者", "不良反应"], ["hypertension", "clinical", "patient"]),
+    "robot": (
+        ["机器人", "路径规划", "传感器", "机械臂", "避障", "运动控制"],
+        ["robot", "path planning", "sensor"],
+    ),
+    "medicine": (
+        ["中药", "高血压", "临床", "疗效", "患者", "不良反应"],
+        ["hypertension", "clinical", "patient"],
+    ),
     "bridge": (["桥梁", "混凝土", "裂缝", "荷载", "钢筋", "抗震"], ["bridge", "concrete", "crack"]),
-    "network": (["网络安全", "入侵检测", "加密", "流量", "协议", "漏洞"], ["intrusion", "encryption", "traffic"]),
+    "network": (
+        ["网络安全", "入侵检测", "加密", "流量", "协议", "漏洞"],
+        ["intrusion", "encryption", "traffic"],
+    ),
     "finance": (["金融", "信贷", "银行", "利率", "违约", "风险评估"], ["credit", "bank", "interest rate"]),
 }
 
@@ -64,7 +79,13 @@ def encoder(model_dir):
 
 
 def test_saved_layout_and_manifest(model_dir):
-    for name in ("modules.json", "vocab.json", "model.safetensors", "static_zh_config.json", "training_manifest.json"):
+    for name in (
+        "modules.json",
+        "vocab.json",
+        "model.safetensors",
+        "static_zh_config.json",
+        "training_manifest.json",
+    ):
         assert (model_dir / name).is_file(), name
     modules = json.loads((model_dir / "modules.json").read_text())
     assert modules[0]["type"] == "embeddings.static_zh.StaticZhEmbedding"
@@ -91,7 +112,11 @@ def test_encoder_protocol_dimension_and_normalisation(encoder):
 def test_query_is_closer_to_its_document_than_to_unrelated_ones(encoder):
     docs = encoder.encode_documents([r["text"] for r in RECORDS])
     topics = np.array([r["topic"] for r in RECORDS])
-    cases = {"battery": "锂电池正极材料的循环寿命问题", "water": "污水处理中的脱氮", "robot": "robot path planning"}
+    cases = {
+        "battery": "锂电池正极材料的循环寿命问题",
+        "water": "污水处理中的脱氮",
+        "robot": "robot path planning",
+    }
     for topic, query in cases.items():
         sims = docs @ encoder.encode_queries([query])[0]
         assert topics[int(np.argmax(sims))] == topic, query
@@ -122,14 +147,21 @@ def test_sentence_transformers_loads_the_directory(model_dir, encoder):
 
 
 def test_retraining_changes_model_id(tmp_path, encoder):
-    other = train_static_encoder(RECORDS[:120], tmp_path / "model", dim=32, epochs=2, seed=7, show_progress=False)
+    other = train_static_encoder(
+        RECORDS[:120], tmp_path / "model", dim=32, epochs=2, seed=7, show_progress=False
+    )
     assert load_encoder(other).model_id != encoder.model_id
     assert model_dir_hash(other) != model_dir_hash(encoder.source)
 
 
 def test_exclude_ids_are_not_trained_on(tmp_path):
     out = train_static_encoder(
-        RECORDS, tmp_path / "m", dim=16, epochs=1, exclude_ids=[r["id"] for r in RECORDS[:50]], show_progress=False
+        RECORDS,
+        tmp_path / "m",
+        dim=16,
+        epochs=1,
+        exclude_ids=[r["id"] for r in RECORDS[:50]],
+        show_progress=False,
     )
     manifest = json.loads((out / "training_manifest.json").read_text())
     assert manifest["records_excluded"] == 50
@@ -195,3 +227,18 @@ def test_bm25_ranks_the_matching_document_first():
     docs = [["储能", "锂电池"], ["污水", "处理"], ["锂电池", "回收", "回收"]]
     top = Bm25(docs).top_k([["回收"], ["污水"], ["未知"]], 2)
     assert top[0, 0] == 2 and top[1, 0] == 1 and (top[2] == -1).all()
+
+
+def test_parallel_tokenisation_matches_serial(encoder, monkeypatch):
+    texts = [f"{r['text']} 第{i}号" for i, r in enumerate(RECORDS * 6)][:1100]  # above the parallel threshold
+    monkeypatch.setenv("PARKMATCH_TOKENIZER_WORKERS", "0")
+    serial = encoder.encode_documents(texts)
+    monkeypatch.setenv("PARKMATCH_TOKENIZER_WORKERS", "2")
+    parallel = encoder.encode_documents(texts)
+    np.testing.assert_allclose(parallel, serial, atol=1e-6)
+    import multiprocessing
+
+    from embeddings import static_zh
+
+    if "fork" in multiprocessing.get_all_start_methods():
+        assert static_zh._POOL is not None and not static_zh._POOL_BROKEN

@@ -73,7 +73,9 @@ class StaticRecipe:
     max_doc_tokens: int = 512
     optimizer: str = "adam"  # "adam" (dense) | "sparse_adam" (only rows seen in the batch are updated)
     teacher: str | None = None  # sentence-transformers model whose word vectors seed the latin (English) rows
-    teacher_words: int = 30_000  # at most this many words from the teacher's own vocabulary, besides the corpus'
+    teacher_words: int = (
+        30_000  # at most this many words from the teacher's own vocabulary, besides the corpus'
+    )
     train: str = "full"  # "full": vectors are trained | "weights": only a per-token weight is trained
     threads: int = 1  # torch threads while training: the work is memory-bound, more threads mostly contend
     seed: int = 42
@@ -113,7 +115,7 @@ def _tokenize_record(rec: Mapping) -> _Tok:
 
 
 _TOKEN_CACHE: dict[tuple, _Tok] = {}
-_TOKEN_CACHE_MAX = 200_000
+_TOKEN_CACHE_MAX = 50_000
 
 
 def _record_key(rec: Mapping) -> tuple:
@@ -131,8 +133,9 @@ def _tokenize_all(records: Sequence[Mapping], show_progress: bool) -> list[_Tok]
         tok = _TOKEN_CACHE.get(key)
         if tok is None:
             tok = _tokenize_record(r)
-            if len(_TOKEN_CACHE) < _TOKEN_CACHE_MAX:
-                _TOKEN_CACHE[key] = tok
+            if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
+                _TOKEN_CACHE.clear()
+            _TOKEN_CACHE[key] = tok
         out.append(tok)
     return out
 
@@ -161,7 +164,10 @@ def _svd_directions(n: int, docs: Sequence[Sequence[int]], dim: int, seed: int) 
     from scipy import sparse
     from sklearn.utils.extmath import randomized_svd
 
-    rows = [np.full(len(u), i, dtype=np.int64) for i, u in enumerate(np.unique(np.asarray(d, dtype=np.int64)) for d in docs)]
+    rows = [
+        np.full(len(u), i, dtype=np.int64)
+        for i, u in enumerate(np.unique(np.asarray(d, dtype=np.int64)) for d in docs)
+    ]
     cols = [np.unique(np.asarray(d, dtype=np.int64)) for d in docs]
     r, c = np.concatenate(rows), np.concatenate(cols)
     x = sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(docs), n))
@@ -208,7 +214,9 @@ def _initial_weights(n: int, docs: Sequence[Sequence[int]], r: StaticRecipe) -> 
 _LATIN_WORD = re.compile(r"^[a-z][a-z\-]{1,30}$")
 
 
-def _teacher_word_vectors(teacher: str, vocab: Sequence[str], max_words: int, dim: int) -> dict[str, np.ndarray]:
+def _teacher_word_vectors(
+    teacher: str, vocab: Sequence[str], max_words: int, dim: int
+) -> dict[str, np.ndarray]:
     """Unit vectors for latin tokens from a sentence-transformers teacher (model2vec-style distillation).
 
     Each surface word (the corpus' latin tokens, plus whole words of the teacher's tokenizer vocabulary) is
@@ -222,7 +230,11 @@ def _teacher_word_vectors(teacher: str, vocab: Sequence[str], max_words: int, di
     tok = getattr(getattr(enc, "model", None), "tokenizer", None)
     extra: list[str] = []
     if tok is not None and hasattr(tok, "get_vocab"):
-        extra = [w for w, _ in sorted(tok.get_vocab().items(), key=lambda x: x[1]) if _LATIN_WORD.match(w) and len(w) > 2]
+        extra = [
+            w
+            for w, _ in sorted(tok.get_vocab().items(), key=lambda x: x[1])
+            if _LATIN_WORD.match(w) and len(w) > 2
+        ]
     surface: dict[str, list[str]] = {}
     for w in list(words) + extra[:max_words]:
         if w in STOPWORDS:
@@ -264,7 +276,9 @@ class _PairBuilder:
                 k.append("keywords")
             if "problem" in recipe.pair_kinds and self.problem[i]:
                 k.append("problem")
-            if "ict" in recipe.pair_kinds and (len(self.sent[i]) >= 2 or (self.sent[i] and len(self.sent[i][0]) >= 2)):
+            if "ict" in recipe.pair_kinds and (
+                len(self.sent[i]) >= 2 or (self.sent[i] and len(self.sent[i][0]) >= 2)
+            ):
                 k.append("ict")
             self.kinds.append(k)
 
@@ -295,7 +309,11 @@ class _PairBuilder:
         else:
             q = sents[si][ci]
             rest = [
-                t for j, s in enumerate(sents) for k, c in enumerate(s) if keep or (j, k) != (si, ci) for t in c
+                t
+                for j, s in enumerate(sents)
+                for k, c in enumerate(s)
+                if keep or (j, k) != (si, ci)
+                for t in c
             ]
         return q, (self.title[i] + rest)[:m]
 
@@ -411,13 +429,17 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     docs = [builder.title[i] + builder.keywords[i] + builder.abstract[i] for i in range(len(toks))]
     svd_docs = docs
     if r.init == "svd":  # co-occurrence within sentences (and titles), not whole abstracts
-        svd_docs = [[t for c in s for t in c] for ss in builder.sent for s in ss] + [d for d in builder.title if d]
+        svd_docs = [[t for c in s for t in c] for ss in builder.sent for s in ss] + [
+            d for d in builder.title if d
+        ]
     init = _initial_weights(module.num_embeddings, svd_docs if r.init == "svd" else docs, r)
     if r.init == "svd" and r.init_norm == "idf":  # idf from documents, directions from sentences
-        init = _initial_weights(module.num_embeddings, docs, StaticRecipe(**{**asdict(r), "init": "random"})).norm(
-            dim=1, keepdim=True
-        ) * torch.nn.functional.normalize(init, dim=1)
-    if teacher_rows:  # latin words: the teacher's direction, the norm the init gave (idf, or max idf if unseen)
+        init = _initial_weights(
+            module.num_embeddings, docs, StaticRecipe(**{**asdict(r), "init": "random"})
+        ).norm(dim=1, keepdim=True) * torch.nn.functional.normalize(init, dim=1)
+    if (
+        teacher_rows
+    ):  # latin words: the teacher's direction, the norm the init gave (idf, or max idf if unseen)
         norms = init.norm(dim=1)
         seen = np.zeros(module.num_embeddings, dtype=bool)
         for d in docs:
@@ -435,7 +457,10 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     model = SentenceTransformer(modules=[module], device="cpu")
     directions = ("query_to_doc", "doc_to_query") if r.symmetric else ("query_to_doc",)
     loss_fn = MultipleNegativesRankingLoss(
-        model, scale=r.scale, directions=directions, partition_mode="per_direction" if r.symmetric else "joint"
+        model,
+        scale=r.scale,
+        directions=directions,
+        partition_mode="per_direction" if r.symmetric else "joint",
     )
     # "weights": the row directions stay as initialised, one log-scale per row is learnt (a learned term weight)
     log_scale = None
@@ -496,7 +521,9 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
                 emb = module.embedding(feats["input_ids"], feats["offsets"])
             else:
                 emb = module.embedding(
-                    feats["input_ids"], feats["offsets"], per_sample_weights=log_scale.exp()[feats["input_ids"]]
+                    feats["input_ids"],
+                    feats["offsets"],
+                    per_sample_weights=log_scale.exp()[feats["input_ids"]],
                 )
             n = len(batch)
             embeddings = [emb[k * n : (k + 1) * n] for k in range(len(cols))]
@@ -543,6 +570,8 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
         "cpu_threads": torch.get_num_threads(),
         "libraries": _library_versions(),
     }
-    (out / "training_manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "training_manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     logger.info("static encoder trained in %.1fs on %d records -> %s", elapsed, len(used), out)
     return out

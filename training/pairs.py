@@ -14,12 +14,11 @@ Pair kinds
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -97,7 +96,6 @@ class RecordViews:
     keywords: str
     sentences: list[str]
     problem: tuple[str, str] | None = None  # (clause, abstract without the clause)
-    extra: dict = field(default_factory=dict)
 
     @property
     def abstract(self) -> str:
@@ -247,18 +245,3 @@ def sample_kind(available: Sequence[str], weights: Mapping[str, float], rng: ran
     if total <= 0:
         return available[0]
     return rng.choices(list(available), weights=w, k=1)[0]
-
-
-def idf_weights(docs: Iterable[Iterable[str]]) -> tuple[Counter, int]:
-    df: Counter = Counter()
-    n = 0
-    for toks in docs:
-        df.update(set(toks))
-        n += 1
-    return df, n
-
-
-def smooth_idf(df: int, n: int) -> float:
-    return math.log((n + 1) / (df + 1)) + 1.0
-
-
