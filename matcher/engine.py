@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -440,12 +440,22 @@ class MatchEngine:
             for i in ids
         ]
 
-    def _rank(self, cands: list[Candidate], ask: Ask, w: float) -> None:
+    def _rank(
+        self,
+        cands: list[Candidate],
+        ask: Ask | None,
+        w: float,
+        *,
+        fit_of: Callable[[Meta, float], dict[str, float | None]] | None = None,
+    ) -> None:
+        """Relevance, fit, ranker score and score components for each candidate; best first.
+
+        `fit_of(meta, now)` replaces the need-side fit (the reverse direction passes its own)."""
         now = time.time()
         rows = []
         for c in cands:
             c.relevance = self.relevance(c.dense, c.lexical, w)
-            c.fit = fit_features(ask, c.meta, now=now)
+            c.fit = fit_of(c.meta, now) if fit_of is not None else fit_features(ask, c.meta, now=now)
             rows.append({"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit})
         scores = self.ranker.score(rows) if rows else np.zeros(0)
         parts = getattr(self.ranker, "components", None)
@@ -601,24 +611,7 @@ class MatchEngine:
         tokens = tokenize(text)
         w = self.dense_weight_for(text)
         cands = self.retrieve(self.demand, self.demand_catalog, text, tokens, allowed, max(100, 5 * k), w)
-        now = time.time()
-        rows = []
-        for c in cands:
-            c.relevance = self.relevance(c.dense, c.lexical, w)
-            c.fit = _reverse_fit(meta, c.meta, now)
-            rows.append({"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit})
-        scores = self.ranker.score(rows) if rows else np.zeros(0)
-        for c, s in zip(cands, scores, strict=True):
-            c.score = float(min(1.0, max(0.0, s)))
-            c.components = {
-                "dense": round(c.dense, 4),
-                "lexical": round(c.lexical, 4),
-                "relevance": round(c.relevance, 4),
-                "fit_features": {k2: (None if v is None else round(v, 3)) for k2, v in c.fit.items()},
-                "ranker": self.ranker.version,
-                "score": round(c.score, 4),
-            }
-        cands.sort(key=lambda c: (-c.score, c.id))
+        self._rank(cands, None, w, fit_of=lambda m, now: _reverse_fit(meta, m, now))
         ms = self.settings.default_min_score if min_score is None else min_score
         cands = [c for c in cands if c.score >= ms][:k]
         explanations = {}
