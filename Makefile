@@ -40,7 +40,7 @@ serve: install ## serve the API on HOST:PORT (default 127.0.0.1:8000)
 run: demo serve ## the demo: load the demo data, then serve it
 
 # PostgreSQL tests run when MATCHER_TEST_POSTGRES_URL is set or a server listens on 127.0.0.1:5432
-test: install ## run the test suite (PYTEST_ARGS="-m slow" for the slow tests)
+test: install ## run the whole test suite (PYTEST_ARGS="-m 'not slow'" skips the slow ones)
 	@if [ -z "$${MATCHER_TEST_POSTGRES_URL:-}" ] && [ -z "$${MATCHER_SKIP_POSTGRES:-}" ] && \
 	   ! $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
 	  echo "no PostgreSQL on 127.0.0.1:5432: running the SQLite store only"; export MATCHER_SKIP_POSTGRES=1; \
