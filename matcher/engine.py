@@ -440,7 +440,7 @@ class MatchEngine:
             for i in ids
         ]
 
-    def _rank(
+    def rank(
         self,
         cands: list[Candidate],
         ask: Ask | None,
@@ -527,7 +527,7 @@ class MatchEngine:
         n_cand = max(100, 5 * k_total)
         cands = self.retrieve(self.supply, self.resources, text, tokens, allowed, n_cand, w)
         t2 = time.perf_counter()
-        self._rank(cands, ask, w)
+        self.rank(cands, ask, w)
         min_score = self.settings.default_min_score if q.min_score is None else q.min_score
         cands = [c for c in cands if c.score >= min_score]
         per_provider = self.settings.max_per_provider if q.per_provider is None else q.per_provider
@@ -611,7 +611,7 @@ class MatchEngine:
         tokens = tokenize(text)
         w = self.dense_weight_for(text)
         cands = self.retrieve(self.demand, self.demand_catalog, text, tokens, allowed, max(100, 5 * k), w)
-        self._rank(cands, None, w, fit_of=lambda m, now: _reverse_fit(meta, m, now))
+        self.rank(cands, None, w, fit_of=lambda m, now: _reverse_fit(meta, m, now))
         ms = self.settings.default_min_score if min_score is None else min_score
         cands = [c for c in cands if c.score >= ms][:k]
         explanations = {}

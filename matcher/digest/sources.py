@@ -140,7 +140,7 @@ class EngineSource:
         if qvec is None:
             qvec = eng.encoder.encode_queries([text])[0]
         cands = eng.retrieve(eng.supply, eng.resources, text, tokens, allowed, max(50, 4 * query.k), w, qvec=qvec)
-        eng._rank(cands, ask, w)
+        eng.rank(cands, ask, w)
         cands = [c for c in cands if c.score >= query.min_score][: query.k]
         if not cands:
             return []
