@@ -145,3 +145,25 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
 
 def has_cjk(text: str) -> bool:
     return bool(_CJK.search(text or ""))
+
+
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# the prefix keeps character bigrams apart from jieba words of the same two characters
+BIGRAM_PREFIX = "#"
+LEXICAL_TERMS_ID = "embeddings.text.lexical_terms/v2"
+
+
+def lexical_terms(text: str, tokens: list[str] | None = None) -> list[str]:
+    """Terms for the BM25 index: the words of ``tokenize`` plus the overlapping character bigrams of every
+    Chinese run (``#`` + two characters).
+
+    Bigrams catch what word segmentation splits differently in a query and a document (水运工程 vs
+    水运 / 工程项目) and rare compounds jieba does not know. Measured in docs/encoders.md: word BM25 0.745 ->
+    0.756 nDCG@10 on csl-need2doc-dev, 0.584 -> 0.614 on the proxy set. ``tokens``, when the caller already
+    has ``tokenize(text)``, saves tokenising twice."""
+    norm = normalize(text)
+    out = list(tokens) if tokens is not None else tokenize(norm, normalized=True)
+    for m in _CJK_RUN.finditer(norm):
+        run = m.group(0)
+        out.extend(BIGRAM_PREFIX + run[i : i + 2] for i in range(len(run) - 1))
+    return out

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from embeddings.base import Encoder
-from embeddings.text import has_cjk, tokenize
+from embeddings.text import has_cjk, lexical_terms, tokenize
 from matcher.catalog import Catalog, Meta
 from matcher.documents import enterprise_text, need_text, resource_text
 from matcher.errors import NotFound, ValidationFailed
@@ -421,11 +421,15 @@ class MatchEngine:
         dense_weight: float,
         qvec: np.ndarray | None = None,
     ) -> list[Candidate]:
-        """Candidates from both indexes restricted to `allowed`, each with both similarities."""
-        if qvec is None:
+        """Candidates from both indexes restricted to `allowed`, each with both similarities.
+
+        `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
+        bigrams (`lexical_terms`), as its documents were indexed."""
+        if qvec is None and dense_weight > 0:
             qvec = self._query_vector(text)
+        terms = lexical_terms(text, tokens)
         dense_hits = pair.dense_search(qvec, n, allowed) if dense_weight > 0 else []
-        lex_hits = pair.lexical_search(tokens, n, allowed) if dense_weight < 1 else []
+        lex_hits = pair.lexical_search(terms, n, allowed) if dense_weight < 1 else []
         ids = list(dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lex_hits]))
         ids = [i for i in ids if catalog.get(i) is not None]
         if not ids:
@@ -434,7 +438,7 @@ class MatchEngine:
         missing = [i for i in ids if i not in dense]
         if missing and dense_weight > 0:
             dense.update(pair.dense_scores(qvec, missing))
-        lex = pair.lexical_scores(tokens, ids)
+        lex = pair.lexical_scores(terms, ids)
         return [
             Candidate(id=i, meta=catalog.get(i), dense=float(dense.get(i, 0.0)), lexical=float(lex.get(i, 0.0)))
             for i in ids

@@ -15,7 +15,7 @@ import numpy as np
 
 from embeddings.base import Encoder
 from embeddings.index import FaissIndex, IndexCorruptError, IndexMismatchError, load_index
-from embeddings.text import tokenize
+from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
 from matcher.lexical import LexicalIndex
 from matcher.settings import Settings
 
@@ -49,7 +49,7 @@ class IndexPair:
         self.settings = settings
         self.root = settings.index_dir / name
         self.dense = self._new_dense()
-        self.lexical = LexicalIndex()
+        self.lexical = LexicalIndex(tokenizer_id=LEXICAL_TERMS_ID)
         self.stamps: dict[int, float] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +65,7 @@ class IndexPair:
                 expected_dimension=self.encoder.dimension,
                 approximate_threshold=self.settings.approximate_threshold,
             )
-            self.lexical = LexicalIndex.load(self.root / "lexical")
+            self.lexical = LexicalIndex.load(self.root / "lexical", expected_tokenizer=LEXICAL_TERMS_ID)
             raw = json.loads((self.root / "stamps.json").read_text())
             if raw.get("model_id") != self.encoder.model_id:
                 raise IndexMismatchError("stamps were written for another model")
@@ -86,7 +86,7 @@ class IndexPair:
 
     def _reset(self) -> None:
         self.dense = self._new_dense()
-        self.lexical = LexicalIndex()
+        self.lexical = LexicalIndex(tokenizer_id=LEXICAL_TERMS_ID)
         self.stamps = {}
 
     def reconcile(self, store: dict[int, float]) -> set[int]:
@@ -120,7 +120,7 @@ class IndexPair:
         vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
         arr = np.asarray(ids, dtype=np.int64)
         self.dense.upsert(arr, vecs)
-        self.lexical.upsert_many([int(i) for i in ids], [tokenize(t) for t in texts])
+        self.lexical.upsert_many([int(i) for i in ids], [lexical_terms(t) for t in texts])
         with self._lock:
             for i, s in zip(ids, stamps, strict=True):
                 self.stamps[int(i)] = s

@@ -54,6 +54,21 @@ def test_index_from_another_model_is_rebuilt(engine_settings, engine, headers, t
         assert _ids(c, headers["admin"]) == {rid}
 
 
+def test_lexical_index_tokenised_another_way_is_rebuilt(engine_settings, engine, headers):
+    from embeddings.index import read_manifest
+
+    with TestClient(create_app(engine_settings)) as c:
+        rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
+    lexical = engine_settings.index_dir / "supply" / "lexical"
+    (manifest,) = lexical.glob("*/manifest.json")
+    manifest.write_text(manifest.read_text().replace("lexical_terms/v2", "tokenize/v1"))
+    assert read_manifest(lexical).model_id == "embeddings.text.tokenize/v1"
+    with TestClient(create_app(engine_settings)) as c:
+        assert c.app.state.app_state.matcher.supply.lexical.tokenizer_id.endswith("lexical_terms/v2")
+        # 墨烯 shares no jieba word with 石墨烯 (石墨 + 烯): only the rebuilt bigram index finds it
+        assert _ids(c, headers["admin"], text="墨烯导热") == {rid}
+
+
 def test_missing_model_path_refuses_to_start(settings, engine, tmp_path):
     bad = settings.model_copy(update={"encoder": str(tmp_path / "no-such-model")})
     with pytest.raises(EncoderUnavailable) as info:

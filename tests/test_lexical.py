@@ -314,3 +314,33 @@ def test_concurrent_readers_and_writers() -> None:
     fresh.upsert_many(list(final), list(final.values()))
     assert np.array_equal(idx.ids(), fresh.ids())
     assert_same_results(idx, fresh, [d[:3] for d in pool[:80] if d])
+
+
+# ------------------------------------------------------------------------------ character bigrams
+
+
+def test_lexical_terms_are_words_plus_chinese_bigrams() -> None:
+    from embeddings.text import BIGRAM_PREFIX, lexical_terms
+
+    terms = lexical_terms("固态电池 Solid-state batteries")
+    words = tokenize("固态电池 Solid-state batteries")
+    assert terms[: len(words)] == words
+    assert terms[len(words) :] == [BIGRAM_PREFIX + b for b in ("固态", "态电", "电池")]
+    assert lexical_terms("Solid-state batteries") == tokenize("Solid-state batteries")
+    assert lexical_terms("") == []
+    # traditional characters and full-width forms are normalised first
+    assert lexical_terms("電池") == lexical_terms("电池")
+
+
+def test_bigrams_match_across_segmentation_differences() -> None:
+    from embeddings.text import lexical_terms
+
+    docs = {1: "石墨烯散热膜的卷对卷制备", 2: "锂电池正极材料回收工艺"}
+    # jieba cuts the document's 石墨烯 as 石墨 + 烯 and the query's 墨烯 as one word: no word in common
+    assert not set(tokenize("墨烯")) & set(tokenize(docs[1]))
+    words, grams = LexicalIndex(), LexicalIndex()
+    for i, text in docs.items():
+        words.upsert(i, tokenize(text))
+        grams.upsert(i, lexical_terms(text))
+    assert words.search(tokenize("墨烯"), 5) == []
+    assert [i for i, _ in grams.search(lexical_terms("墨烯"), 5)] == [1]
