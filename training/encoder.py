@@ -10,7 +10,12 @@ Recipe (see ``docs/encoders.md`` for what was measured):
    sentence-transformers' ``MultipleNegativesRankingLoss`` (in-batch negatives, optionally one BM25 hard
    negative per pair) on self-supervised pairs from :mod:`training.pairs`: title -> abstract,
    keywords -> abstract, problem clause -> rest of the abstract, and inverse cloze (a sentence or clause ->
-   the rest). Each epoch draws one pair per record, so a batch never holds two pairs of the same record.
+   the rest). Each epoch draws one pair per record, so a batch never holds two pairs of the same record;
+4. optionally, supervised pairs given by the caller (``pairs=[(query, positive, negative or None), ...]``, e.g.
+   accepted and rejected matches from feedback, or the training part of a labelled set) are mixed into the
+   same batches, ``pair_repeats`` times per epoch: every query is ranked against its positive, every other
+   positive and negative in the batch (in-batch negatives) and its own hard negative (the given one, else a
+   BM25-mined record). A batch never holds a supervised pair and the record its positive is taken from.
 
 The output directory loads with :func:`embeddings.encoders.load_encoder` and carries a
 ``training_manifest.json`` (data size, parameters, library versions, time).
@@ -78,6 +83,11 @@ class StaticRecipe:
     )
     train: str = "full"  # "full": vectors are trained | "weights": only a per-token weight is trained
     threads: int = 1  # torch threads while training: the work is memory-bound, more threads mostly contend
+    # supervised pairs (``pairs=`` of train_static_encoder): how often each is drawn per epoch, and where the
+    # hard negative of a pair given without one comes from: "bm25" (a top BM25 record for the query that is
+    # not its positive) | "random" (any record)
+    pair_repeats: int = 1
+    pair_negatives: str = "bm25"
     seed: int = 42
 
 
@@ -327,6 +337,123 @@ def _mine_negatives(builder: _PairBuilder, toks: Sequence[_Tok], depth: int) -> 
     return [[int(j) for j in row if j >= 0 and j != i][:depth] for i, row in enumerate(top)]
 
 
+# ---------------------------------------------------------------------------------------------- supervised
+_TEXT_KEY = re.compile(r"[\s。．.，,：:；;]+")
+
+
+def _text_key(text: str) -> str:
+    return _TEXT_KEY.sub("", text or "")
+
+
+def _normalise_pairs(pairs: Iterable[Sequence[str | None]] | None) -> list[tuple[str, str, str | None]]:
+    out = []
+    for p in pairs or ():
+        if len(p) not in (2, 3):
+            raise ValueError("a supervised pair is (query, positive) or (query, positive, negative)")
+        q, pos = str(p[0] or ""), str(p[1] or "")
+        neg = str(p[2]) if len(p) == 3 and p[2] else None
+        if q.strip() and pos.strip():
+            out.append((q, pos, neg))
+    return out
+
+
+def _dedup_batches(items: Sequence[int], key, batch_size: int) -> list[list[int]]:
+    """Consecutive batches of ``items`` in order, an item whose key is already in the batch moved to a later one."""
+    batches: list[list[int]] = []
+    queue = list(items)
+    while queue:
+        batch: list[int] = []
+        seen: set = set()
+        rest: list[int] = []
+        for n, it in enumerate(queue):
+            if len(batch) == batch_size:
+                rest.extend(queue[n:])
+                break
+            k = key(it)
+            if k in seen:
+                rest.append(it)
+            else:
+                batch.append(it)
+                seen.add(k)
+        batches.append(batch)
+        queue = rest
+    return batches
+
+
+class _Supervised:
+    """Supervised (query, positive, negative) pairs as token ids, their hard negatives and their batching.
+
+    A pair's positive is matched to the record it was taken from (same text), so that the record's own pair
+    and the supervised pair never share a batch (each would be a false negative of the other)."""
+
+    def __init__(self, module, builder: _PairBuilder, toks, used, pair_toks, r: StaticRecipe):
+        self.r = r
+        self.builder = builder
+        m = r.max_doc_tokens
+        ids = module.token_ids
+        self.q = [ids(q) or [0] for q, _, _, _ in pair_toks]  # token lists are non-empty, so are id lists
+        self.p = [(ids(p) or [0])[:m] for _, p, _, _ in pair_toks]
+        self.n = [(ids(n) or [0])[:m] if n else None for _, _, n, _ in pair_toks]
+        by_text: dict[str, int] = {}
+        for i, rec in enumerate(used):
+            by_text.setdefault(_text_key(rec["text"]), i)
+            by_text.setdefault(_text_key(rec["title"] + rec["text"]), i)
+        self.source: list[int | None] = [by_text.get(_text_key(text)) for _, _, _, text in pair_toks]
+        self.n_records = len(toks)
+        self.mined: list[list[int]] = [[] for _ in pair_toks]
+        if r.pair_negatives == "bm25" and any(n is None for n in self.n):
+            docs = [t.title + [w for s in t.sentences for c in s for w in c] for t in toks]
+            bm25 = Bm25(docs)
+            want = [j for j, n in enumerate(self.n) if n is None]
+            top = bm25.top_k([pair_toks[j][0] for j in want], r.hard_negative_depth + 1)
+            for j, row in zip(want, top, strict=True):
+                mined = [int(i) for i in row if i >= 0 and i != self.source[j]]
+                self.mined[j] = mined[: r.hard_negative_depth]
+
+    def key(self, item: int):
+        if item >= 0:
+            return item
+        src = self.source[-1 - item]
+        return src if src is not None else ("pair", -1 - item)
+
+    def epoch_batches(self, trainable: Sequence[int], rng: random.Random) -> list[list[int]]:
+        items = [i for _ in range(self.r.passes_per_epoch) for i in trainable]
+        items += [-1 - j for _ in range(self.r.pair_repeats) for j in range(len(self.q))]
+        rng.shuffle(items)
+        return _dedup_batches(items, self.key, self.r.batch_size)
+
+    def records_in(self, batch: Sequence[int]) -> set[int]:
+        out = {i for i in batch if i >= 0}
+        out.update(self.source[-1 - i] for i in batch if i < 0 and self.source[-1 - i] is not None)
+        return out
+
+    def random_doc(self, in_batch: set[int], rng: random.Random) -> list[int]:
+        for _ in range(10):
+            i = rng.randrange(self.n_records)
+            if i not in in_batch:
+                break
+        return self.builder.doc(i) or [0]
+
+    def triplet(self, j: int, in_batch: set[int], rng: random.Random):
+        if self.n[j]:
+            neg = self.n[j]
+        else:
+            cands = [i for i in self.mined[j] if i not in in_batch] or self.mined[j]
+            neg = self.builder.doc(rng.choice(cands)) if cands else None
+            if not neg:
+                return self.q[j], self.p[j], self.random_doc(in_batch | {self.source[j]}, rng)
+        return self.q[j], self.p[j], neg
+
+    def summary(self) -> dict:
+        return {
+            "used": len(self.q),
+            "with_given_negative": sum(1 for n in self.n if n),
+            "matched_to_a_record": sum(1 for s in self.source if s is not None),
+            "negatives_for_the_rest": self.r.pair_negatives,
+            "repeats_per_epoch": self.r.pair_repeats,
+        }
+
+
 # ---------------------------------------------------------------------------------------------- main
 def _library_versions() -> dict[str, str]:
     import jieba
@@ -361,12 +488,15 @@ def train_static_encoder(
     seed: int = 42,
     show_progress: bool = True,
     recipe: StaticRecipe | None = None,
+    pairs: Iterable[Sequence[str | None]] | None = None,
     **overrides,
 ) -> Path:
     """Train a static encoder on ``records`` (dicts with id, title, text, keywords) and save it to ``out_dir``.
 
     ``exclude_ids`` are dropped before anything is learnt from them (vocabulary included): pass every document
-    id an evaluation judges. ``recipe`` / ``overrides`` set the other knobs of :class:`StaticRecipe`.
+    id an evaluation judges. ``pairs`` are supervised ``(query, positive, hard negative or None)`` texts trained
+    together with the records' own pairs (see the module docstring); pairs with an empty query or positive are
+    dropped. ``recipe`` / ``overrides`` set the other knobs of :class:`StaticRecipe`.
     Returns the output directory.
     """
     started = time.time()
@@ -389,16 +519,23 @@ def train_static_encoder(
     used = [x for x in all_records if x["id"] not in excluded and (x["text"] or x["title"])]
     if len(used) < 2:
         raise ValueError(f"need at least 2 records to train on, got {len(used)} after exclusions")
+    supervised = _normalise_pairs(pairs)
+    if r.pair_negatives not in ("bm25", "random"):
+        raise ValueError(f"unknown pair_negatives {r.pair_negatives!r} (bm25, random)")
+    if r.pair_repeats < 0:
+        raise ValueError("pair_repeats must be 0 or more")
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, r.threads))
     try:
-        return _train(r, all_records, used, out_dir, show_progress, started)
+        return _train(r, all_records, used, out_dir, show_progress, started, supervised)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, started: float) -> Path:
+def _train(
+    r: StaticRecipe, all_records, used, out_dir, show_progress: bool, started: float, supervised=()
+) -> Path:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from tqdm.auto import tqdm
@@ -410,8 +547,14 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
 
     t0 = time.time()
     toks = _tokenize_all(used, show_progress)
+    # (query tokens, positive tokens, negative tokens or None, positive text)
+    pair_toks = [(text_tokens(q), text_tokens(p), text_tokens(n) if n else None, p) for q, p, n in supervised]
+    pair_toks = [x for x in pair_toks if x[0] and x[1]]
     t_tok = time.time() - t0
-    vocab = _build_vocab(toks, r.min_count, r.max_vocab)
+    # the supervised texts count towards the vocabulary (a need's words get rows), not towards idf
+    vocab = _build_vocab(
+        list(toks) + [_Tok("", q, n or [], [[p]], None) for q, p, n, _ in pair_toks], r.min_count, r.max_vocab
+    )
     teacher_rows: dict[str, np.ndarray] = {}
     t_teacher = 0.0
     if r.teacher:
@@ -423,7 +566,7 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     module = StaticZhEmbedding(vocab, r.dim, num_buckets=r.num_buckets, subchars=r.subchars)
     builder = _PairBuilder(module, toks, r)
     trainable = [i for i, k in enumerate(builder.kinds) if k]
-    if not trainable:
+    if not trainable and not supervised:
         raise ValueError("no training pairs could be built from the records (empty texts?)")
 
     docs = [builder.title[i] + builder.keywords[i] + builder.abstract[i] for i in range(len(toks))]
@@ -453,6 +596,9 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
         module.embedding.weight.copy_(init)
 
     negatives = _mine_negatives(builder, toks, r.hard_negative_depth) if r.hard_negatives else None
+    sup = _Supervised(module, builder, toks, used, pair_toks, r) if pair_toks else None
+    if sup is None and not trainable:
+        raise ValueError("no training pairs could be built from the records (empty texts?)")
 
     model = SentenceTransformer(modules=[module], device="cpu")
     directions = ("query_to_doc", "doc_to_query") if r.symmetric else ("query_to_doc",)
@@ -479,8 +625,13 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
         optimizer = torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
     else:
         raise ValueError(f"unknown optimizer {r.optimizer!r} (adam, sparse_adam)")
-    steps_per_epoch = math.ceil(len(trainable) * r.passes_per_epoch / r.batch_size)
-    total_steps = max(1, steps_per_epoch * r.epochs)
+    if sup is None:
+        steps_per_epoch = math.ceil(len(trainable) * r.passes_per_epoch / r.batch_size)
+        total_steps = max(1, steps_per_epoch * r.epochs)
+        planned = None
+    else:  # mixed batches are planned up front: de-duplication can add a batch or two per epoch
+        planned = [sup.epoch_batches(trainable, rng) for _ in range(r.epochs)]
+        total_steps = max(1, sum(len(bs) for bs in planned))
     warmup = max(1, int(total_steps * r.warmup))
 
     def lr_at(step: int) -> float:
@@ -494,28 +645,42 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
     model.train()
     bar = tqdm(total=total_steps, desc="training static encoder", unit="step", disable=not show_progress)
     step = 0
-    for _epoch in range(r.epochs):
-        order = [i for _ in range(r.passes_per_epoch) for i in trainable]
-        # passes are shuffled separately so one batch never holds a record twice
-        chunks = [order[p * len(trainable) : (p + 1) * len(trainable)] for p in range(r.passes_per_epoch)]
-        for c in chunks:
-            rng.shuffle(c)
-        order = [i for c in chunks for i in c]
-        for b in range(0, len(order), r.batch_size):
-            batch = order[b : b + r.batch_size]
+    for epoch in range(r.epochs):
+        if planned is None:
+            order = [i for _ in range(r.passes_per_epoch) for i in trainable]
+            # passes are shuffled separately so one batch never holds a record twice
+            chunks = [order[p * len(trainable) : (p + 1) * len(trainable)] for p in range(r.passes_per_epoch)]
+            for c in chunks:
+                rng.shuffle(c)
+            order = [i for c in chunks for i in c]
+            batches = [order[b : b + r.batch_size] for b in range(0, len(order), r.batch_size)]
+        else:
+            batches = planned[epoch]
+        for batch in batches:
             if len(batch) < 2:
                 continue
             qs, ps, ns = [], [], []
+            in_batch = set(batch) if sup is None else sup.records_in(batch)
             for i in batch:
+                if i < 0:  # a supervised pair (index -1 - j)
+                    q, p, neg = sup.triplet(-1 - i, in_batch, rng)
+                    kind_counts["supervised"] += 1
+                    qs.append(q)
+                    ps.append(p)
+                    ns.append(neg)
+                    continue
                 kind = sample_kind(builder.kinds[i], r.kind_weights, rng)
                 kind_counts[kind] += 1
                 q, p = builder.pair(i, kind, rng)
                 qs.append(q)
                 ps.append(p)
                 if negatives is not None:
-                    cands = [j for j in negatives[i] if j not in batch] or negatives[i]
+                    cands = [j for j in negatives[i] if j not in in_batch] or negatives[i]
                     ns.append(builder.doc(rng.choice(cands)) if cands else builder.doc(rng.choice(trainable)))
-            cols = [qs, ps] + ([ns] if negatives is not None else [])
+                elif sup is not None:  # mixed batch: every row needs a negative; an extra random one
+                    ns.append(sup.random_doc(in_batch, rng))
+            use_neg = negatives is not None or sup is not None
+            cols = [qs, ps] + ([ns] if use_neg else [])
             feats = StaticZhEmbedding.collate([x for col in cols for x in col])
             if log_scale is None:
                 emb = module.embedding(feats["input_ids"], feats["offsets"])
@@ -556,6 +721,7 @@ def _train(r: StaticRecipe, all_records, used, out_dir, show_progress: bool, sta
         "records_excluded": len(all_records) - len(used),
         "records_used": len(used),
         "records_with_pairs": len(trainable),
+        "supervised_pairs": sup.summary() if sup is not None else {"given": len(supervised), "used": 0},
         "pairs_drawn": dict(kind_counts),
         "pair_kinds_available": dict(Counter(k for ks in builder.kinds for k in ks)),
         "vocab_size": len(vocab),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
-train_app = typer.Typer(help="Train models from the store's data and feedback; register them.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train models from the store's data and feedback; register them.", no_args_is_help=True
+)
 
 MIN_ENCODER_RECORDS = 50
 
@@ -27,7 +30,9 @@ def _incumbent(registry):
 def train_ranker(
     qrels: Path = typer.Option(None, help="a BEIR-layout set to learn from instead of logged feedback"),
     split: str = typer.Option("dev", help="qrels split (with --qrels)"),
-    promote: bool = typer.Option(True, "--promote/--no-promote", help="activate it when it wins its evaluation"),
+    promote: bool = typer.Option(
+        True, "--promote/--no-promote", help="activate it when it wins its evaluation"
+    ),
     model: str = typer.Option("logistic", help="logistic | boosting"),
     objective: str = typer.Option("pointwise", help="pointwise | pairwise"),
     eta: float = typer.Option(1.0, help="position-bias exponent: propensity = (1/position)^eta"),
@@ -67,20 +72,35 @@ def train_ranker(
         ranker,
         data=source | {"rows": len(data), "lists": data.n_groups, "positives": data.n_positive} | split_info,
         params=ranker.get_params() | {"incumbent": str(incumbent.version)},
-        metrics={"ndcg@10": round(result.candidate, 4), "ndcg@10_incumbent": round(result.incumbent, 4),
-                 "queries": result.queries},
-        ci={"diff": round(result.diff, 4), "low": round(result.ci_low, 4), "high": round(result.ci_high, 4),
-            "level": 0.95},
+        metrics={
+            "ndcg@10": round(result.candidate, 4),
+            "ndcg@10_incumbent": round(result.incumbent, 4),
+            "queries": result.queries,
+        },
+        ci={
+            "diff": round(result.diff, 4),
+            "low": round(result.ci_low, 4),
+            "high": round(result.ci_high, 4),
+            "level": 0.95,
+        },
         status="candidate" if result.promote else "rejected",
     )
     activated = False
     if result.promote and promote:
         registry.activate(v.id)
         activated = True
-    out = {"model": v.id, "evaluation": result.as_dict(), "activated": activated,
-           "note": None if activated else ("not better than the ranker in service with 95 % confidence"
-                                           if not result.promote else "registered; activate with --promote "
-                                           "or POST /v1/models/{id}/activate")}
+    out = {
+        "model": v.id,
+        "evaluation": result.as_dict(),
+        "activated": activated,
+        "note": None
+        if activated
+        else (
+            "not better than the ranker in service with 95 % confidence"
+            if not result.promote
+            else "registered; activate with --promote or POST /v1/models/{id}/activate"
+        ),
+    }
     typer.echo(json.dumps(out, ensure_ascii=False))
 
 
@@ -113,62 +133,317 @@ def train_encoder(
     epochs: int = typer.Option(None, help="training epochs (default: the recipe's)"),
     dim: int = typer.Option(256),
     output: Path = typer.Option(None, help="model directory (default: data_dir/models/encoder-<version>)"),
+    promote: bool = typer.Option(
+        True, "--promote/--no-promote", help="install it as the default encoder when it wins its evaluation"
+    ),
+    pair_repeats: int = typer.Option(4, help="how often each feedback pair is drawn per epoch"),
+    test_size: float = typer.Option(0.5, help="share of the needs with feedback held out for the evaluation"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    seed: int = typer.Option(0),
 ) -> None:
-    """Train the static embedding model on the store's resources (and, when present, accepted feedback as
-    need -> resource pairs) and register it. Point MATCHER_ENCODER at it (or copy it to the default place) and
-    reindex to serve it."""
-    from datetime import UTC, datetime
-
-    from sqlmodel import Session, select
+    """Train the static embedding model on the store's resources (title, keywords and description of each) and,
+    from feedback, accepted or dealt (need -> resource) pairs with the need's rejected resources as hard
+    negatives; evaluate it against the encoder in service on held-out needs and register it. It replaces the
+    default encoder (MATCHER_ENCODER=default) only when the 95 % lower bound of its nDCG@10 gain is above zero,
+    or when no encoder serves at all; restart the service to serve it (its indexes are rebuilt)."""
+    from datetime import UTC
 
     from matcher.cli import CliError
-    from matcher.db import init_db, make_engine
-    from matcher.models import Feedback, Need, Resource
     from matcher.settings import Settings
     from training.encoder import train_static_encoder
+    from training.evaluate import MIN_GROUPS
     from training.registry import ModelRegistry
 
     settings = Settings()
-    db = make_engine(settings)
-    init_db(db)
-    with Session(db) as session:
-        resources = list(session.exec(select(Resource).where(Resource.status == "active")))
-        records = [
-            {"id": f"r{r.id}", "title": r.title, "text": r.description,
-             "keywords": list((r.details or {}).get("keywords") or [])}
-            for r in resources
-        ]
-        pairs = 0
-        accepted = session.exec(
-            select(Feedback).where(Feedback.action.in_(("accepted", "deal")), Feedback.need_id.is_not(None))
-        )
-        by_id = {r.id: r for r in resources}
-        for fb in accepted:
-            need, res = session.get(Need, fb.need_id), by_id.get(fb.resource_id)
-            if need is None or res is None:
-                continue
-            # the need as the title of the resource's text: the trainer's title -> text pairs learn the link
-            records.append({"id": f"fb{fb.id}", "title": need.title + "。" + need.description, "text": res.description})
-            pairs += 1
-    db.dispose()
-    usable = [r for r in records if (r["text"] or "").strip()]
+    data = _encoder_training_data(settings)
+    usable = [r for r in data.records if (r["text"] or "").strip()]
     if len(usable) < MIN_ENCODER_RECORDS:
         raise CliError(
-            f"too little data to train an encoder: {len(usable)} resources with a description "
+            f"too little data to train an encoder: {len(usable)} active resources with a description "
             f"(need at least {MIN_ENCODER_RECORDS}); import more resources first"
         )
+    evaluate = len(data.positives) >= MIN_GROUPS
+    train_needs, test_needs = _time_split(data, test_size) if evaluate else (sorted(data.positives), [])
+    pairs = data.pairs(train_needs, seed=seed)
     stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     out = output or settings.models_dir / f"encoder-{stamp}"
     try:
-        train_static_encoder(usable, out, dim=dim, epochs=epochs, show_progress=False)
+        train_static_encoder(
+            usable,
+            out,
+            dim=dim,
+            epochs=epochs,
+            show_progress=not quiet,
+            pairs=pairs,
+            pair_repeats=pair_repeats,
+            seed=seed,
+        )
     except ValueError as exc:
         raise CliError(f"cannot train the encoder: {exc}") from None
-    v = ModelRegistry.for_settings(settings).register(
-        None, kind="encoder", artefact_dir=out,
-        data={"resources": len(resources), "feedback_pairs": pairs}, params={"dim": dim, "epochs": epochs},
+
+    incumbent, incumbent_id = _encoder_in_service(settings)
+    result = None
+    if evaluate and incumbent is not None:
+        result = _compare_encoders(out, incumbent, data, test_needs, seed=seed, quiet=quiet)
+    if incumbent is None:
+        status, install = "candidate", promote
+        note = "no encoder was in service" + ("; installed as the default" if promote else "")
+    elif result is None:
+        status, install = "candidate", False
+        note = (
+            f"not evaluated: {len(data.positives)} needs with an accepted match (need at least {MIN_GROUPS}, half "
+            "held out); the encoder in service keeps serving"
+        )
+    elif not result.promote:
+        status, install = "rejected", False
+        note = "not better than the encoder in service with 95 % confidence; it keeps serving"
+    else:
+        status, install = "candidate", promote
+        note = "better with 95 % confidence" + (
+            "; installed as the default" if promote else "; not installed"
+        )
+    if install and settings.encoder != "default":
+        install = False
+        note += f" (not installed: MATCHER_ENCODER is {settings.encoder!r}; point it at {out} to serve it)"
+    if install:
+        try:
+            _install_default_encoder(settings, out)
+            status = "active"
+        except ValueError as exc:
+            install, note = False, f"not installed: {exc}; the encoder in service keeps serving"
+    registry = ModelRegistry.for_settings(settings)
+    if install:  # the encoder installed before this one no longer serves
+        for prev in registry.list():
+            if prev.kind == "encoder" and prev.status == "active":
+                registry._set_status(prev.id, "retired")
+    v = registry.register(
+        None,
+        kind="encoder",
+        artefact_dir=out,
+        data={
+            "resources": len(usable),
+            "needs_with_feedback": len(data.positives),
+            "feedback_pairs": len(pairs),
+            "pairs_with_rejected_negative": sum(1 for p in pairs if p[2]),
+            "train_needs": len(train_needs),
+            "test_needs": len(test_needs),
+        },
+        params={
+            "dim": dim,
+            "epochs": epochs,
+            "pair_repeats": pair_repeats,
+            "seed": seed,
+            "incumbent": incumbent_id,
+        },
+        metrics={}
+        if result is None
+        else {
+            "ndcg@10": round(result.candidate, 4),
+            "ndcg@10_incumbent": round(result.incumbent, 4),
+            "queries": result.queries,
+        },
+        ci={}
+        if result is None
+        else {
+            "diff": round(result.diff, 4),
+            "low": round(result.ci_low, 4),
+            "high": round(result.ci_high, 4),
+            "level": 0.95,
+        },
+        status=status,
     )
-    typer.echo(json.dumps({"model": v.id, "path": str(out), "records": len(usable), "feedback_pairs": pairs},
-                          ensure_ascii=False))
+    typer.echo(
+        json.dumps(
+            {
+                "model": v.id,
+                "path": str(out),
+                "records": len(usable),
+                "feedback_pairs": len(pairs),
+                "evaluation": None if result is None else result.as_dict(),
+                "installed": install,
+                "note": note,
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+class _EncoderData:
+    """Resources as training records; accepted/dealt and rejected resources per need, with the texts."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.resource_text: dict[int, str] = {}
+        self.need_text: dict[int, str] = {}
+        self.positives: dict[int, list[int]] = {}  # need -> accepted/dealt resources, in feedback order
+        self.negatives: dict[int, list[int]] = {}  # need -> rejected resources (never accepted)
+        self.first_seen: dict[int, datetime] = {}  # need -> time of its first accepted/dealt feedback
+
+    def pairs(self, needs, *, seed: int = 0) -> list[tuple[str, str, str | None]]:
+        """(need text, accepted resource text, a rejected resource text or None) for each accepted match."""
+        import random
+
+        rng = random.Random(seed)
+        out = []
+        for n in needs:
+            negs = [self.resource_text[r] for r in self.negatives.get(n, [])]
+            for r in self.positives.get(n, []):
+                out.append((self.need_text[n], self.resource_text[r], rng.choice(negs) if negs else None))
+        return out
+
+
+def _encoder_training_data(settings) -> _EncoderData:
+    from sqlmodel import Session, select
+
+    from matcher.db import init_db, make_engine
+    from matcher.documents import need_text, resource_text
+    from matcher.models import Feedback, Need, Resource
+    from matcher.taxonomy import default_taxonomy
+
+    taxonomy = default_taxonomy()
+    data = _EncoderData()
+    db = make_engine(settings)
+    init_db(db)
+    try:
+        with Session(db) as session:
+            resources = {r.id: r for r in session.exec(select(Resource).where(Resource.status == "active"))}
+            for r in resources.values():
+                data.records.append(
+                    {
+                        "id": f"r{r.id}",
+                        "title": r.title,
+                        "text": r.description,
+                        "keywords": [str(k) for k in (r.details or {}).get("keywords") or []],
+                    }
+                )
+            feedback = session.exec(
+                select(Feedback)
+                .where(Feedback.action.in_(("accepted", "deal", "rejected")), Feedback.need_id.is_not(None))
+                .order_by(Feedback.created_at, Feedback.id)
+            )
+            accepted: dict[int, list[int]] = {}
+            rejected: dict[int, list[int]] = {}
+            for fb in feedback:
+                res = resources.get(fb.resource_id)
+                if res is None or res.tenant_id != fb.tenant_id:
+                    continue
+                if fb.need_id not in data.need_text:
+                    need = session.get(Need, fb.need_id)
+                    if need is None or need.tenant_id != fb.tenant_id:
+                        continue
+                    data.need_text[fb.need_id] = need_text(
+                        title=need.title,
+                        description=need.description,
+                        industries=list(need.industries or []),
+                        taxonomy=taxonomy,
+                    )
+                target = rejected if fb.action == "rejected" else accepted
+                if fb.resource_id not in target.setdefault(fb.need_id, []):
+                    target[fb.need_id].append(fb.resource_id)
+                if fb.action != "rejected":
+                    data.first_seen.setdefault(fb.need_id, fb.created_at)
+                if fb.resource_id not in data.resource_text:
+                    data.resource_text[fb.resource_id] = resource_text(
+                        kind=res.kind,
+                        title=res.title,
+                        description=res.description,
+                        industries=list(res.industries or []),
+                        details=dict(res.details or {}),
+                        taxonomy=taxonomy,
+                    )
+            data.positives = {n: rs for n, rs in accepted.items() if rs}
+            data.negatives = {
+                n: [r for r in rs if r not in set(accepted.get(n, []))] for n, rs in rejected.items()
+            }
+    finally:
+        db.dispose()
+    return data
+
+
+def _time_split(data: _EncoderData, test_size: float) -> tuple[list[int], list[int]]:
+    """Needs ordered by their first accepted match: the older part trains, the newest ``test_size`` is held
+    out, so no need (query) and no later outcome is on both sides."""
+    order = sorted(data.positives, key=lambda n: (data.first_seen[n], n))
+    n_test = max(1, int(round(len(order) * test_size)))
+    return sorted(order[: len(order) - n_test]), sorted(order[len(order) - n_test :])
+
+
+def _encoder_in_service(settings):
+    """(the encoder the service would load, its id), or (None, None) when none loads."""
+    from matcher.encoding import EncoderUnavailable, load_configured_encoder
+
+    try:
+        enc = load_configured_encoder(settings)
+    except EncoderUnavailable:
+        return None, None
+    return enc, enc.model_id
+
+
+def _compare_encoders(
+    candidate_dir: Path, incumbent, data: _EncoderData, test_needs, *, seed: int, quiet: bool
+):
+    """nDCG@10 of the match path (lexical + dense fusion, the service's weights) over the store's resources for
+    each held-out need, with the candidate and with the incumbent encoder; paired bootstrap CI of the gain."""
+    import numpy as np
+
+    from embeddings.encoders import load_encoder
+    from matcher.evaluation import build_engine, run_queries
+    from training.evaluate import Comparison, bootstrap_ci, should_promote
+    from training.metrics import per_query
+
+    corpus = {rec["id"]: {"title": rec["title"], "text": rec["text"]} for rec in data.records}
+    queries = {f"n{n}": data.need_text[n] for n in test_needs}
+    qrels = {f"n{n}": {f"r{r}": 1 for r in data.positives[n]} for n in test_needs}
+    scores = []
+    for enc in (load_encoder(candidate_dir), incumbent):
+        with tempfile.TemporaryDirectory(prefix="parkmatch-eval-") as tmp:
+            engine, ids = build_engine(corpus, enc, Path(tmp))
+            try:
+                run, _ = run_queries(engine, queries, ids, k=100)
+            finally:
+                engine.close()
+                engine.db.dispose()
+        scores.append(per_query(run, qrels, "ndcg", 10))
+    keys = sorted(qrels)
+    a = np.array([scores[0].get(q, 0.0) for q in keys])
+    b = np.array([scores[1].get(q, 0.0) for q in keys])
+    mean, lo, hi = bootstrap_ci(a - b, seed=seed)
+    return Comparison(
+        queries=len(keys),
+        candidate=float(a.mean()),
+        incumbent=float(b.mean()),
+        diff=mean,
+        ci_low=lo,
+        ci_high=hi,
+        promote=bool(keys) and should_promote(lo),
+    )
+
+
+def _install_default_encoder(settings, model_dir: Path) -> None:
+    """Copy a model to the default encoder's place after proving it loads; the previous one is kept beside it
+    as ``<name>.previous``. Raises ValueError (and changes nothing) when the model does not load."""
+    import shutil
+
+    from embeddings.encoders import load_encoder
+
+    target = Path(settings.default_encoder_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+        enc = load_encoder(tmp)
+        vec = enc.encode_queries(["检查模型能否加载 model check"])
+        if vec.shape != (1, enc.dimension):
+            raise ValueError(f"{model_dir}: the model does not encode")
+    except Exception as exc:  # noqa: BLE001 - a model that fails to load in any way is not installed
+        shutil.rmtree(tmp, ignore_errors=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{model_dir} does not load ({first})") from None
+    previous = target.with_name(target.name + ".previous")
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        target.rename(previous)
+    tmp.rename(target)
 
 
 def register(app: typer.Typer) -> None:
