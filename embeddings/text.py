@@ -117,30 +117,9 @@ def tokenize(text: str, *, normalized: bool = False, keep_stopwords: bool = Fals
     return out
 
 
-def token_spans(text: str) -> list[tuple[str, int, int]]:
-    """(normalised token, start, end) over the *original* text, for highlighting matched terms.
-
-    Offsets refer to ``text`` as given; NFKC can change lengths, so we segment each character-aligned
-    run separately and map back through a per-character normalisation.
-    """
-    spans: list[tuple[str, int, int]] = []
-    norm_chars = [normalize(c) or " " for c in text]
-    # single-char normalisation keeps positions aligned (NFKC of one char may be several chars; join them)
-    flat = "".join(c if len(c) == 1 else c[0] for c in norm_chars)
-    for m in _TOKEN.finditer(flat):
-        tok, start = m.group(0), m.start()
-        if _CJK.match(tok):
-            pos = 0
-            for w in _get_jieba().cut(tok):
-                i = tok.find(w, pos)
-                if i < 0:
-                    continue
-                pos = i + len(w)
-                if w.strip() and w not in STOPWORDS:
-                    spans.append((w, start + i, start + i + len(w)))
-        elif tok not in STOPWORDS:
-            spans.append((stem(tok), start, m.end()))
-    return spans
+@lru_cache(maxsize=16384)
+def _normalize_char(c: str) -> str:
+    return normalize(c) or " "
 
 
 def has_cjk(text: str) -> bool:
@@ -166,4 +145,40 @@ def lexical_terms(text: str, tokens: list[str] | None = None) -> list[str]:
     for m in _CJK_RUN.finditer(norm):
         run = m.group(0)
         out.extend(BIGRAM_PREFIX + run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+_LATIN_WORD = re.compile(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*")
+
+
+def find_spans(text: str, terms: Iterable[str]) -> list[tuple[str, int, int]]:
+    """(term, start, end) of each occurrence of ``terms`` (tokens of ``tokenize``) in the *original* text,
+    left to right, without overlaps (the longer term wins at the same start).
+
+    Chinese terms are found as substrings of the normalised text (so 电池 is found inside 电池组, whatever
+    jieba would make of the sentence); latin terms match whole words by their stem. It costs a few string
+    scans per term instead of segmenting the text, which keeps explanations cheap at serving time."""
+    terms = set(terms)
+    if not text or not terms:
+        return []
+    flat = "".join(c[0] for c in (_normalize_char(ch) for ch in text))
+    found: list[tuple[int, int, str]] = []
+    for t in terms:
+        if _CJK.match(t):
+            i = flat.find(t)
+            while i >= 0:
+                found.append((i, i + len(t), t))
+                i = flat.find(t, i + 1)
+    if any(not _CJK.match(t) for t in terms):
+        for m in _LATIN_WORD.finditer(flat):
+            w = m.group(0)
+            if w not in STOPWORDS and stem(w) in terms:
+                found.append((m.start(), m.end(), stem(w)))
+    found.sort(key=lambda f: (f[0], -(f[1] - f[0])))
+    out: list[tuple[str, int, int]] = []
+    end = -1
+    for start, stop, t in found:
+        if start >= end:
+            out.append((t, start, stop))
+            end = stop
     return out

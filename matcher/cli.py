@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO), format="%(levelname)s %(name)s: %(message)s")
     try:
         app(args=argv, standalone_mode=False)
-    except SystemExit as exc:
+    except SystemExit:
         raise
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)

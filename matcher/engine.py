@@ -574,7 +574,8 @@ class MatchEngine:
             r = rows.get(c.id)
             if r is None:
                 continue
-            doc_tokens = set(tokenize(self.resource_document(r)))
+            # the query words the document holds, read off the lexical index (no re-tokenising)
+            doc_tokens = set(self.supply.lexical.matched_terms(tokens, c.id))
             out[c.id] = explain(
                 query_text=text,
                 query_tokens=tokens,

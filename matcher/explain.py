@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from embeddings.text import has_cjk, token_spans
+from embeddings.text import find_spans
 from matcher.taxonomy import Taxonomy
 
 MAX_SPAN_TEXT = 4000  # characters of a description scanned for highlights
 
 
-def _matches(span_token: str, query_tokens: set[str]) -> bool:
-    if span_token in query_tokens:
-        return True
-    if has_cjk(span_token) and len(span_token) >= 3:
-        return any(len(q) >= 2 and q in span_token for q in query_tokens)
-    return False
-
-
 def highlight(text: str, query_tokens: set[str], *, limit: int = 40) -> list[dict[str, Any]]:
-    spans = []
-    for tok, start, end in token_spans(text[:MAX_SPAN_TEXT]):
-        if _matches(tok, query_tokens):
-            spans.append({"start": start, "end": end, "text": text[start:end], "term": tok})
-            if len(spans) >= limit:
-                break
-    return spans
+    """Where the query's terms occur in ``text``: character offsets into the original text, for the UI."""
+    return [
+        {"start": start, "end": end, "text": text[start:end], "term": tok}
+        for tok, start, end in find_spans(text[:MAX_SPAN_TEXT], query_tokens)[:limit]
+    ]
 
 
 def explain(
