@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from embeddings.text import tokenize
 from matcher.digest.compose import DemandQuery, Suggestion
@@ -88,7 +88,6 @@ def _one_blas_thread() -> AbstractContextManager:
 
 
 _CONTROLLER: Any = None
-_DOC_CACHE_MAX = 200_000
 
 
 class EngineSource:
@@ -98,16 +97,15 @@ class EngineSource:
     retrieval (`MatchEngine.retrieve`), ranking (`MatchEngine.rank`) and explanation for one query with that
     vector, with the engine's per-language dense weight, and explains in the enterprise's language.
 
-    What does not depend on the query is computed once per resource and reused across queries and enterprises:
-    the tokens of a resource's document (for the explanation; keyed by its update stamp, so a changed resource
-    is tokenised again), and the update-stamp column used for the `since` filter."""
+    Nothing per candidate is read from the store: kind, title, provider and expiry come from the engine's
+    catalog, the matched terms of the explanation from its lexical index (both kept current by change
+    events); the update-stamp column for the `since` filter is built once per batch."""
 
     def __init__(self, engine: Any, *, batch_size: int = 256) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self._vectors: dict[str, np.ndarray] = {}
         self._stamps: np.ndarray | None = None
-        self._doc_tokens: dict[int, tuple[float, frozenset[str]]] = {}
 
     def prepare(self, queries: Sequence[DemandQuery]) -> None:
         wanted = set(q.text for q in queries)
@@ -132,29 +130,6 @@ class EngineSource:
                     count=n,
                 )
         return self._stamps
-
-    def _document_tokens(self, cands: Sequence[Any]) -> dict[int, frozenset[str]]:
-        """Tokens of each candidate's indexed document; the store is read only for resources not seen yet
-        (or changed since), and a candidate whose row is gone is left out."""
-        eng = self.engine
-        out: dict[int, frozenset[str]] = {}
-        missing = []
-        for c in cands:
-            hit = self._doc_tokens.get(c.id)
-            if hit is not None and hit[0] == c.meta.updated:
-                out[c.id] = hit[1]
-            else:
-                missing.append(c.id)
-        if missing:
-            if len(self._doc_tokens) + len(missing) > _DOC_CACHE_MAX:
-                self._doc_tokens.clear()
-            with Session(eng.db) as session:
-                for r in session.exec(select(Resource).where(col(Resource.id).in_(missing))):
-                    stamp = as_utc(r.updated_at).timestamp() if r.updated_at else 0.0
-                    tokens = frozenset(tokenize(eng.resource_document(r)))
-                    self._doc_tokens[r.id] = (stamp, tokens)
-                    out[r.id] = tokens
-        return out
 
     def suggest(self, query: DemandQuery) -> list[Suggestion]:
         with _one_blas_thread():
@@ -199,16 +174,15 @@ class EngineSource:
         cands = [c for c in cands if c.score >= query.min_score][: query.k]
         if not cands:
             return []
-        doc_tokens = self._document_tokens(cands)
+        lexical = eng.supply.lexical
         out = []
         for c in cands:
-            if c.id not in doc_tokens:
-                continue
             m = c.meta
             expl = explain(
                 query_text="",
                 query_tokens=tokens,
-                doc_tokens=doc_tokens[c.id],
+                # the query words the document holds, read off the lexical index as the match path does
+                doc_tokens=set(lexical.matched_terms(tokens, c.id)),
                 doc_fields={},
                 ask_tags=ask.own_industries,
                 doc_tags=tuple(m.industries),
