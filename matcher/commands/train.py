@@ -184,7 +184,7 @@ def train_encoder(
     incumbent, incumbent_id = _encoder_in_service(settings)
     result = None
     if evaluate and incumbent is not None:
-        result = _compare_encoders(out, incumbent, data, test_needs, seed=seed, quiet=quiet)
+        result = _compare_encoders(out, incumbent, data, test_needs, seed=seed)
     if incumbent is None:
         status, install = "candidate", promote
         note = "no encoder was in service" + ("; installed as the default" if promote else "")
@@ -370,18 +370,19 @@ def _time_split(data: _EncoderData, test_size: float) -> tuple[list[int], list[i
 
 def _encoder_in_service(settings):
     """(the encoder the service would load, its id), or (None, None) when none loads."""
-    from matcher.encoding import EncoderUnavailable, load_configured_encoder
+    import logging
+
+    from matcher.encoding import load_configured_encoder
 
     try:
         enc = load_configured_encoder(settings)
-    except EncoderUnavailable:
+    except Exception as exc:  # noqa: BLE001 - missing or unloadable: either way nothing serves with it
+        logging.getLogger(__name__).warning("no encoder in service: %s", str(exc).strip().splitlines()[:1])
         return None, None
     return enc, enc.model_id
 
 
-def _compare_encoders(
-    candidate_dir: Path, incumbent, data: _EncoderData, test_needs, *, seed: int, quiet: bool
-):
+def _compare_encoders(candidate_dir: Path, incumbent, data: _EncoderData, test_needs, *, seed: int):
     """nDCG@10 of the match path (lexical + dense fusion, the service's weights) over the store's resources for
     each held-out need, with the candidate and with the incumbent encoder; paired bootstrap CI of the gain."""
     import numpy as np
