@@ -91,7 +91,9 @@ def _get_jieba():
     return _jieba
 
 
-@lru_cache(maxsize=8192)
+# large enough for the clauses of a few thousand abstracts: an import batch is segmented once, for the
+# lexical index, and the encoder (also in its forked tokeniser workers) then finds every clause cached
+@lru_cache(maxsize=65536)
 def _segment_cjk(run: str) -> tuple[str, ...]:
     return tuple(w for w in _get_jieba().cut_for_search(run) if w.strip())
 

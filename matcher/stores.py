@@ -117,10 +117,12 @@ class IndexPair:
 
     # ------------------------------------------------------------------ writes
     def upsert(self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool = False) -> None:
+        # lexical terms first: the encoder's tokeniser then finds the batch's clauses segmented and cached
+        terms = [lexical_terms(t) for t in texts]
         vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
         arr = np.asarray(ids, dtype=np.int64)
         self.dense.upsert(arr, vecs)
-        self.lexical.upsert_many([int(i) for i in ids], [lexical_terms(t) for t in texts])
+        self.lexical.upsert_many([int(i) for i in ids], terms)
         with self._lock:
             for i, s in zip(ids, stamps, strict=True):
                 self.stamps[int(i)] = s
