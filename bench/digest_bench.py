@@ -8,18 +8,34 @@ Usage::
 
     python -m bench.digest_bench                                   # 10,000 enterprises x 100,000 resources
     python -m bench.digest_bench --enterprises 1000 --resources 10000
-    python -m bench.digest_bench --encoder hashing                 # no trained model at hand
+    python -m bench.digest_bench --encoder hashing                 # a stand-in, for quick smoke runs only
 
---encoder: 'configured' (MATCHER_ENCODER, the project default), a model path or name, or 'hashing' (a
-feature-hashing stand-in with the same interface, for machines without a model)."""
+--encoder:
+
+* 'configured' (the default): what the service would load. MATCHER_ENCODER when it names a path or model;
+  otherwise the project's default static model in the configured data dir (`<MATCHER_DATA_DIR>/models/
+  encoder-default`); when there is none, a model of that same type is trained here with the project's trainer
+  and default recipe (`training.encoder.train_static_encoder`, as `matcher demo` does) on a sample of the
+  synthetic records (`--train-records`), into the work dir, and loaded the way the service loads it;
+* a model path or name;
+* 'hashing': a feature-hashing stand-in with the Encoder interface (not the production model).
+
+Phases reported: `train_s` (only when a model was trained here), `populate_s` (writing the synthetic store),
+`index_s` (`MatchEngine.start`: the 100k resource documents encoded, dense and BM25 indexes built),
+`encode_s` (the batched query encoding, `EngineSource.prepare`), `compose_s` (retrieval, ranking, explanation
+and selection for every enterprise, without the encoding), `total_compose_s` (encode + compose: the digest
+run's share once the engine is up) and its process CPU time `total_compose_cpu_s`; `load_avg_1m` is the
+machine's load before and after composing (other work on the same cores slows the wall-clock figures)."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -121,58 +137,166 @@ def peak_rss_mb() -> float:
     return round(kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024, 1)
 
 
+class TimedSource:
+    """Delegates to a candidate source and adds up the time spent in `prepare` (encoding) and `suggest`."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.prepare_s = 0.0
+        self.suggest_s = 0.0
+        self.queries = 0
+
+    def prepare(self, queries) -> None:
+        t = time.perf_counter()
+        self.inner.prepare(queries)
+        self.prepare_s += time.perf_counter() - t
+
+    def suggest(self, query):
+        t = time.perf_counter()
+        try:
+            return self.inner.suggest(query)
+        finally:
+            self.suggest_s += time.perf_counter() - t
+            self.queries += 1
+
+
+def training_records(db, limit: int, seed: int) -> list[dict]:
+    """A sample of the synthetic resources, enterprises and needs as training records for the static model."""
+    from sqlmodel import Session, select
+
+    from matcher.models import Enterprise, Need, Resource
+
+    rng = random.Random(seed)
+    with Session(db) as s:
+        rows = [(f"r{r.id}", r.title, r.description) for r in s.exec(select(Resource))]
+        rows += [(f"e{e.id}", e.name, e.description) for e in s.exec(select(Enterprise))]
+        rows += [(f"n{n.id}", n.title, n.description) for n in s.exec(select(Need))]
+    if len(rows) > limit:
+        rows = rng.sample(rows, limit)
+    return [{"id": i, "title": t or "", "text": d or "", "keywords": []} for i, t, d in rows]
+
+
+def resolve_encoder(args, work: Path, db):
+    """(encoder, label, seconds spent training): see the module docstring for what --encoder means."""
+    from matcher.encoding import load_configured_encoder
+    from matcher.settings import Settings
+
+    if args.encoder == "hashing":
+        return HashingEncoder(), "hashing stand-in", 0.0
+    if args.encoder != "configured":
+        return load_configured_encoder(Settings(data_dir=work, encoder=args.encoder)), f"given: {args.encoder}", 0.0
+    configured = Settings()  # the environment's MATCHER_ENCODER and MATCHER_DATA_DIR
+    if configured.encoder != "default":
+        return load_configured_encoder(configured), f"MATCHER_ENCODER={configured.encoder}", 0.0
+    if configured.default_encoder_dir.exists():
+        return load_configured_encoder(configured), f"default model at {configured.default_encoder_dir}", 0.0
+    from training.encoder import train_static_encoder
+
+    local = Settings(data_dir=work, encoder="default")
+    if not local.default_encoder_dir.exists():
+        t = time.perf_counter()
+        records = training_records(db, args.train_records, args.seed)
+        train_static_encoder(records, local.default_encoder_dir, show_progress=False, epochs=args.train_epochs)
+        trained = time.perf_counter() - t
+        label = f"default static model trained here on {len(records)} synthetic records"
+    else:
+        trained, label = 0.0, f"default static model at {local.default_encoder_dir}"
+    return load_configured_encoder(local), label, trained
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enterprises", type=int, default=10_000)
     ap.add_argument("--resources", type=int, default=100_000)
-    ap.add_argument("--encoder", default="configured")
+    ap.add_argument("--encoder", default="configured", help="configured (default) | a model path or name | hashing")
+    ap.add_argument("--train-records", type=int, default=20_000, help="records sampled to train a default model")
+    ap.add_argument("--train-epochs", type=int, default=None, help="epochs when training (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--work-dir", type=Path, default=None)
+    ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the composition here")
     args = ap.parse_args(argv)
+    scratch = args.work_dir is None
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="digest-bench-"))
+    try:
+        run(args, work)
+    finally:
+        if scratch:
+            shutil.rmtree(work, ignore_errors=True)
 
-    from sqlmodel import Session, select
+
+def run(args, work: Path) -> None:
+    from sqlmodel import Session, func, select
 
     from matcher.db import init_db, make_engine
     from matcher.digest.compose import DigestComposer, period_of
     from matcher.digest.sources import EngineSource
-    from matcher.encoding import load_configured_encoder
     from matcher.engine import MatchEngine
-    from matcher.models import Enterprise
+    from matcher.models import Enterprise, Need
     from matcher.settings import Settings
     from matcher.taxonomy import default_taxonomy
 
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="digest-bench-"))
-    settings = Settings(data_dir=work, **({} if args.encoder in ("configured", "hashing") else {"encoder": args.encoder}))
-    encoder = HashingEncoder() if args.encoder == "hashing" else load_configured_encoder(settings)
+    shutil.rmtree(work / "store", ignore_errors=True)  # the synthetic store is rebuilt; a model trained here is kept
+    settings = Settings(data_dir=work / "store", encoder="default")
     db = make_engine(settings)
     init_db(db)
     t0 = time.perf_counter()
     populate(db, args.enterprises, args.resources, args.seed)
+    populate_s = time.perf_counter() - t0
+    encoder, encoder_label, train_s = resolve_encoder(args, work, db)
     t1 = time.perf_counter()
     engine = MatchEngine(settings, db, default_taxonomy(), encoder)
     engine.save = lambda: None  # a throwaway store: the indexes need not be persisted
     engine.start(background_save_s=0)
     t2 = time.perf_counter()
-    composer = DigestComposer(EngineSource(engine), public_url=settings.public_url)
+    source = TimedSource(EngineSource(engine))
+    composer = DigestComposer(source, public_url=settings.public_url)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
     with Session(db) as session:
-        enterprises = list(session.exec(select(Enterprise)))
-        t3 = time.perf_counter()
+        enterprises = list(session.exec(select(Enterprise).order_by(Enterprise.id)))
+        n_needs = session.exec(select(func.count()).select_from(Need)).one()
+        load_before = os.getloadavg()[0]
+        t3, c3 = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
         digests = {}
-        for i in range(0, len(enterprises), 1000):
-            digests.update(composer.compose_many(session, enterprises[i : i + 1000], period_of(date.today())))
-    t4 = time.perf_counter()
+        period = period_of(date.today())
+        for i in range(0, len(enterprises), 1000):  # the runner's chunk
+            digests.update(composer.compose_many(session, enterprises[i : i + 1000], period))
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(str(args.profile))
+    t4, c4 = time.perf_counter(), time.process_time()
     sizes = [len(d.items) for d in digests.values()]
+    total = t4 - t3
     print(json.dumps({
         "enterprises": args.enterprises,
         "resources": args.resources,
+        "needs": n_needs,
+        "queries": source.queries,
         "encoder": encoder.model_id,
-        "populate_s": round(t1 - t0, 1),
+        "encoder_source": encoder_label,
+        "encoder_dim": encoder.dimension,
+        "dense_index": engine.supply.dense.current_kind,
+        "train_s": round(train_s, 1),
+        "populate_s": round(populate_s, 1),
         "index_s": round(t2 - t1, 1),
-        "compose_s": round(t4 - t3, 1),
-        "per_enterprise_ms": round((t4 - t3) * 1000 / max(1, len(enterprises)), 2),
+        "encode_s": round(source.prepare_s, 1),
+        "compose_s": round(total - source.prepare_s, 1),
+        "total_compose_s": round(total, 1),
+        "total_compose_cpu_s": round(c4 - c3, 1),
+        "digests_per_s": round(len(digests) / total, 1) if total else None,
+        "per_enterprise_ms": round(total * 1000 / max(1, len(enterprises)), 2),
+        "per_query_ms": round(source.suggest_s * 1000 / max(1, source.queries), 2),
+        "digests": len(digests),
         "digests_with_items": sum(1 for n in sizes if n),
         "mean_items": round(float(np.mean(sizes)) if sizes else 0.0, 2),
         "peak_rss_mb": peak_rss_mb(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before / after composing
     }))
 
 
