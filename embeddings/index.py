@@ -585,6 +585,18 @@ class ExactIndex:
             rows = [self._row[i] for i in ids.tolist()]
             return self._vecs[rows].copy()
 
+    def similarities(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner product of ``query`` with each id's stored vector; NaN for ids not in the index."""
+        q = _as_vectors(query, self.dimension)[0]
+        ids = _as_query_ids(ids)
+        out = np.full(ids.size, np.nan, dtype=np.float32)
+        with self._lock.read():
+            rows = np.fromiter((self._row.get(i, -1) for i in ids.tolist()), np.int64, ids.size)
+            ok = rows >= 0
+            if ok.any():
+                out[ok] = self._vecs[rows[ok]] @ q
+        return out
+
     def search(
         self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -1152,6 +1164,19 @@ class FaissIndex:
             if (slots < 0).any():
                 raise KeyError(int(ids[np.argmax(slots < 0)]))
             return np.array(self._state.vectors(slots), copy=True)
+
+    def similarities(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner product of ``query`` with each id's stored vector; NaN for ids not in the index. One lock
+        and one gather for all ids (scoring the candidates the lexical side found)."""
+        q = _as_vectors(query, self.dimension)[0]
+        ids = _as_query_ids(ids)
+        out = np.full(ids.size, np.nan, dtype=np.float32)
+        with self._lock.read():
+            slots = self._state.idmap.lookup(ids)
+            ok = slots >= 0
+            if ok.any():
+                out[ok] = self._state.vectors(slots[ok]) @ q
+        return out
 
     # -- writes -------------------------------------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -73,7 +73,15 @@ class Candidate:
     relevance: float = 0.0
     fit: dict[str, float | None] = field(default_factory=dict)
     score: float = 0.0
-    components: dict[str, Any] = field(default_factory=dict)
+    # the score's parts for the explanation: built on first use, since most candidates are never shown
+    _describe: Callable[[Candidate], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    _components: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def components(self) -> dict[str, Any]:
+        if self._components is None:
+            self._components = self._describe(self) if self._describe is not None else {}
+        return self._components
 
 
 @dataclass
@@ -428,17 +436,22 @@ class MatchEngine:
         if qvec is None and dense_weight > 0:
             qvec = self._query_vector(text)
         terms = lexical_terms(text, tokens)
+        upper = pair.upper_bound(terms)
         dense_hits = pair.dense_search(qvec, n, allowed) if dense_weight > 0 else []
-        lex_hits = pair.lexical_search(terms, n, allowed) if dense_weight < 1 else []
+        lex_hits = pair.lexical_search(terms, n, allowed, upper=upper) if dense_weight < 1 else []
         ids = list(dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lex_hits]))
         ids = [i for i in ids if catalog.get(i) is not None]
         if not ids:
             return []
+        # each side scores the candidates only the other side found
         dense = dict(dense_hits)
         missing = [i for i in ids if i not in dense]
         if missing and dense_weight > 0:
             dense.update(pair.dense_scores(qvec, missing))
-        lex = pair.lexical_scores(terms, ids)
+        lex = dict(lex_hits)
+        missing = [i for i in ids if i not in lex]
+        if missing:
+            lex.update(pair.lexical_scores(terms, missing, upper=upper))
         return [
             Candidate(id=i, meta=catalog.get(i), dense=float(dense.get(i, 0.0)), lexical=float(lex.get(i, 0.0)))
             for i in ids
@@ -462,22 +475,30 @@ class MatchEngine:
             c.fit = fit_of(c.meta, now) if fit_of is not None else fit_features(ask, c.meta, now=now)
             rows.append({"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit})
         scores = self.ranker.score(rows) if rows else np.zeros(0)
-        parts = getattr(self.ranker, "components", None)
-        for c, s, row in zip(cands, scores, rows, strict=True):
-            c.score = float(min(1.0, max(0.0, s)))
-            comp = {
+        ranker = self.ranker
+        parts = getattr(ranker, "components", None)
+        relevance = self.relevance
+
+        def describe(c: Candidate) -> dict[str, Any]:
+            comp: dict[str, Any] = {
                 "dense": round(c.dense, 4),
                 "lexical": round(c.lexical, 4),
-                "fused": round(self.relevance.fused(c.dense, c.lexical, w), 4),
+                "fused": round(relevance.fused(c.dense, c.lexical, w), 4),
                 "relevance": round(c.relevance, 4),
                 "fit_features": {k: (None if v is None else round(v, 3)) for k, v in c.fit.items()},
                 "dense_weight": w,
-                "ranker": self.ranker.version,
+                "ranker": ranker.version,
                 "score": round(c.score, 4),
             }
             if parts is not None:
+                row = {"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit}
                 comp["fit"] = round(parts(row)["fit"], 4)
-            c.components = comp
+            return comp
+
+        for c, s in zip(cands, scores, strict=True):
+            c.score = float(min(1.0, max(0.0, s)))
+            c._describe = describe
+            c._components = None
         cands.sort(key=lambda c: (-c.score, c.id))
 
     @staticmethod

@@ -491,6 +491,21 @@ class LexicalIndex:
             hit = np.flatnonzero(s > 0)
             return self._slot_ids.a[hit].copy(), s[hit]
 
+    def score_ids(self, tokens: Sequence[str], ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """BM25 scores of the given ids, in their order (0 for ids not in the index or matching no token)."""
+        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.zeros(arr.size, dtype=np.float64)
+        if arr.size == 0:
+            return out
+        with self._lock.read():
+            s = self._score_all(tokens)
+            if s is None:
+                return out
+            slots = self._slot_of.lookup(arr)
+            ok = slots >= 0
+            out[ok] = s[slots[ok]]
+        return out
+
     def _invalidate(self) -> None:
         """Drop what depends on N, avgdl or the postings (called with the write lock held)."""
         self._norm = None

@@ -141,11 +141,12 @@ class IndexPair:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def dense_scores(self, qvec: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
-        present = [int(i) for i in ids if int(i) in self.dense]
-        if not present:
+        arr = np.asarray([int(i) for i in ids], dtype=np.int64)
+        if arr.size == 0:
             return {}
-        sims = self.dense.get_vectors(np.asarray(present, dtype=np.int64)) @ qvec
-        return {i: float(s) for i, s in zip(present, sims, strict=True)}
+        sims = self.dense.similarities(qvec, arr)
+        ok = ~np.isnan(sims)
+        return dict(zip(arr[ok].tolist(), sims[ok].tolist(), strict=True))
 
     def upper_bound(self, tokens: list[str]) -> float:
         """The most BM25 any document could score for these tokens (each term saturated): makes lexical
@@ -156,16 +157,21 @@ class IndexPair:
             counts[t] = counts.get(t, 0) + 1
         return float(sum(stats[t]["idf"] * c for t, c in counts.items() if t in stats))
 
-    def lexical_search(self, tokens: list[str], n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        upper = self.upper_bound(tokens)
+    def lexical_search(
+        self, tokens: list[str], n: int, allowed: np.ndarray | None, *, upper: float | None = None
+    ) -> list[tuple[int, float]]:
+        """Top n by BM25, scores divided by the query's upper bound (pass `upper` when already known)."""
+        upper = self.upper_bound(tokens) if upper is None else upper
         if upper <= 0:
             return []
         return [(i, s / upper) for i, s in self.lexical.search(tokens, n, allowed=allowed)]
 
-    def lexical_scores(self, tokens: list[str], ids: Sequence[int]) -> dict[int, float]:
-        upper = self.upper_bound(tokens)
-        if upper <= 0:
+    def lexical_scores(self, tokens: list[str], ids: Sequence[int], *, upper: float | None = None) -> dict[int, float]:
+        """Normalised BM25 of the given ids (ids matching no token are left out)."""
+        upper = self.upper_bound(tokens) if upper is None else upper
+        if upper <= 0 or not len(ids):
             return {}
-        all_ids, all_scores = self.lexical.scores(tokens)
-        lookup = dict(zip(all_ids.tolist(), all_scores.tolist(), strict=True))
-        return {int(i): lookup[int(i)] / upper for i in ids if int(i) in lookup}
+        arr = np.asarray([int(i) for i in ids], dtype=np.int64)
+        s = self.lexical.score_ids(tokens, arr)
+        hit = s > 0
+        return dict(zip(arr[hit].tolist(), (s[hit] / upper).tolist(), strict=True))

@@ -582,3 +582,20 @@ def test_concurrent_readers_and_writers(data) -> None:
     De, _ = oracle.search(q, 10)
     assert tie_recall(*fi.search(q, 10), De, 10) >= 0.95
     del rng
+
+
+@pytest.mark.parametrize("kind", ["exact", "flat", "hnsw"])
+def test_similarities_of_given_ids(kind: str) -> None:
+    x = clustered(300, seed=3)
+    ids = np.arange(10, 310, dtype=np.int64)
+    index = ExactIndex(D) if kind == "exact" else make(kind)
+    index.upsert(ids, x)
+    index.remove(np.array([20], dtype=np.int64))
+    q = x[5]
+    asked = np.array([15, 20, 999, 309], dtype=np.int64)
+    sims = index.similarities(q, asked)
+    assert sims.shape == (4,)
+    assert np.isclose(sims[0], float(x[5] @ q), atol=1e-5)
+    assert np.isnan(sims[1]) and np.isnan(sims[2])  # removed, never added
+    assert np.isclose(sims[3], float(x[299] @ q), atol=1e-5)
+    assert index.similarities(q, np.zeros(0, dtype=np.int64)).shape == (0,)

@@ -344,3 +344,18 @@ def test_bigrams_match_across_segmentation_differences() -> None:
         grams.upsert(i, lexical_terms(text))
     assert words.search(tokenize("墨烯"), 5) == []
     assert [i for i, _ in grams.search(lexical_terms("墨烯"), 5)] == [1]
+
+
+def test_score_ids_equals_the_scores_of_those_ids() -> None:
+    docs = zipf_docs(300, seed=5)
+    idx = LexicalIndex()
+    idx.upsert_many(list(range(300)), docs)
+    idx.remove(7)
+    q = docs[3][:5] + ["never-seen"]
+    ids, scores = idx.scores(q)
+    full = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+    asked = [3, 7, 12, 1000, 150]
+    got = idx.score_ids(q, asked)
+    assert got.tolist() == pytest.approx([full.get(i, 0.0) for i in asked])
+    assert got[0] > 0 and got[1] == 0 and got[3] == 0
+    assert idx.score_ids(["never-seen"], asked).tolist() == [0.0] * 5
