@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 from api.state import AppState
 from matcher.encoding import load_configured_encoder
 from matcher.engine import MatchEngine
-from training.registry import install_active_ranker
+from training.registry import follow_active_ranker, install_active_ranker
 
 
 def start_engine(state: AppState) -> None:
@@ -15,3 +17,11 @@ def start_engine(state: AppState) -> None:
     engine.start()
     state.hub.subscribe(engine)
     state.matcher = engine
+    if state.settings.model_poll_s > 0:
+        threading.Thread(
+            target=follow_active_ranker,
+            args=(engine, state.settings, engine.closing),
+            kwargs={"every": state.settings.model_poll_s},
+            name="ranker-follower",
+            daemon=True,
+        ).start()

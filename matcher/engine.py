@@ -174,6 +174,11 @@ class MatchEngine:
             self._saver = threading.Thread(target=self._save_loop, args=(background_save_s,), daemon=True)
             self._saver.start()
 
+    @property
+    def closing(self) -> threading.Event:
+        """Set when the engine closes: background helpers wait on it."""
+        return self._closing
+
     def _save_loop(self, every: float) -> None:
         while not self._closing.wait(every):
             if self._dirty:

@@ -132,3 +132,44 @@ def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, c
     eng2 = FakeEngine()
     assert install_active_ranker(eng2, settings) == "transparent-1"
     assert "refusing the active ranker" in caplog.text
+
+
+def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
+    import threading
+    import time
+
+    from matcher.ranker import TransparentRanker
+    from training.registry import follow_active_ranker
+
+    class FakeEngine:
+        ranker = TransparentRanker()
+
+    def wait_for(version: str) -> None:
+        deadline = time.monotonic() + 10
+        while eng.ranker.version != version and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert eng.ranker.version == version
+
+    reg = ModelRegistry.for_settings(settings)
+    a, b = reg.register(_fitted()), reg.register(_fitted())
+    eng, stop = FakeEngine(), threading.Event()
+    t = threading.Thread(target=follow_active_ranker, args=(eng, settings, stop), kwargs={"every": 0.02})
+    t.start()
+    try:
+        reg.activate(a.id)  # as `matcher train ranker` does, from another process
+        wait_for(a.id)
+        reg.activate(b.id)
+        wait_for(b.id)
+        # a corrupt artefact activated behind the service's back is refused: b keeps serving
+        (reg.root / a.id / "model.joblib").write_bytes(b"garbage")
+        state = json.loads((reg.root / "state.json").read_text())
+        (reg.root / "state.json").write_text(json.dumps(dict(state, active=a.id)))
+        time.sleep(0.2)
+        assert eng.ranker.version == b.id
+        # nothing active any more (rolled back past the first model): the transparent default serves
+        (reg.root / "state.json").write_text(json.dumps(dict(state, active=None)))
+        wait_for("transparent-1")
+    finally:
+        stop.set()
+        t.join(timeout=5)
+    assert not t.is_alive()

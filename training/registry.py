@@ -285,3 +285,26 @@ def install_active_ranker(engine: Any, settings: Any) -> str:
         engine.ranker = est  # one attribute assignment: requests in flight finish with the ranker they read
         logger.info("serving ranker %s", est.version)
     return str(engine.ranker.version)
+
+
+def follow_active_ranker(engine: Any, settings: Any, stop: Any, *, every: float) -> None:
+    """Until ``stop`` (a threading.Event) is set, check the registry every ``every`` seconds and serve the
+    ranker that is active there: one activated or rolled back by `matcher train ranker`, the API of another
+    worker, or by hand. A bad artefact is refused as at start-up and the serving ranker stays."""
+    from matcher.ranker import TransparentRanker
+
+    registry = ModelRegistry.for_settings(settings)
+    refused: str | None = None  # an active artefact that failed to load is not retried every tick
+    while not stop.wait(every):
+        try:
+            active = registry.active_id("ranker")
+            if active is None:
+                if not isinstance(engine.ranker, TransparentRanker):
+                    engine.ranker = TransparentRanker()
+                    logger.info("no active ranker in the registry: serving %s", engine.ranker.version)
+                continue
+            if active in (engine.ranker.version, refused):
+                continue
+            refused = None if install_active_ranker(engine, settings) == active else active
+        except Exception:  # noqa: BLE001 - a registry read error must not stop the service; retried next tick
+            logger.exception("checking the model registry failed")
