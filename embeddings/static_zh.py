@@ -74,7 +74,6 @@ def text_tokens(text: str, max_chars: int | None = None) -> list[str]:
 # tokenised in worker processes. PARKMATCH_TOKENIZER_WORKERS sets how many (0 or 1: never in parallel;
 # default: one per CPU, at most 4, only on machines with 2 CPUs or more).
 _PARALLEL_MIN = 1024
-_POOL = None
 _POOL_BROKEN = False
 
 
@@ -89,21 +88,6 @@ def _worker_count() -> int:
     return min(cpus, 4) if cpus >= 2 else 0
 
 
-def _get_pool():
-    """Forked workers: they start in milliseconds with jieba already imported, and unlike spawn/forkserver
-    they do not re-import the caller's ``__main__``. The children only run :func:`embeddings.text.tokenize`
-    (pure Python), never torch, so forking a process that has torch or server threads is safe for them."""
-    global _POOL
-    if _POOL is None:
-        import atexit
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        _POOL = ProcessPoolExecutor(max_workers=_worker_count(), mp_context=mp.get_context("fork"))
-        atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
-    return _POOL
-
-
 def _parallel_tokenize(texts: Sequence[str]) -> list[list[str]] | None:
     """``tokenize(text)`` for every text in worker processes, or None when that is off or unavailable."""
     global _POOL_BROKEN
@@ -113,9 +97,16 @@ def _parallel_tokenize(texts: Sequence[str]) -> list[list[str]] | None:
         return None
     if mp.parent_process() is not None:  # already a worker of some pool: no nested pools
         return None
-    chunk = max(64, len(texts) // (_worker_count() * 4))
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = _worker_count()
+    chunk = max(64, len(texts) // (workers * 4))
     try:
-        return list(_get_pool().map(tokenize, texts, chunksize=chunk))
+        # Forked per batch, and joined before returning: forking takes milliseconds, the children start with
+        # jieba loaded and with whatever the caller has just segmented (the clause cache), they only ever run
+        # `tokenize` (pure Python, never torch), and no worker outlives the batch or the process.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(tokenize, texts, chunksize=chunk))
     except Exception as exc:  # pragma: no cover - depends on the host (no /dev/shm, frozen apps ...)
         logger.warning("parallel tokenisation unavailable (%s); tokenising in process", exc)
         _POOL_BROKEN = True

@@ -241,4 +241,9 @@ def test_parallel_tokenisation_matches_serial(encoder, monkeypatch):
     from embeddings import static_zh
 
     if "fork" in multiprocessing.get_all_start_methods():
-        assert static_zh._POOL is not None and not static_zh._POOL_BROKEN
+        from embeddings.text import tokenize
+
+        assert static_zh._parallel_tokenize(texts) == [tokenize(t) for t in texts]
+        assert not static_zh._POOL_BROKEN
+        # the workers are joined with their batch: none is left behind to outlive the process
+        assert multiprocessing.active_children() == []
