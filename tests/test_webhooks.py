@@ -250,3 +250,30 @@ def test_standing_matches_recorded_once_and_notified(env, receiver):
     assert verify("whsec_x", headers[HEADER], body)
     data = json.loads(body)["data"]
     assert data["resource"]["url"] == f"https://park.example.com/v1/resources/{r.id}"
+
+
+def test_pending_deliveries_are_resumed_after_a_restart(env, receiver):
+    """A stop between attempts leaves a pending row; the next start carries on from the attempts made."""
+    settings, db, dispatcher = env
+    sub = subscribe(db, receiver.url, secret="whsec_resume")
+    with Session(db) as s:
+        half_done = WebhookDelivery(
+            subscription_id=sub, event_id="evt-1", event="match.created", payload={"id": "evt-1", "data": {}},
+            attempts=1, log=[{"ok": False, "status_code": 503}],
+        )
+        done = WebhookDelivery(
+            subscription_id=sub, event_id="evt-2", event="match.created", payload={"id": "evt-2"},
+            status="delivered", attempts=1,
+        )
+        s.add_all([half_done, done])
+        s.commit()
+        pending_id = half_done.id
+    restarted = WebhookDispatcher(settings, db, max_attempts=3, backoff_s=0.01, background=False)
+    assert restarted.resume_pending() == [pending_id]
+    assert len(receiver.requests) == 1  # the delivered one is not sent again
+    headers, body = receiver.requests[0]
+    assert verify("whsec_resume", headers[HEADER], body) and json.loads(body)["id"] == "evt-1"
+    with Session(db) as s:
+        row = s.get(WebhookDelivery, pending_id)
+        assert row.status == "delivered" and row.attempts == 2
+    assert restarted.resume_pending() == []

@@ -50,6 +50,7 @@ def start_notifications(state: AppState) -> None:
 
     dispatcher = WebhookDispatcher(state.settings, state.db)
     state.extras["webhooks"] = dispatcher
+    dispatcher.resume_pending()  # deliveries cut off by a stop between attempts carry on
     if state.matcher is not None:
         state.hub.subscribe(StandingMatchListener(state.matcher, state.db, state.settings, dispatcher))
 

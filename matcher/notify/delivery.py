@@ -108,6 +108,21 @@ class WebhookDispatcher:
             self.submit(self.deliver, delivery_id)
         return ids
 
+    def resume_pending(self) -> list[int]:
+        """Start again every delivery still pending (the service stopped between its attempts); each goes on
+        from the attempts it already made, so a delivery never gets more than `max_attempts`."""
+        with Session(self.db) as session:
+            ids = list(
+                session.exec(
+                    select(WebhookDelivery.id).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
+                )
+            )
+        for delivery_id in ids:
+            self.submit(self.deliver, delivery_id)
+        if ids:
+            logger.info("resuming %d pending webhook deliveries", len(ids))
+        return ids
+
     def deliver(self, delivery_id: int) -> WebhookDelivery:
         """Attempt until delivered or out of attempts, sleeping backoff * 2**(n-1) between attempts."""
         with Session(self.db, expire_on_commit=False) as session:
