@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +151,9 @@ def test_cli_trains_from_feedback_evaluates_and_registers(cli_env, capsys, encod
     manifest = json.loads((settings.models_dir / "registry" / out["model"] / "manifest.json").read_text())
     assert manifest["kind"] == "encoder" and manifest["data"]["pairs_with_rejected_negative"] == 12
     assert set(manifest["ci"]) >= {"low", "high", "diff"} and "ndcg@10" in manifest["metrics"]
+    trained = json.loads((Path(out["path"]) / "training_manifest.json").read_text())["supervised_pairs"]
+    assert trained["used"] == 12 and trained["with_given_negative"] == 12
+    assert trained["matched_to_a_record"] == 12  # resource text = the record's title and description + tags
     if ev["ci95"][0] > 0:
         assert out["installed"] and manifest["status"] == "active"
     else:  # not better with confidence: registered, not installed, the served model untouched

@@ -399,6 +399,12 @@ class _Supervised:
             by_text.setdefault(_text_key(rec["text"]), i)
             by_text.setdefault(_text_key(rec["title"] + rec["text"]), i)
         self.source: list[int | None] = [by_text.get(_text_key(text)) for _, _, _, text in pair_toks]
+        # a positive that is a record's title and text followed by more (tags, details) is that record too
+        full = [(_text_key(rec["title"] + rec["text"]), i) for i, rec in enumerate(used)]
+        for j, (_, _, _, text) in enumerate(pair_toks):
+            if self.source[j] is None:
+                key = _text_key(text)
+                self.source[j] = next((i for k, i in full if len(k) >= 8 and key.startswith(k)), None)
         self.n_records = len(toks)
         self.mined: list[list[int]] = [[] for _ in pair_toks]
         if r.pair_negatives == "bm25" and any(n is None for n in self.n):
