@@ -74,6 +74,17 @@ def wait_ready(url: str, timeout: float = 1800) -> None:
     raise SystemExit("server did not become ready")
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The server's peak resident memory (VmHWM), on Linux."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int) -> dict:
     rng = random.Random(n)
     with tempfile.TemporaryDirectory(prefix="parkmatch-bench-") as tmp:
@@ -83,16 +94,20 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
             [sys.executable, "-m", "matcher.cli", "keys", "create", "--tenant", "bench", "--role", "admin"],
             env=env, capture_output=True, text=True, check=True,
         ).stdout.strip().splitlines()[-1]
-        # the store is filled through the importer (same validation and upsert path as the API)
-        path = Path(tmp) / "seed.jsonl"
-        with path.open("w", encoding="utf-8") as fh:
-            for i in range(n):
-                fh.write(json.dumps(record(rng, sents, i), ensure_ascii=False) + "\n")
+        # the store is filled through the importer (same validation and upsert path as the API), in files
+        # that stay under the import limits (MATCHER_MAX_IMPORT_BYTES / _ROWS)
         t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "matcher.cli", "import", str(path), "--tenant", "bench"],
-            env=env, capture_output=True, text=True, check=True,
-        )
+        for start in range(0, n, 20_000):
+            path = Path(tmp) / f"seed-{start}.jsonl"
+            with path.open("w", encoding="utf-8") as fh:
+                for i in range(start, min(n, start + 20_000)):
+                    fh.write(json.dumps(record(rng, sents, i), ensure_ascii=False) + "\n")
+            done = subprocess.run(
+                [sys.executable, "-m", "matcher.cli", "import", str(path), "--tenant", "bench"],
+                env=env, capture_output=True, text=True,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"seeding failed: {done.stderr.strip()[-500:]}")
         seed_s = time.perf_counter() - t0
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -134,6 +149,7 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
             )
             import_s = time.perf_counter() - t
             assert r.status_code == 200, r.text
+            rss_mb = peak_rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -145,6 +161,7 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
             "match_ms_p50": round(float(np.percentile(arr, 50)), 2),
             "match_ms_p99": round(float(np.percentile(arr, 99)), 2),
             "match_qps_4_clients": round(qps, 1),
+            "server_peak_rss_mb": rss_mb,
             "import_rows": import_n,
             "import_rows_per_s": round(import_n / import_s, 1),
         }

@@ -42,6 +42,9 @@ def _atomic_write_json(path: Path, data: object) -> None:
         raise
 
 
+UPSERT_CHUNK = 8192  # records encoded and indexed per step
+
+
 class IndexPair:
     def __init__(self, name: str, encoder: Encoder, settings: Settings) -> None:
         self.name = name
@@ -117,6 +120,15 @@ class IndexPair:
 
     # ------------------------------------------------------------------ writes
     def upsert(self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool = False) -> None:
+        """Encode and index in chunks, so that a rebuild of a large store holds one chunk's tokens and vectors
+        at a time rather than the whole collection's."""
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            stop = start + UPSERT_CHUNK
+            self._upsert_chunk(ids[start:stop], texts[start:stop], stamps[start:stop], show_progress=show_progress)
+
+    def _upsert_chunk(
+        self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool
+    ) -> None:
         # lexical terms first: the encoder's tokeniser then finds the batch's clauses segmented and cached
         terms = [lexical_terms(t) for t in texts]
         vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
