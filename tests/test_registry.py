@@ -163,13 +163,37 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
         # a corrupt artefact activated behind the service's back is refused: b keeps serving
         (reg.root / a.id / "model.joblib").write_bytes(b"garbage")
         state = json.loads((reg.root / "state.json").read_text())
-        (reg.root / "state.json").write_text(json.dumps(dict(state, active=a.id)))
+        (reg.root / "state.json").write_text(json.dumps(dict(state, active={"ranker": a.id})))
         time.sleep(0.2)
         assert eng.ranker.version == b.id
         # nothing active any more (rolled back past the first model): the transparent default serves
-        (reg.root / "state.json").write_text(json.dumps(dict(state, active=None)))
+        (reg.root / "state.json").write_text(json.dumps(dict(state, active={})))
         wait_for("transparent-1")
     finally:
         stop.set()
         t.join(timeout=5)
     assert not t.is_alive()
+
+
+def test_each_kind_has_its_own_active_version_and_history(registry, tmp_path):
+    ranker = registry.register(_fitted())
+    enc1 = registry.register(None, kind="encoder", artefact_dir=tmp_path / "enc1")
+    enc2 = registry.register(None, kind="encoder", artefact_dir=tmp_path / "enc2")
+    registry.activate(ranker.id)
+    registry.activate(enc1.id)
+    registry.activate(enc2.id)
+    # activating encoders leaves the ranker serving
+    assert registry.active_id("ranker") == ranker.id and registry.get(ranker.id).status == "active"
+    assert registry.active_id("encoder") == enc2.id and registry.get(enc1.id).status == "retired"
+    assert registry.rollback("encoder").id == enc1.id
+    assert registry.active_id("ranker") == ranker.id
+    assert registry.rollback() is None  # the ranker's history is empty: back to the transparent default
+    assert registry.active_id("ranker") is None and registry.active_id("encoder") == enc1.id
+
+
+def test_a_state_file_of_the_older_layout_is_read_by_kind(registry):
+    a, b = registry.register(_fitted()), registry.register(_fitted())
+    registry.root.mkdir(parents=True, exist_ok=True)
+    (registry.root / "state.json").write_text(json.dumps({"active": b.id, "history": [a.id]}))
+    assert registry.active_id("ranker") == b.id and registry.active_id("encoder") is None
+    assert registry.rollback().id == a.id

@@ -98,25 +98,51 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
+        """``{"active": {kind: id}, "history": {kind: [ids]}}``: each kind (ranker, encoder) has its own active
+        version and rollback history. A state written by older versions (one active id, one history list) is
+        read by the kinds of the ids it names."""
+        empty: dict[str, Any] = {"active": {}, "history": {}}
         path = self.root / STATE
         if not path.exists():
-            return {"active": None, "history": []}
+            return empty
         try:
             data = json.loads(path.read_text())
         except ValueError:
             logger.error("registry state %s is unreadable; treating as no active model", path)
-            return {"active": None, "history": []}
-        return {"active": data.get("active"), "history": list(data.get("history") or [])}
+            return empty
+        active, history = data.get("active"), data.get("history")
+        if isinstance(active, dict) and isinstance(history, dict):
+            return {
+                "active": {k: v for k, v in active.items() if v},
+                "history": {k: list(v or []) for k, v in history.items()},
+            }
+        out = empty
+        for model_id in list(history or []) + ([active] if isinstance(active, str) and active else []):
+            kind = self._kind_of(model_id)
+            if kind is not None:
+                out["history"].setdefault(kind, []).append(model_id)
+        for kind, ids in out["history"].items():
+            if isinstance(active, str) and ids and ids[-1] == active:
+                out["active"][kind] = ids.pop()
+        return out
+
+    def _kind_of(self, model_id: str) -> str | None:
+        try:
+            return self.get(model_id).kind
+        except (NotFound, ModelArtefactError):
+            return None
 
     def _save_state(self, state: dict[str, Any]) -> None:
         _write_json(self.root / STATE, state)
 
     def active_id(self, kind: str = "ranker") -> str | None:
-        active = self._state()["active"]
+        active = self._state()["active"].get(kind)
+        if not active:
+            return None
         try:
-            return active if active and self.get(active).kind == kind else None
+            return active if self.get(active).kind == kind else None
         except NotFound:
-            logger.error("the active model %s is missing from the registry", active)
+            logger.error("the active %s %s is missing from the registry", kind, active)
             return None
 
     # ------------------------------------------------------------------ versions
@@ -227,7 +253,8 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ activation
     def activate(self, model_id: str) -> ModelVersion:
-        """Make a version the active one (after proving it loads); the previous active goes on the history."""
+        """Make a version the active one of its kind (rankers: after proving it loads); the previous active
+        one of that kind goes on its history."""
         with self._lock:
             v = self.get(model_id)
             if v.kind == "ranker":
@@ -235,30 +262,35 @@ class ModelRegistry:
             if v.status == "rejected":
                 logger.warning("activating %s although its evaluation did not pass", model_id)
             state = self._state()
-            prev = state["active"]
+            prev = state["active"].get(v.kind)
             if prev == model_id:
                 return v
             if prev:
-                state["history"].append(prev)
+                state["history"].setdefault(v.kind, []).append(prev)
                 self._set_status(prev, "retired")
-            state["active"] = model_id
+            state["active"][v.kind] = model_id
             self._save_state(state)
             self._set_status(model_id, "active")
             return self.get(model_id)
 
-    def rollback(self) -> ModelVersion | None:
-        """Re-activate the previous active version; None when that is the transparent default."""
+    def rollback(self, kind: str = "ranker") -> ModelVersion | None:
+        """Re-activate the previous active version of `kind`; None when that is the default (the transparent
+        ranker, or the encoder the service was set up with)."""
         with self._lock:
             state = self._state()
-            if not state["active"] and not state["history"]:
-                raise ValidationFailed("nothing to roll back: no model has been activated")
-            current = state["active"]
-            prev = state["history"].pop() if state["history"] else None
-            if prev is not None:
+            current = state["active"].get(kind)
+            history = state["history"].setdefault(kind, [])
+            if not current and not history:
+                raise ValidationFailed(f"nothing to roll back: no {kind} has been activated")
+            prev = history.pop() if history else None
+            if prev is not None and kind == "ranker":
                 self.load(prev)  # refuse to roll back onto a broken artefact
             if current:
                 self._set_status(current, "retired")
-            state["active"] = prev
+            if prev is None:
+                state["active"].pop(kind, None)
+            else:
+                state["active"][kind] = prev
             self._save_state(state)
             if prev is None:
                 return None

@@ -212,10 +212,6 @@ def train_encoder(
         except ValueError as exc:
             install, note = False, f"not installed: {exc}; the encoder in service keeps serving"
     registry = ModelRegistry.for_settings(settings)
-    if install:  # the encoder installed before this one no longer serves
-        for prev in registry.list():
-            if prev.kind == "encoder" and prev.status == "active":
-                registry._set_status(prev.id, "retired")
     v = registry.register(
         None,
         kind="encoder",
@@ -250,8 +246,10 @@ def train_encoder(
             "high": round(result.ci_high, 4),
             "level": 0.95,
         },
-        status=status,
+        status="candidate" if install else status,
     )
+    if install:  # the registry's active encoder; the one installed before it is retired (and can be rolled back to)
+        v = registry.activate(v.id)
     typer.echo(
         json.dumps(
             {
