@@ -139,7 +139,16 @@ class SentenceTransformerEncoder:
             if not path.is_dir():
                 raise EncoderNotFoundError(f"encoder path {path} is a file, expected a model directory")
             path = path.resolve()
-            self.model = _load_local(path, device)
+            try:
+                self.model = _load_local(path, device)
+            except EncoderNotFoundError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - corrupt weights raise library-specific errors
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                raise EncoderNotFoundError(
+                    f"encoder at {path} could not be loaded ({type(exc).__name__}: {first}); "
+                    "the model files are damaged or incomplete"
+                ) from None
             self.source = str(path)
             self.model_id = f"{path.name}@{model_dir_hash(path)}"
         elif _looks_like_hub_name(name):

@@ -184,8 +184,13 @@ def test_corrupt_model_directory_is_refused_at_load_and_not_installed(tmp_path, 
     bad = tmp_path / "bad-model"
     shutil.copytree(encoder_dir, bad)
     (bad / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(Exception):  # noqa: B017 - whatever the library raises, the model is not loaded
+    with pytest.raises(ValueError, match="damaged or incomplete"):
         load_encoder(bad)
+    # the service refuses to start on it with one readable line
+    from matcher.encoding import EncoderUnavailable, load_configured_encoder
+
+    with pytest.raises(EncoderUnavailable, match="damaged or incomplete"):
+        load_configured_encoder(Settings(data_dir=tmp_path / "x", database_url=None, encoder=str(bad)))
     foreign = tmp_path / "foreign-model"
     shutil.copytree(encoder_dir, foreign)
     (foreign / "modules.json").write_text(
