@@ -139,6 +139,8 @@ class MatchEngine:
         self.resources = Catalog()
         self.demand_catalog = Catalog()
         self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self._save_lock = threading.Lock()
         self._dirty = 0
         self._saver: threading.Thread | None = None
         self._closing = threading.Event()
@@ -147,32 +149,67 @@ class MatchEngine:
     def start(self, *, background_save_s: float = 30.0) -> None:
         """Load persisted indexes, reconcile them with the store, and start the periodic saver."""
         t0 = time.perf_counter()
-        with Session(self.db) as session:
-            resources = list(session.exec(select(Resource)))
-            needs = list(session.exec(select(Need)))
-            enterprises = list(session.exec(select(Enterprise)))
-        self.resources.upsert(self._resource_meta(r) for r in resources)
-        self.demand_catalog.upsert(self._demand_metas(needs, enterprises))
         self.supply.load_or_create()
         self.demand.load_or_create()
-        stale_s = self.supply.reconcile({r.id: self._stamp(r) for r in resources})
-        self._index_resources([r for r in resources if r.id in stale_s])
-        stamps = {demand_key(DEMAND_NEED, n.id): self._stamp(n) for n in needs}
-        stamps.update({demand_key(DEMAND_ENTERPRISE, e.id): self._stamp(e) for e in enterprises})
-        stale_d = self.demand.reconcile(stamps)
-        self._index_demand(
-            [n for n in needs if demand_key(DEMAND_NEED, n.id) in stale_d],
-            [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in stale_d],
-        )
+        n_res, stale_s, n_dem, stale_d = self._sync(self.supply, self.demand, catalogs=True)
         if stale_s or stale_d:
             self.save()
         logger.info(
             "match engine ready: %d resources (%d re-indexed), %d demand records (%d re-indexed) in %.1fs",
-            len(resources), len(stale_s), len(stamps), len(stale_d), time.perf_counter() - t0,
+            n_res, stale_s, n_dem, stale_d, time.perf_counter() - t0,
         )
         if background_save_s > 0:
             self._saver = threading.Thread(target=self._save_loop, args=(background_save_s,), daemon=True)
             self._saver.start()
+
+    def _sync(self, supply: IndexPair, demand: IndexPair, *, catalogs: bool = False) -> tuple[int, int, int, int]:
+        """Make `supply` and `demand` hold exactly the store's records: drop what the store no longer has,
+        (re)index what is new or changed since their stamps. Returns (resources, re-indexed, demand records,
+        re-indexed). With `catalogs`, the filter catalogs are loaded from the same read."""
+        with Session(self.db) as session:
+            resources = list(session.exec(select(Resource)))
+            needs = list(session.exec(select(Need)))
+            enterprises = list(session.exec(select(Enterprise)))
+        if catalogs:
+            self.resources.upsert(self._resource_meta(r) for r in resources)
+            self.demand_catalog.upsert(self._demand_metas(needs, enterprises))
+        stale_s = supply.reconcile({r.id: self._stamp(r) for r in resources})
+        self._index_resources([r for r in resources if r.id in stale_s], pair=supply)
+        stamps = {demand_key(DEMAND_NEED, n.id): self._stamp(n) for n in needs}
+        stamps.update({demand_key(DEMAND_ENTERPRISE, e.id): self._stamp(e) for e in enterprises})
+        stale_d = demand.reconcile(stamps)
+        self._index_demand(
+            [n for n in needs if demand_key(DEMAND_NEED, n.id) in stale_d],
+            [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in stale_d],
+            pair=demand,
+        )
+        return len(resources), len(stale_s), len(stamps), len(stale_d)
+
+    def swap_encoder(self, encoder: Encoder) -> dict[str, Any]:
+        """Serve `encoder` without stopping: both indexes are rebuilt with it from the store while the current
+        ones keep answering, what changed meanwhile is caught up with writes held, then encoder and indexes
+        switch together (a request reads one index pair, and each pair encodes queries with its own encoder)."""
+        with self._swap_lock:
+            t0 = time.perf_counter()
+            supply = IndexPair("supply", encoder, self.settings)
+            demand = IndexPair("demand", encoder, self.settings)
+            n_res, _, n_dem, _ = self._sync(supply, demand)
+            with self._write_lock:
+                _, caught_s, _, caught_d = self._sync(supply, demand)
+                old = self.encoder.model_id
+                self.encoder, self.supply, self.demand = encoder, supply, demand
+                self._dirty += 1
+            self.save()
+            out = {
+                "from": old,
+                "to": encoder.model_id,
+                "resources": n_res,
+                "demand_records": n_dem,
+                "caught_up": caught_s + caught_d,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            logger.info("encoder switched: %s", out)
+            return out
 
     @property
     def closing(self) -> threading.Event:
@@ -188,12 +225,14 @@ class MatchEngine:
                     logger.exception("periodic index save failed")
 
     def save(self) -> None:
-        with self._write_lock:
-            self._dirty = 0
-            supply_snapshot = self.supply.snapshot_stamps()
-            demand_snapshot = self.demand.snapshot_stamps()
-        self.supply.save(supply_snapshot)
-        self.demand.save(demand_snapshot)
+        with self._save_lock:  # one save at a time: the periodic one never interleaves with a swap's
+            with self._write_lock:
+                self._dirty = 0
+                supply, demand = self.supply, self.demand
+                supply_snapshot = supply.snapshot_stamps()
+                demand_snapshot = demand.snapshot_stamps()
+            supply.save(supply_snapshot)
+            demand.save(demand_snapshot)
 
     def close(self) -> None:
         self._closing.set()
@@ -289,17 +328,21 @@ class MatchEngine:
             taxonomy=self.taxonomy,
         )
 
-    def _index_resources(self, rows: Sequence[Resource], *, show_progress: bool = False) -> None:
+    def _index_resources(
+        self, rows: Sequence[Resource], *, show_progress: bool = False, pair: IndexPair | None = None
+    ) -> None:
         if not rows:
             return
-        self.supply.upsert(
+        (pair or self.supply).upsert(
             [r.id for r in rows],
             [self.resource_document(r) for r in rows],
             [self._stamp(r) for r in rows],
             show_progress=show_progress,
         )
 
-    def _index_demand(self, needs: Sequence[Need], enterprises: Sequence[Enterprise]) -> None:
+    def _index_demand(
+        self, needs: Sequence[Need], enterprises: Sequence[Enterprise], *, pair: IndexPair | None = None
+    ) -> None:
         keys, texts, stamps = [], [], []
         for n in needs:
             keys.append(demand_key(DEMAND_NEED, n.id))
@@ -314,7 +357,7 @@ class MatchEngine:
             )
             stamps.append(self._stamp(e))
         if keys:
-            self.demand.upsert(keys, texts, stamps)
+            (pair or self.demand).upsert(keys, texts, stamps)
 
     def resources_changed(self, resources: Sequence[Resource], *, show_progress: bool = False) -> None:
         with self._write_lock:
@@ -420,8 +463,6 @@ class MatchEngine:
         """Measured per language (docs/encoders.md): the default encoder helps Chinese, not English."""
         return self.relevance.dense_weight if has_cjk(text) else self.settings.dense_weight_latin
 
-    def _query_vector(self, text: str) -> np.ndarray:
-        return self.encoder.encode_queries([text])[0]
 
     def retrieve(
         self,
@@ -438,8 +479,8 @@ class MatchEngine:
 
         `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
         bigrams (`lexical_terms`), as its documents were indexed."""
-        if qvec is None and dense_weight > 0:
-            qvec = self._query_vector(text)
+        if dense_weight > 0 and (qvec is None or qvec.shape[-1] != pair.encoder.dimension):
+            qvec = pair.encoder.encode_queries([text])[0]  # the pair's own encoder: consistent across a swap
         terms = lexical_terms(text, tokens)
         upper = pair.upper_bound(terms)
         dense_hits = pair.dense_search(qvec, n, allowed) if dense_weight > 0 else []

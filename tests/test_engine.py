@@ -82,3 +82,48 @@ def test_default_encoder_missing_says_how_to_make_it(settings, engine):
         with TestClient(create_app(settings)):
             pass
     assert "matcher demo" in str(info.value)
+
+
+def test_encoder_is_switched_without_stopping_and_catches_up_writes(engine_settings, engine, headers, tmp_path):
+    import shutil
+
+    from embeddings.encoders import load_encoder
+
+    with TestClient(create_app(engine_settings)) as c:
+        made = [
+            c.post("/v1/resources", json=dict(BODY, title=f"石墨烯导热膜 {i}"), headers=headers["admin"]).json()["id"]
+            for i in range(3)
+        ]
+        eng = c.app.state.app_state.matcher
+        old_pair = eng.supply
+        # the same weights in another directory: another model id, so every index must be rebuilt
+        other = tmp_path / "encoder-next"
+        shutil.copytree(engine_settings.encoder, other)
+        new_encoder = load_encoder(other)
+        assert new_encoder.model_id != eng.encoder.model_id
+
+        # a write lands while the new indexes are being built: the locked catch-up must index it
+        sync = eng._sync
+        late: list[int] = []
+
+        def sync_with_a_write_in_between(supply, demand, **kw):
+            out = sync(supply, demand, **kw)
+            if not late:
+                r = c.post("/v1/resources", json=dict(BODY, title="石墨烯导热膜 late"), headers=headers["admin"])
+                late.append(r.json()["id"])
+            return out
+
+        eng._sync = sync_with_a_write_in_between
+        report = eng.swap_encoder(new_encoder)
+        eng._sync = sync
+        assert report["to"] == new_encoder.model_id and report["caught_up"] >= 1
+        assert eng.encoder is new_encoder and eng.supply is not old_pair
+        assert eng.supply.encoder is new_encoder and eng.demand.encoder is new_encoder
+        want = set(made) | set(late)
+        assert set(eng.supply.dense.ids().tolist()) == want == set(eng.supply.lexical.ids().tolist())
+        assert _ids(c, headers["admin"]) == want
+    # the saved indexes are the new model's: a restart with it re-indexes nothing
+    with TestClient(create_app(engine_settings.model_copy(update={"encoder": str(other)}))) as c:
+        eng = c.app.state.app_state.matcher
+        assert eng.supply.dense.model_id == new_encoder.model_id
+        assert _ids(c, headers["admin"]) == want

@@ -197,3 +197,44 @@ def test_a_state_file_of_the_older_layout_is_read_by_kind(registry):
     (registry.root / "state.json").write_text(json.dumps({"active": b.id, "history": [a.id]}))
     assert registry.active_id("ranker") == b.id and registry.active_id("encoder") is None
     assert registry.rollback().id == a.id
+
+
+def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tmp_path):
+    import shutil
+    import threading
+    import time
+
+    from embeddings.encoders import load_encoder
+    from matcher.ranker import TransparentRanker
+    from training.registry import follow_active_ranker
+
+    other = tmp_path / "encoder-next"
+    shutil.copytree(encoder_dir, other)
+
+    class FakeEngine:
+        ranker = TransparentRanker()
+        encoder = load_encoder(encoder_dir)
+        swapped: list[str] = []
+
+        def swap_encoder(self, enc):
+            self.swapped.append(enc.model_id)
+            self.encoder = enc
+
+    eng, stop = FakeEngine(), threading.Event()
+    configured = settings.model_copy(update={"encoder": str(other)})
+    reg = ModelRegistry.for_settings(configured)
+    t = threading.Thread(target=follow_active_ranker, args=(eng, configured, stop), kwargs={"every": 0.02})
+    t.start()
+    try:
+        time.sleep(0.1)
+        assert eng.swapped == []  # nothing activated yet: nothing switches
+        v = reg.register(None, kind="encoder", artefact_dir=other)
+        reg.activate(v.id)
+        deadline = time.monotonic() + 10
+        while not eng.swapped and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert eng.swapped == [load_encoder(other).model_id]
+        assert reg.active_id("ranker") is None and isinstance(eng.ranker, TransparentRanker)
+    finally:
+        stop.set()
+        t.join(timeout=5)

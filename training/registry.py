@@ -320,13 +320,16 @@ def install_active_ranker(engine: Any, settings: Any) -> str:
 
 
 def follow_active_ranker(engine: Any, settings: Any, stop: Any, *, every: float) -> None:
-    """Until ``stop`` (a threading.Event) is set, check the registry every ``every`` seconds and serve the
-    ranker that is active there: one activated or rolled back by `matcher train ranker`, the API of another
-    worker, or by hand. A bad artefact is refused as at start-up and the serving ranker stays."""
+    """Until ``stop`` (a threading.Event) is set, check the registry every ``every`` seconds and serve what is
+    active there: the ranker activated or rolled back by `matcher train ranker`, the API of another worker, or
+    by hand; and, when an encoder is activated (`matcher train encoder` installs it as the default), the
+    configured encoder, switched in without stopping (`MatchEngine.swap_encoder`). A bad artefact is refused
+    as at start-up and what serves stays."""
     from matcher.ranker import TransparentRanker
 
     registry = ModelRegistry.for_settings(settings)
     refused: str | None = None  # an active artefact that failed to load is not retried every tick
+    encoder_seen = registry.active_id("encoder")
     while not stop.wait(every):
         try:
             active = registry.active_id("ranker")
@@ -334,9 +337,24 @@ def follow_active_ranker(engine: Any, settings: Any, stop: Any, *, every: float)
                 if not isinstance(engine.ranker, TransparentRanker):
                     engine.ranker = TransparentRanker()
                     logger.info("no active ranker in the registry: serving %s", engine.ranker.version)
-                continue
-            if active in (engine.ranker.version, refused):
-                continue
-            refused = None if install_active_ranker(engine, settings) == active else active
+            elif active not in (engine.ranker.version, refused):
+                refused = None if install_active_ranker(engine, settings) == active else active
+            encoder_active = registry.active_id("encoder")
+            if encoder_active != encoder_seen:
+                encoder_seen = encoder_active
+                _switch_encoder(engine, settings)
         except Exception:  # noqa: BLE001 - a registry read error must not stop the service; retried next tick
             logger.exception("checking the model registry failed")
+
+
+def _switch_encoder(engine: Any, settings: Any) -> None:
+    """Load the configured encoder; when it is not the one serving, rebuild the indexes with it and switch."""
+    from matcher.encoding import EncoderUnavailable, load_configured_encoder
+
+    try:
+        encoder = load_configured_encoder(settings)
+    except EncoderUnavailable as exc:
+        logger.error("refusing the new encoder: %s; %s keeps serving", exc.detail, engine.encoder.model_id)
+        return
+    if encoder.model_id != engine.encoder.model_id:
+        engine.swap_encoder(encoder)

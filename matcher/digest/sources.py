@@ -105,16 +105,20 @@ class EngineSource:
         self.engine = engine
         self.batch_size = batch_size
         self._vectors: dict[str, np.ndarray] = {}
+        self._model_id: str | None = None
         self._stamps: np.ndarray | None = None
 
     def prepare(self, queries: Sequence[DemandQuery]) -> None:
         wanted = set(q.text for q in queries)
+        encoder = self.engine.supply.encoder  # the encoder of the index the searches will read
+        if encoder.model_id != self._model_id:  # the engine switched encoders: earlier vectors are void
+            self._vectors, self._model_id = {}, encoder.model_id
         # vectors of an earlier batch are not needed again (each enterprise is composed once per run)
         self._vectors = {t: v for t, v in self._vectors.items() if t in wanted}
         texts = [t for t in dict.fromkeys(q.text for q in queries) if t not in self._vectors]
         for i in range(0, len(texts), self.batch_size):
             chunk = texts[i : i + self.batch_size]
-            vecs = self.engine.encoder.encode_queries(chunk)
+            vecs = encoder.encode_queries(chunk)
             self._vectors.update(zip(chunk, np.asarray(vecs, dtype=np.float32), strict=True))
         self._stamps = None
 
@@ -166,15 +170,14 @@ class EngineSource:
         allowed = eng.resources.allowed_ids(mask)
         tokens = tokenize(text)
         w = eng.dense_weight_for(text)
-        qvec = self._vectors.get(text)
-        if qvec is None:
-            qvec = eng.encoder.encode_queries([text])[0]
-        cands = eng.retrieve(eng.supply, eng.resources, text, tokens, allowed, max(50, 4 * query.k), w, qvec=qvec)
+        pair = eng.supply  # read once: a switch of encoder during the run changes the pair, never half of it
+        qvec = self._vectors.get(text) if pair.encoder.model_id == self._model_id else None
+        cands = eng.retrieve(pair, eng.resources, text, tokens, allowed, max(50, 4 * query.k), w, qvec=qvec)
         eng.rank(cands, ask, w)
         cands = [c for c in cands if c.score >= query.min_score][: query.k]
         if not cands:
             return []
-        lexical = eng.supply.lexical
+        lexical = pair.lexical
         out = []
         for c in cands:
             m = c.meta
