@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     approximate_threshold: int = 50_000
     # how often a running service looks for a ranker activated outside it (`matcher train ranker`, another worker)
     model_poll_s: float = Field(15.0, ge=0)
-    fusion: Literal["rrf", "weighted"] = "weighted"
     dense_weight: float = Field(
         default=0.1, ge=0.0, le=1.0, description="fusion weight of the dense side for Chinese queries"
     )
