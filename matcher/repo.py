@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -206,6 +207,108 @@ def _apply(row: Row, changes: dict[str, Any], noun: str) -> bool:
     return changed
 
 
+@dataclass(frozen=True)
+class _Table:
+    """What the shared CRUD helpers need to know of one entity table."""
+
+    model: type[Row]
+    text_column: Any  # the column `q` searches
+    changed: Callable[[Any], tuple[Any, ...]]  # hub method and arguments for a created or updated row
+    lists: tuple[str, ...] = ()  # list columns a PATCH empties when it sets them to null
+    language_from: tuple[str, ...] = ()  # the fields a language set to null is detected from again
+    prepare: Callable[[Any, dict[str, Any]], None] | None = None  # adjusts a PATCH's changes for the row
+
+    @property
+    def noun(self) -> str:
+        return self.model.__name__.lower()
+
+
+def _merge_details(row: Resource, changes: dict[str, Any]) -> None:
+    """A PATCH's `details` merged with the stored details, re-validated for the kind; the provider follows."""
+    if changes.get("details") is None:
+        return
+    try:
+        model = DETAILS_MODELS[row.kind].model_validate({**row.details, **changes["details"]})
+    except ValidationError as exc:
+        raise _pydantic_errors(exc, "details") from None
+    changes["details"] = model.model_dump(mode="json", exclude_none=True)
+    changes["provider"] = provider_of(row.kind, changes["details"])
+
+
+_RESOURCES = _Table(
+    Resource,
+    Resource.title,
+    lambda row: ("resources_changed", [row]),
+    language_from=("title", "description"),
+    prepare=_merge_details,
+)
+_ENTERPRISES = _Table(
+    Enterprise,
+    Enterprise.name,
+    lambda row: ("demand_changed", [], [row]),
+    lists=("digest_kinds",),
+    language_from=("name", "description"),
+)
+_NEEDS = _Table(Need, Need.title, lambda row: ("demand_changed", [row], []), lists=("kinds",))
+
+
+def _claim_external_id(session: Session, model: Any, caller: Caller, fields: dict[str, Any]) -> None:
+    """Before an insert: the external_id is free in the caller's tenant, and the tenant exists."""
+    _check_external_id(session, model, caller, fields["external_id"], None)
+    ensure_tenant(session, caller.tenant)
+
+
+def _insert(session: Session, table: _Table, row: Any, hub: ChangeHub | None, commit: bool) -> Any:
+    _flush(session, row)
+    _notify(session, hub, *table.changed(row))
+    _finish(session, commit)
+    return row
+
+
+def _writable(session: Session, table: _Table, caller: Caller, id: int) -> Any:
+    """The row the caller may write (role and tenant); Forbidden or NotFound otherwise."""
+    _require_writer(caller, table.noun)
+    return _fetch(session, table.model, caller, id, write=True)
+
+
+def _update(
+    session: Session,
+    table: _Table,
+    caller: Caller,
+    id: int,
+    data: Any,
+    hub: ChangeHub | None,
+    commit: bool,
+) -> Any:
+    """Apply the fields given, as the table's settings say (see _Table); a new external_id must be free."""
+    row = _writable(session, table, caller, id)
+    changes = data.model_dump(exclude_unset=True)
+    _reject_nul(changes)
+    for name in table.lists:
+        if name in changes and changes[name] is None:
+            changes[name] = []
+    if table.prepare is not None:
+        table.prepare(row, changes)
+    if table.language_from and "language" in changes and changes["language"] is None:
+        changes["language"] = detect_language(
+            *(changes.get(name, getattr(row, name)) for name in table.language_from)
+        )
+    if changes.get("external_id") is not None:
+        _check_external_id(session, table.model, caller, changes["external_id"], row.id)
+    if _apply(row, changes, table.noun):
+        _flush(session, row)
+        _notify(session, hub, *table.changed(row))
+    _finish(session, commit)
+    return row
+
+
+def _remove(session: Session, row: Row, hub: ChangeHub | None, commit: bool, method: str, *args: Any) -> None:
+    session.delete(row)
+    session.flush()
+    _notify(session, hub, method, *args)
+    _finish(session, commit)
+
+
 def detect_language(*texts: str | None) -> str:
     """zh when the text has any CJK character, else en."""
     return "zh" if any(has_cjk(t or "") for t in texts) else "en"
@@ -267,17 +370,18 @@ def _industry_tags(industry: str) -> list[str]:
     return [tag, *(t for t in tax.tags if tag in tax.ancestors(t))]
 
 
-def _common_filters(
+def _filters(
     session: Session,
-    model: type[Row],
+    table: _Table,
     caller: Caller,
-    *,
     industry: str | None,
     region: str | None,
     visibility: str | None,
     q: str | None,
-    text_column: Any,
+    **equal: str | None,
 ) -> list[Any]:
+    """The rows the caller can see, narrowed by the filters given; each of `equal` names a column to match."""
+    model = table.model
     conds: list[Any] = [_visible(model, caller)]
     if industry and industry.strip():
         conds.append(_json_has_any(session, model.industries, _industry_tags(industry)))
@@ -286,12 +390,28 @@ def _common_filters(
     if visibility:
         conds.append(model.visibility == visibility)
     if q and q.replace("\x00", "").strip():
-        conds.append(text_column.icontains(q.replace("\x00", "").strip(), autoescape=True))
+        conds.append(table.text_column.icontains(q.replace("\x00", "").strip(), autoescape=True))
+    conds.extend(getattr(model, name) == value for name, value in equal.items() if value)
     return conds
 
 
 def _unknown(tags: Iterable[str]) -> list[str]:
     return default_taxonomy().unknown(tags)
+
+
+def _public_data(row: Need | Resource, caller: Caller, private: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A row's fields as its public view shows them; the tenant and the `private` fields only to its own tenant."""
+    own = row.tenant_id == caller.tenant
+    data = row.model_dump()
+    data.update(
+        unknown_industries=_unknown(row.industries),
+        tenant=row.tenant_id if own else None,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+    if not own:
+        data.update(dict.fromkeys(private))
+    return data
 
 
 # ---------------------------------------------------------------- resources
@@ -310,8 +430,7 @@ def create_resource(
     fields = data.model_dump(exclude={"kind", "details"})
     details = data.details.model_dump(mode="json", exclude_none=True)
     _reject_nul({**fields, "details": details})
-    _check_external_id(session, Resource, caller, fields["external_id"], None)
-    ensure_tenant(session, caller.tenant)
+    _claim_external_id(session, Resource, caller, fields)
     fields["language"] = fields["language"] or detect_language(fields["title"], fields["description"])
     row = Resource(
         **fields,
@@ -320,10 +439,7 @@ def create_resource(
         provider=provider_of(data.kind, details),
         tenant_id=caller.tenant,
     )
-    _flush(session, row)
-    _notify(session, hub, "resources_changed", [row])
-    _finish(session, commit)
-    return row
+    return _insert(session, _RESOURCES, row, hub, commit)
 
 
 def get_resource(session: Session, *, caller: Caller, id: int) -> Resource:
@@ -340,60 +456,19 @@ def update_resource(
     commit: bool = True,
 ) -> Resource:
     """Apply the fields given; `details` is merged with the stored details and re-validated for the kind."""
-    _require_writer(caller, "resource")
-    row: Resource = _fetch(session, Resource, caller, id, write=True)
-    changes = data.model_dump(exclude_unset=True)
-    _reject_nul(changes)
-    if "details" in changes and changes["details"] is not None:
-        merged = {**row.details, **changes["details"]}
-        try:
-            model = DETAILS_MODELS[row.kind].model_validate(merged)
-        except ValidationError as exc:
-            raise _pydantic_errors(exc, "details") from None
-        changes["details"] = model.model_dump(mode="json", exclude_none=True)
-        changes["provider"] = provider_of(row.kind, changes["details"])
-    if "language" in changes and changes["language"] is None:
-        changes["language"] = detect_language(
-            changes.get("title", row.title), changes.get("description", row.description)
-        )
-    if changes.get("external_id") is not None:
-        _check_external_id(session, Resource, caller, changes["external_id"], row.id)
-    if _apply(row, changes, "resource"):
-        _flush(session, row)
-        _notify(session, hub, "resources_changed", [row])
-    _finish(session, commit)
-    return row
+    return _update(session, _RESOURCES, caller, id, data, hub, commit)
 
 
 def delete_resource(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
-    _require_writer(caller, "resource")
-    row = _fetch(session, Resource, caller, id, write=True)
-    session.delete(row)
-    session.flush()
-    _notify(session, hub, "resources_removed", [id])
-    _finish(session, commit)
+    _remove(session, _writable(session, _RESOURCES, caller, id), hub, commit, "resources_removed", [id])
 
 
 def _resource_filters(
     session: Session, caller: Caller, kind, industry, region, status, visibility, q
 ) -> list[Any]:
-    conds = _common_filters(
-        session,
-        Resource,
-        caller,
-        industry=industry,
-        region=region,
-        visibility=visibility,
-        q=q,
-        text_column=Resource.title,
-    )
-    if kind:
-        conds.append(Resource.kind == kind)
-    if status:
-        conds.append(Resource.status == status)
-    return conds
+    return _filters(session, _RESOURCES, caller, industry, region, visibility, q, kind=kind, status=status)
 
 
 def list_resources(
@@ -432,16 +507,7 @@ def count_resources(
 
 
 def to_public_resource(row: Resource, caller: Caller) -> ResourcePublic:
-    own = row.tenant_id == caller.tenant
-    data = row.model_dump()
-    data.update(
-        unknown_industries=_unknown(row.industries),
-        external_id=row.external_id if own else None,
-        tenant=row.tenant_id if own else None,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-    )
-    return ResourcePublic.model_validate(data)
+    return ResourcePublic.model_validate(_public_data(row, caller, private=("external_id",)))
 
 
 # ---------------------------------------------------------------- enterprises
@@ -458,13 +524,8 @@ def create_enterprise(
     _require_writer(caller, "enterprise")
     fields = data.model_dump()
     _reject_nul(fields)
-    _check_external_id(session, Enterprise, caller, fields["external_id"], None)
-    ensure_tenant(session, caller.tenant)
-    row = Enterprise(**fields, tenant_id=caller.tenant)
-    _flush(session, row)
-    _notify(session, hub, "demand_changed", [], [row])
-    _finish(session, commit)
-    return row
+    _claim_external_id(session, Enterprise, caller, fields)
+    return _insert(session, _ENTERPRISES, Enterprise(**fields, tenant_id=caller.tenant), hub, commit)
 
 
 def get_enterprise(session: Session, *, caller: Caller, id: int) -> Enterprise:
@@ -480,59 +541,25 @@ def update_enterprise(
     hub: ChangeHub | None = None,
     commit: bool = True,
 ) -> Enterprise:
-    _require_writer(caller, "enterprise")
-    row: Enterprise = _fetch(session, Enterprise, caller, id, write=True)
-    changes = data.model_dump(exclude_unset=True)
-    _reject_nul(changes)
-    if "digest_kinds" in changes and changes["digest_kinds"] is None:
-        changes["digest_kinds"] = []
-    if "language" in changes and changes["language"] is None:
-        changes["language"] = detect_language(
-            changes.get("name", row.name), changes.get("description", row.description)
-        )
-    if changes.get("external_id") is not None:
-        _check_external_id(session, Enterprise, caller, changes["external_id"], row.id)
-    if _apply(row, changes, "enterprise"):
-        _flush(session, row)
-        _notify(session, hub, "demand_changed", [], [row])
-    _finish(session, commit)
-    return row
+    return _update(session, _ENTERPRISES, caller, id, data, hub, commit)
 
 
 def delete_enterprise(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> list[int]:
     """Delete an enterprise with its needs and digest history; returns the ids of the needs removed with it."""
-    _require_writer(caller, "enterprise")
-    row = _fetch(session, Enterprise, caller, id, write=True)
+    row = _writable(session, _ENTERPRISES, caller, id)
     need_ids = list(session.exec(select(Need.id).where(Need.enterprise_id == id)))
     session.exec(delete(Need).where(Need.enterprise_id == id))
     session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
-    session.delete(row)
-    session.flush()
-    _notify(session, hub, "demand_removed", need_ids, [id])
-    _finish(session, commit)
+    _remove(session, row, hub, commit, "demand_removed", need_ids, [id])
     return need_ids
 
 
 def _enterprise_filters(
     session: Session, caller: Caller, industry, region, stage, tier, visibility, q
 ) -> list[Any]:
-    conds = _common_filters(
-        session,
-        Enterprise,
-        caller,
-        industry=industry,
-        region=region,
-        visibility=visibility,
-        q=q,
-        text_column=Enterprise.name,
-    )
-    if stage:
-        conds.append(Enterprise.stage == stage)
-    if tier:
-        conds.append(Enterprise.tier == tier)
-    return conds
+    return _filters(session, _ENTERPRISES, caller, industry, region, visibility, q, stage=stage, tier=tier)
 
 
 def list_enterprises(
@@ -613,11 +640,7 @@ def create_need(
         raise _field_error(
             "enterprise_id", f"no enterprise with id {data.enterprise_id} in your tenant", "not_found"
         )
-    row = Need(**fields, tenant_id=caller.tenant)
-    _flush(session, row)
-    _notify(session, hub, "demand_changed", [row], [])
-    _finish(session, commit)
-    return row
+    return _insert(session, _NEEDS, Need(**fields, tenant_id=caller.tenant), hub, commit)
 
 
 def get_need(session: Session, *, caller: Caller, id: int) -> Need:
@@ -633,50 +656,24 @@ def update_need(
     hub: ChangeHub | None = None,
     commit: bool = True,
 ) -> Need:
-    _require_writer(caller, "need")
-    row: Need = _fetch(session, Need, caller, id, write=True)
-    changes = data.model_dump(exclude_unset=True)
-    _reject_nul(changes)
-    if "kinds" in changes and changes["kinds"] is None:
-        changes["kinds"] = []
-    if _apply(row, changes, "need"):
-        _flush(session, row)
-        _notify(session, hub, "demand_changed", [row], [])
-    _finish(session, commit)
-    return row
+    return _update(session, _NEEDS, caller, id, data, hub, commit)
 
 
 def delete_need(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
-    _require_writer(caller, "need")
-    row = _fetch(session, Need, caller, id, write=True)
-    session.delete(row)
-    session.flush()
-    _notify(session, hub, "demand_removed", [id], [])
-    _finish(session, commit)
+    _remove(session, _writable(session, _NEEDS, caller, id), hub, commit, "demand_removed", [id], [])
 
 
 def _need_filters(
     session: Session, caller: Caller, enterprise_id, kind, industry, region, status, visibility, q
 ) -> list[Any]:
-    conds = _common_filters(
-        session,
-        Need,
-        caller,
-        industry=industry,
-        region=region,
-        visibility=visibility,
-        q=q,
-        text_column=Need.title,
-    )
+    conds = _filters(session, _NEEDS, caller, industry, region, visibility, q, status=status)
     if enterprise_id is not None:
         conds.append(Need.enterprise_id == enterprise_id if _valid_id(enterprise_id) else false())
     if kind:
         # a need that names no kinds seeks all of them
         conds.append(or_(_json_has_any(session, Need.kinds, [kind]), func.json_array_length(Need.kinds) == 0))
-    if status:
-        conds.append(Need.status == status)
     return conds
 
 
@@ -716,15 +713,7 @@ def count_needs(
 
 
 def to_public_need(row: Need, caller: Caller) -> NeedPublic:
-    own = row.tenant_id == caller.tenant
-    data = row.model_dump()
-    data.update(
-        unknown_industries=_unknown(row.industries),
-        tenant=row.tenant_id if own else None,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-    )
-    return NeedPublic.model_validate(data)
+    return NeedPublic.model_validate(_public_data(row, caller))
 
 
 # ---------------------------------------------------------------- API keys (admin, own tenant only)
