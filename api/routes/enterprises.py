@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, OfficerDep, SessionDep, StateDep
-from api.idempotency import IdempotencyDep, create_once
+from api.entity_routes import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
+from api.idempotency import IdempotencyDep
 from matcher import repo
 from matcher.schemas import (
     EnterpriseCreate,
@@ -21,6 +22,16 @@ from matcher.schemas import (
 )
 
 router = APIRouter(prefix="/enterprises", tags=["enterprises"])
+ENTERPRISES = EntityRoutes(
+    repo.create_enterprise,
+    repo.get_enterprise,
+    repo.update_enterprise,
+    repo.delete_enterprise,
+    repo.list_enterprises,
+    repo.count_enterprises,
+    repo.to_public_enterprise,
+    EnterprisesPublic,
+)
 
 
 @router.post("", status_code=201, response_model=EnterprisePublic, summary="Create an enterprise")
@@ -28,54 +39,39 @@ def create_enterprise(
     data: EnterpriseCreate, session: SessionDep, caller: OfficerDep, state: StateDep, idem: IdempotencyDep
 ) -> EnterprisePublic | JSONResponse:
     """Admins and officers only. `external_id` is unique per tenant (409 when taken)."""
-
-    def create() -> EnterprisePublic:
-        row = repo.create_enterprise(session, caller=caller, data=data, hub=state.hub, commit=False)
-        return repo.to_public_enterprise(row, caller)
-
-    return create_once(session, idem, create)
+    return ENTERPRISES.create(session, caller, state, idem, data)
 
 
 @router.get("", response_model=EnterprisesPublic, summary="List enterprises")
 def list_enterprises(
     session: SessionDep,
     caller: CallerDep,
-    industry: Annotated[
-        str | None, Query(max_length=300, description="taxonomy tag in either language")
-    ] = None,
-    region: Annotated[str | None, Query(max_length=300)] = None,
+    industry: IndustryQuery = None,
+    region: RegionQuery = None,
     stage: Stage | None = None,
     tier: Tier | None = None,
     visibility: Visibility | None = None,
     q: Annotated[str | None, Query(max_length=300, description="substring of the name")] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=repo.MAX_LIMIT)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
 ) -> EnterprisesPublic:
     filters = dict(industry=industry, region=region, stage=stage, tier=tier, visibility=visibility, q=q)
-    rows, next_cursor = repo.list_enterprises(session, caller=caller, cursor=cursor, limit=limit, **filters)
-    return EnterprisesPublic(
-        data=[repo.to_public_enterprise(r, caller) for r in rows],
-        count=repo.count_enterprises(session, caller=caller, **filters),
-        next_cursor=next_cursor,
-    )
+    return ENTERPRISES.list(session, caller, cursor, limit, filters)
 
 
 @router.get("/{enterprise_id}", response_model=EnterprisePublic, summary="Get an enterprise")
 def get_enterprise(enterprise_id: int, session: SessionDep, caller: CallerDep) -> EnterprisePublic:
-    return repo.to_public_enterprise(repo.get_enterprise(session, caller=caller, id=enterprise_id), caller)
+    return ENTERPRISES.get(session, caller, enterprise_id)
 
 
 @router.patch("/{enterprise_id}", response_model=EnterprisePublic, summary="Update an enterprise")
 def update_enterprise(
     enterprise_id: int, data: EnterpriseUpdate, session: SessionDep, caller: OfficerDep, state: StateDep
 ) -> EnterprisePublic:
-    row = repo.update_enterprise(session, caller=caller, id=enterprise_id, data=data, hub=state.hub)
-    return repo.to_public_enterprise(row, caller)
+    return ENTERPRISES.update(session, caller, state, enterprise_id, data)
 
 
 @router.delete("/{enterprise_id}", status_code=204, response_class=Response, summary="Delete an enterprise")
 def delete_enterprise(enterprise_id: int, session: SessionDep, caller: OfficerDep, state: StateDep) -> None:
     """Deletes the enterprise's needs and digest history with it."""
-    repo.delete_enterprise(session, caller=caller, id=enterprise_id, hub=state.hub)
+    ENTERPRISES.delete(session, caller, state, enterprise_id)

@@ -8,11 +8,22 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep, WriterDep
-from api.idempotency import IdempotencyDep, create_once
+from api.entity_routes import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
+from api.idempotency import IdempotencyDep
 from matcher import repo
 from matcher.schemas import NeedCreate, NeedPublic, NeedsPublic, NeedUpdate, ResourceKind, Visibility
 
 router = APIRouter(prefix="/needs", tags=["needs"])
+NEEDS = EntityRoutes(
+    repo.create_need,
+    repo.get_need,
+    repo.update_need,
+    repo.delete_need,
+    repo.list_needs,
+    repo.count_needs,
+    repo.to_public_need,
+    NeedsPublic,
+)
 
 Status = Literal["open", "matched", "closed"]
 
@@ -22,12 +33,7 @@ def create_need(
     data: NeedCreate, session: SessionDep, caller: WriterDep, state: StateDep, idem: IdempotencyDep
 ) -> NeedPublic | JSONResponse:
     """`enterprise_id` must be an enterprise of the caller's tenant (422 otherwise)."""
-
-    def create() -> NeedPublic:
-        row = repo.create_need(session, caller=caller, data=data, hub=state.hub, commit=False)
-        return repo.to_public_need(row, caller)
-
-    return create_once(session, idem, create)
+    return NEEDS.create(session, caller, state, idem, data)
 
 
 @router.get("", response_model=NeedsPublic, summary="List needs")
@@ -38,17 +44,13 @@ def list_needs(
     kind: Annotated[
         ResourceKind | None, Query(description="kind sought (needs naming no kind seek all)")
     ] = None,
-    industry: Annotated[
-        str | None, Query(max_length=300, description="taxonomy tag in either language")
-    ] = None,
-    region: Annotated[str | None, Query(max_length=300)] = None,
+    industry: IndustryQuery = None,
+    region: RegionQuery = None,
     status: Status | None = None,
     visibility: Visibility | None = None,
     q: Annotated[str | None, Query(max_length=300, description="substring of the title")] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=repo.MAX_LIMIT)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
 ) -> NeedsPublic:
     filters = dict(
         enterprise_id=enterprise_id,
@@ -59,27 +61,21 @@ def list_needs(
         visibility=visibility,
         q=q,
     )
-    rows, next_cursor = repo.list_needs(session, caller=caller, cursor=cursor, limit=limit, **filters)
-    return NeedsPublic(
-        data=[repo.to_public_need(r, caller) for r in rows],
-        count=repo.count_needs(session, caller=caller, **filters),
-        next_cursor=next_cursor,
-    )
+    return NEEDS.list(session, caller, cursor, limit, filters)
 
 
 @router.get("/{need_id}", response_model=NeedPublic, summary="Get a need")
 def get_need(need_id: int, session: SessionDep, caller: CallerDep) -> NeedPublic:
-    return repo.to_public_need(repo.get_need(session, caller=caller, id=need_id), caller)
+    return NEEDS.get(session, caller, need_id)
 
 
 @router.patch("/{need_id}", response_model=NeedPublic, summary="Update a need")
 def update_need(
     need_id: int, data: NeedUpdate, session: SessionDep, caller: WriterDep, state: StateDep
 ) -> NeedPublic:
-    row = repo.update_need(session, caller=caller, id=need_id, data=data, hub=state.hub)
-    return repo.to_public_need(row, caller)
+    return NEEDS.update(session, caller, state, need_id, data)
 
 
 @router.delete("/{need_id}", status_code=204, response_class=Response, summary="Delete a need")
 def delete_need(need_id: int, session: SessionDep, caller: WriterDep, state: StateDep) -> None:
-    repo.delete_need(session, caller=caller, id=need_id, hub=state.hub)
+    NEEDS.delete(session, caller, state, need_id)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep, WriterDep
-from api.idempotency import IdempotencyDep, create_once
+from api.entity_routes import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
+from api.idempotency import IdempotencyDep
 from matcher import repo
 from matcher.schemas import (
     ResourceCreate,
@@ -20,6 +21,16 @@ from matcher.schemas import (
 )
 
 router = APIRouter(prefix="/resources", tags=["resources"])
+RESOURCES = EntityRoutes(
+    repo.create_resource,
+    repo.get_resource,
+    repo.update_resource,
+    repo.delete_resource,
+    repo.list_resources,
+    repo.count_resources,
+    repo.to_public_resource,
+    ResourcesPublic,
+)
 
 Status = Literal["active", "paused", "closed"]
 
@@ -33,12 +44,7 @@ def create_resource(
     idem: IdempotencyDep,
 ) -> ResourcePublic | JSONResponse:
     """`kind` selects the `details` model. `external_id` is unique per tenant (409 when taken)."""
-
-    def create() -> ResourcePublic:
-        row = repo.create_resource(session, caller=caller, data=data, hub=state.hub, commit=False)
-        return repo.to_public_resource(row, caller)
-
-    return create_once(session, idem, create)
+    return RESOURCES.create(session, caller, state, idem, data)
 
 
 @router.get("", response_model=ResourcesPublic, summary="List resources")
@@ -46,30 +52,21 @@ def list_resources(
     session: SessionDep,
     caller: CallerDep,
     kind: ResourceKind | None = None,
-    industry: Annotated[
-        str | None, Query(max_length=300, description="taxonomy tag in either language")
-    ] = None,
-    region: Annotated[str | None, Query(max_length=300)] = None,
+    industry: IndustryQuery = None,
+    region: RegionQuery = None,
     status: Status | None = None,
     visibility: Visibility | None = None,
     q: Annotated[str | None, Query(max_length=300, description="substring of the title")] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=repo.MAX_LIMIT)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
 ) -> ResourcesPublic:
     filters = dict(kind=kind, industry=industry, region=region, status=status, visibility=visibility, q=q)
-    rows, next_cursor = repo.list_resources(session, caller=caller, cursor=cursor, limit=limit, **filters)
-    return ResourcesPublic(
-        data=[repo.to_public_resource(r, caller) for r in rows],
-        count=repo.count_resources(session, caller=caller, **filters),
-        next_cursor=next_cursor,
-    )
+    return RESOURCES.list(session, caller, cursor, limit, filters)
 
 
 @router.get("/{resource_id}", response_model=ResourcePublic, summary="Get a resource")
 def get_resource(resource_id: int, session: SessionDep, caller: CallerDep) -> ResourcePublic:
-    return repo.to_public_resource(repo.get_resource(session, caller=caller, id=resource_id), caller)
+    return RESOURCES.get(session, caller, resource_id)
 
 
 @router.patch("/{resource_id}", response_model=ResourcePublic, summary="Update a resource")
@@ -77,10 +74,9 @@ def update_resource(
     resource_id: int, data: ResourceUpdate, session: SessionDep, caller: WriterDep, state: StateDep
 ) -> ResourcePublic:
     """Only the fields given change; `details` is merged with the stored details and re-validated."""
-    row = repo.update_resource(session, caller=caller, id=resource_id, data=data, hub=state.hub)
-    return repo.to_public_resource(row, caller)
+    return RESOURCES.update(session, caller, state, resource_id, data)
 
 
 @router.delete("/{resource_id}", status_code=204, response_class=Response, summary="Delete a resource")
 def delete_resource(resource_id: int, session: SessionDep, caller: WriterDep, state: StateDep) -> None:
-    repo.delete_resource(session, caller=caller, id=resource_id, hub=state.hub)
+    RESOURCES.delete(session, caller, state, resource_id)
