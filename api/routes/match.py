@@ -115,7 +115,11 @@ def _log_impressions(db, outcome: MatchOutcome, tenant: str) -> None:
         session.commit()
 
 
-def _respond(state, outcome: MatchOutcome, caller: Caller, background: BackgroundTasks) -> MatchResponse:
+def _respond(
+    state, engine: MatchEngine, q: MatchQuery, caller: Caller, background: BackgroundTasks
+) -> MatchResponse:
+    """Run the query for the caller's tenant; the ranked resources still there, impressions logged after."""
+    outcome = engine.match(q, tenant=caller.tenant)
     ids = [c.id for c in outcome.candidates]
     with Session(state.db) as session:
         rows = {r.id: r for r in session.exec(select(Resource).where(Resource.id.in_(ids)))} if ids else {}
@@ -163,10 +167,28 @@ def match(
         per_kind=body.per_kind,
         explain=body.explain,
     )
-    return _respond(state, engine.match(q, tenant=caller.tenant), caller, background)
+    return _respond(state, engine, q, caller, background)
 
 
 KindsQuery = Annotated[list[ResourceKind] | None, Query(description="repeat for several kinds")]
+KQuery = Annotated[int, Query(ge=1, le=200)]
+MinScoreQuery = Annotated[float | None, Query(ge=0, le=1)]
+
+
+def _subject_matches(
+    state,
+    caller: Caller,
+    engine: MatchEngine,
+    background: BackgroundTasks,
+    k: int,
+    kinds: list[ResourceKind] | None,
+    min_score: float | None,
+    bundle: bool,
+    **subject: int,
+) -> MatchResponse:
+    """The body of the need and enterprise match routes; `subject` is need_id=... or enterprise_id=...."""
+    q = MatchQuery(**subject, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
+    return _respond(state, engine, q, caller, background)
 
 
 @router.get("/needs/{need_id}/matches", response_model=MatchResponse)
@@ -176,14 +198,13 @@ def need_matches(
     caller: CallerDep,
     engine: MatcherDep,
     background: BackgroundTasks,
-    k: Annotated[int, Query(ge=1, le=200)] = 10,
+    k: KQuery = 10,
     kinds: KindsQuery = None,
-    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    min_score: MinScoreQuery = None,
     bundle: bool = False,
 ) -> MatchResponse:
     """The resources that fit one need (its kinds, industries, amount, TRL and region)."""
-    q = MatchQuery(need_id=need_id, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
-    return _respond(state, engine.match(q, tenant=caller.tenant), caller, background)
+    return _subject_matches(state, caller, engine, background, k, kinds, min_score, bundle, need_id=need_id)
 
 
 @router.get("/enterprises/{enterprise_id}/matches", response_model=MatchResponse)
@@ -193,14 +214,15 @@ def enterprise_matches(
     caller: CallerDep,
     engine: MatcherDep,
     background: BackgroundTasks,
-    k: Annotated[int, Query(ge=1, le=200)] = 10,
+    k: KQuery = 10,
     kinds: KindsQuery = None,
-    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    min_score: MinScoreQuery = None,
     bundle: bool = False,
 ) -> MatchResponse:
     """The resources that fit an enterprise's profile."""
-    q = MatchQuery(enterprise_id=enterprise_id, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
-    return _respond(state, engine.match(q, tenant=caller.tenant), caller, background)
+    return _subject_matches(
+        state, caller, engine, background, k, kinds, min_score, bundle, enterprise_id=enterprise_id
+    )
 
 
 @router.get("/search", response_model=MatchResponse)
@@ -213,8 +235,8 @@ def search(
     kinds: KindsQuery = None,
     industries: Annotated[list[str] | None, Query()] = None,
     region: str | None = None,
-    k: Annotated[int, Query(ge=1, le=200)] = 20,
-    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    k: KQuery = 20,
+    min_score: MinScoreQuery = None,
     include_inactive: bool = False,
 ) -> MatchResponse:
     """Officers' search: free text over all kinds, with filters."""
@@ -224,7 +246,7 @@ def search(
     if region:
         filters["region"] = region
     mq = MatchQuery(text=q, kinds=tuple(kinds or ()), filters=filters, k=k, min_score=min_score, per_provider=0)
-    return _respond(state, engine.match(mq, tenant=caller.tenant), caller, background)
+    return _respond(state, engine, mq, caller, background)
 
 
 @router.get("/resources/{resource_id}/matches", response_model=DemandMatchResponse)
@@ -233,8 +255,8 @@ def resource_matches(
     state: StateDep,
     caller: CallerDep,
     engine: MatcherDep,
-    k: Annotated[int, Query(ge=1, le=200)] = 10,
-    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    k: KQuery = 10,
+    min_score: MinScoreQuery = None,
     include: Annotated[list[Literal["need", "enterprise"]] | None, Query()] = None,
 ) -> DemandMatchResponse:
     """For scenario-opening platforms: the enterprises and open needs a scenario, fund or incubator fits."""
