@@ -18,7 +18,7 @@ from sqlmodel import Session
 from embeddings.base import Encoder
 from matcher.auth import ensure_tenant
 from matcher.db import init_db, make_engine
-from matcher.engine import MatchEngine, MatchQuery, Relevance
+from matcher.engine import MatchEngine, MatchOutcome, MatchQuery, Relevance
 from matcher.models import Resource, utcnow
 from matcher.settings import Settings
 from matcher.taxonomy import default_taxonomy
@@ -75,6 +75,25 @@ def build_engine(
     return engine, ids
 
 
+def match_text(
+    engine: MatchEngine, text: str, *, k: int = 100, dense_weight: float | None = None, tenant: str = EVAL_TENANT
+) -> MatchOutcome:
+    """One benchmark query through the production match path: research results only, cut to the query length
+    limit, with no score floor, no per-provider limit and no explanations."""
+    return engine.match(
+        MatchQuery(
+            text=text[: engine.settings.max_query_chars],
+            kinds=("result",),
+            k=k,
+            min_score=0.0,
+            per_provider=0,
+            explain=False,
+            dense_weight=dense_weight,
+        ),
+        tenant=tenant,
+    )
+
+
 def run_queries(
     engine: MatchEngine,
     queries: dict[str, str],
@@ -88,18 +107,7 @@ def run_queries(
     latencies: list[float] = []
     for qid, text in queries.items():
         t0 = time.perf_counter()
-        out = engine.match(
-            MatchQuery(
-                text=text[: engine.settings.max_query_chars],
-                kinds=("result",),
-                k=k,
-                min_score=0.0,
-                per_provider=0,
-                explain=False,
-                dense_weight=dense_weight,
-            ),
-            tenant=EVAL_TENANT,
-        )
+        out = match_text(engine, text, k=k, dense_weight=dense_weight)
         latencies.append((time.perf_counter() - t0) * 1000)
         run[qid] = [(ids[c.id], c.score) for c in out.candidates]
         if progress:

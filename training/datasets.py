@@ -134,24 +134,14 @@ def from_qrels(
     tenant: str = "eval",
 ) -> LabelledRows:
     """Run each judged query through the production match path and label its candidates from the qrels."""
-    from matcher.engine import MatchQuery
+    from matcher.evaluation import match_text
 
     out = LabelledRows(source={"kind": "qrels", "queries": 0, "k": k})
     for qid, text in queries.items():
         rel = {d: g for d, g in qrels.get(qid, {}).items() if g > 0}
         if not rel:
             continue
-        outcome = engine.match(
-            MatchQuery(
-                text=text[: engine.settings.max_query_chars],
-                kinds=("result",),
-                k=k,
-                min_score=0.0,
-                per_provider=0,
-                explain=False,
-            ),
-            tenant=tenant,
-        )
+        outcome = match_text(engine, text, k=k, tenant=tenant)
         rows = candidate_rows(outcome.candidates)
         for pos, (c, row) in enumerate(zip(outcome.candidates, rows, strict=True), start=1):
             doc = ids[c.id]
