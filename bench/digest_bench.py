@@ -53,7 +53,11 @@ INDUSTRIES = {
     "materials": ("新材料", "advanced materials", ["碳纤维", "石墨烯", "陶瓷材料", "复合材料"]),
 }
 KINDS = ("result", "scenario", "fund", "incubator")
-PROVIDERS = [f"{p}{i}" for p in ("清华大学", "中科院", "北京大学", "园区基金", "创新工场", "某汽车厂") for i in range(40)]
+PROVIDERS = [
+    f"{p}{i}"
+    for p in ("清华大学", "中科院", "北京大学", "园区基金", "创新工场", "某汽车厂")
+    for i in range(40)
+]
 
 
 class HashingEncoder:
@@ -76,7 +80,9 @@ class HashingEncoder:
     def encode_queries(self, texts, *, batch_size: int = 64) -> np.ndarray:
         return self._encode(texts)
 
-    def encode_documents(self, texts, *, batch_size: int = 64, show_progress: bool = False, **_: object) -> np.ndarray:
+    def encode_documents(
+        self, texts, *, batch_size: int = 64, show_progress: bool = False, **_: object
+    ) -> np.ndarray:
         return self._encode(texts)
 
 
@@ -100,12 +106,18 @@ def populate(db, n_ent: int, n_res: int, seed: int) -> None:
             details = {}
             if kind == "scenario":
                 details["deadline"] = (now.date() + timedelta(days=rng.randint(1, 120))).isoformat()
-            batch.append(Resource(
-                tenant_id="park", kind=kind, title=f"{zh}{a}{['成果', '场景', '基金', '孵化'][KINDS.index(kind)]} {i}",
-                description=f"面向{zh}领域的{a}与{b}，{en} {a} {b} 项目编号 {i}", industries=[],
-                provider=rng.choice(PROVIDERS), details=details,
-                updated_at=now - timedelta(days=rng.randint(0, 60)),
-            ))
+            batch.append(
+                Resource(
+                    tenant_id="park",
+                    kind=kind,
+                    title=f"{zh}{a}{['成果', '场景', '基金', '孵化'][KINDS.index(kind)]} {i}",
+                    description=f"面向{zh}领域的{a}与{b}，{en} {a} {b} 项目编号 {i}",
+                    industries=[],
+                    provider=rng.choice(PROVIDERS),
+                    details=details,
+                    updated_at=now - timedelta(days=rng.randint(0, 60)),
+                )
+            )
             if len(batch) >= 5000:
                 s.add_all(batch)
                 s.commit()
@@ -116,18 +128,29 @@ def populate(db, n_ent: int, n_res: int, seed: int) -> None:
         for i in range(n_ent):
             ind = rng.choice(keys)
             zh, en, terms = INDUSTRIES[ind]
-            ents.append(Enterprise(
-                tenant_id="park", name=f"{zh}企业{i}", description=f"专注{zh}，{'、'.join(rng.sample(terms, 2))}",
-                email=f"e{i}@example.com", language=rng.choice(("zh", "en")),
-            ))
+            ents.append(
+                Enterprise(
+                    tenant_id="park",
+                    name=f"{zh}企业{i}",
+                    description=f"专注{zh}，{'、'.join(rng.sample(terms, 2))}",
+                    email=f"e{i}@example.com",
+                    language=rng.choice(("zh", "en")),
+                )
+            )
         s.add_all(ents)
         s.commit()
         needs = []
         for e in ents:
             if rng.random() < 0.6:
                 zh, en, terms = INDUSTRIES[rng.choice(keys)]
-                needs.append(Need(tenant_id="park", enterprise_id=e.id, title=f"寻求{rng.choice(terms)}合作",
-                                  description=f"{zh} {rng.choice(terms)} 需求"))
+                needs.append(
+                    Need(
+                        tenant_id="park",
+                        enterprise_id=e.id,
+                        title=f"寻求{rng.choice(terms)}合作",
+                        description=f"{zh} {rng.choice(terms)} 需求",
+                    )
+                )
         s.add_all(needs)
         s.commit()
 
@@ -184,7 +207,11 @@ def resolve_encoder(args, work: Path, db):
     if args.encoder == "hashing":
         return HashingEncoder(), "hashing stand-in", 0.0
     if args.encoder != "configured":
-        return load_configured_encoder(Settings(data_dir=work, encoder=args.encoder)), f"given: {args.encoder}", 0.0
+        return (
+            load_configured_encoder(Settings(data_dir=work, encoder=args.encoder)),
+            f"given: {args.encoder}",
+            0.0,
+        )
     configured = Settings()  # the environment's MATCHER_ENCODER and MATCHER_DATA_DIR
     if configured.encoder != "default":
         return load_configured_encoder(configured), f"MATCHER_ENCODER={configured.encoder}", 0.0
@@ -196,7 +223,9 @@ def resolve_encoder(args, work: Path, db):
     if not local.default_encoder_dir.exists():
         t = time.perf_counter()
         records = training_records(db, args.train_records, args.seed)
-        train_static_encoder(records, local.default_encoder_dir, show_progress=False, epochs=args.train_epochs)
+        train_static_encoder(
+            records, local.default_encoder_dir, show_progress=False, epochs=args.train_epochs
+        )
         trained = time.perf_counter() - t
         label = f"default static model trained here on {len(records)} synthetic records"
     else:
@@ -208,9 +237,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enterprises", type=int, default=10_000)
     ap.add_argument("--resources", type=int, default=100_000)
-    ap.add_argument("--encoder", default="configured", help="configured (default) | a model path or name | hashing")
-    ap.add_argument("--train-records", type=int, default=20_000, help="records sampled to train a default model")
-    ap.add_argument("--train-epochs", type=int, default=None, help="epochs when training (default: the recipe's)")
+    ap.add_argument(
+        "--encoder", default="configured", help="configured (default) | a model path or name | hashing"
+    )
+    ap.add_argument(
+        "--train-records", type=int, default=20_000, help="records sampled to train a default model"
+    )
+    ap.add_argument(
+        "--train-epochs", type=int, default=None, help="epochs when training (default: the recipe's)"
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the composition here")
@@ -235,7 +270,9 @@ def run(args, work: Path) -> None:
     from matcher.settings import Settings
     from matcher.taxonomy import default_taxonomy
 
-    shutil.rmtree(work / "store", ignore_errors=True)  # the synthetic store is rebuilt; a model trained here is kept
+    shutil.rmtree(
+        work / "store", ignore_errors=True
+    )  # the synthetic store is rebuilt; a model trained here is kept
     settings = Settings(data_dir=work / "store", encoder="default")
     db = make_engine(settings)
     init_db(db)
@@ -272,32 +309,39 @@ def run(args, work: Path) -> None:
     t4, c4 = time.perf_counter(), time.process_time()
     sizes = [len(d.items) for d in digests.values()]
     total = t4 - t3
-    print(json.dumps({
-        "enterprises": args.enterprises,
-        "resources": args.resources,
-        "needs": n_needs,
-        "queries": source.queries,
-        "encoder": encoder.model_id,
-        "encoder_source": encoder_label,
-        "encoder_dim": encoder.dimension,
-        "dense_index": engine.supply.dense.current_kind,
-        "train_s": round(train_s, 1),
-        "populate_s": round(populate_s, 1),
-        "index_s": round(t2 - t1, 1),
-        "encode_s": round(source.prepare_s, 1),
-        "compose_s": round(total - source.prepare_s, 1),
-        "total_compose_s": round(total, 1),
-        "total_compose_cpu_s": round(c4 - c3, 1),
-        "digests_per_s": round(len(digests) / total, 1) if total else None,
-        "per_enterprise_ms": round(total * 1000 / max(1, len(enterprises)), 2),
-        "per_query_ms": round(source.suggest_s * 1000 / max(1, source.queries), 2),
-        "digests": len(digests),
-        "digests_with_items": sum(1 for n in sizes if n),
-        "mean_items": round(float(np.mean(sizes)) if sizes else 0.0, 2),
-        "peak_rss_mb": peak_rss_mb(),
-        "cpus": os.cpu_count(),
-        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before / after composing
-    }))
+    print(
+        json.dumps(
+            {
+                "enterprises": args.enterprises,
+                "resources": args.resources,
+                "needs": n_needs,
+                "queries": source.queries,
+                "encoder": encoder.model_id,
+                "encoder_source": encoder_label,
+                "encoder_dim": encoder.dimension,
+                "dense_index": engine.supply.dense.current_kind,
+                "train_s": round(train_s, 1),
+                "populate_s": round(populate_s, 1),
+                "index_s": round(t2 - t1, 1),
+                "encode_s": round(source.prepare_s, 1),
+                "compose_s": round(total - source.prepare_s, 1),
+                "total_compose_s": round(total, 1),
+                "total_compose_cpu_s": round(c4 - c3, 1),
+                "digests_per_s": round(len(digests) / total, 1) if total else None,
+                "per_enterprise_ms": round(total * 1000 / max(1, len(enterprises)), 2),
+                "per_query_ms": round(source.suggest_s * 1000 / max(1, source.queries), 2),
+                "digests": len(digests),
+                "digests_with_items": sum(1 for n in sizes if n),
+                "mean_items": round(float(np.mean(sizes)) if sizes else 0.0, 2),
+                "peak_rss_mb": peak_rss_mb(),
+                "cpus": os.cpu_count(),
+                "load_avg_1m": [
+                    round(load_before, 2),
+                    round(os.getloadavg()[0], 2),
+                ],  # before / after composing
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

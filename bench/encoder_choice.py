@@ -203,7 +203,9 @@ def bm25_runs(bs: BenchSet, depth: int = DEPTH) -> dict[str, Run]:
             docs, scores = index.retrieve([toks[i] for i in keep], k=k, show_progress=False, n_threads=1)
             for row, i in enumerate(keep):
                 run[qids[i]] = [
-                    (bs.doc_ids[int(d)], float(s)) for d, s in zip(docs[row], scores[row], strict=False) if s > 0
+                    (bs.doc_ids[int(d)], float(s))
+                    for d, s in zip(docs[row], scores[row], strict=False)
+                    if s > 0
                 ]
         runs[split] = run
     return runs

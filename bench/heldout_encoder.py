@@ -24,7 +24,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA, help="the shared data directory (bench/, research_results/)")
+    ap.add_argument(
+        "--data", type=Path, default=DATA, help="the shared data directory (bench/, research_results/)"
+    )
     ap.add_argument("--out", type=Path, default=Path("data/models/encoder-heldout"))
     args = ap.parse_args()
     if not (args.data / "research_results" / "csl_corpus.jsonl").exists():
@@ -33,12 +35,16 @@ def main() -> None:
     judged = all_judged_ids(args.data)
     t0 = time.perf_counter()
     path = train_static_encoder(records, args.out, exclude_ids=judged, show_progress=False)
-    print(json.dumps({
-        "model": str(path),
-        "records": len(records),
-        "excluded_judged": len(judged & {r["id"] for r in records}),
-        "train_s": round(time.perf_counter() - t0, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": str(path),
+                "records": len(records),
+                "excluded_judged": len(judged & {r["id"] for r in records}),
+                "train_s": round(time.perf_counter() - t0, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,11 +49,21 @@ def record(rng: random.Random, sents: list[str], i: int) -> dict:
     details = {
         "result": {"holder": f"研究院{rng.randrange(300)}", "trl": rng.randint(1, 9)},
         "scenario": {"owner": f"场景方{rng.randrange(300)}", "budget": rng.randrange(10, 500) * 1e4},
-        "fund": {"manager": f"基金管理人{rng.randrange(200)}", "ticket_min": 1e6, "ticket_max": rng.choice([1e7, 5e7, 2e8])},
+        "fund": {
+            "manager": f"基金管理人{rng.randrange(200)}",
+            "ticket_min": 1e6,
+            "ticket_max": rng.choice([1e7, 5e7, 2e8]),
+        },
         "incubator": {"operator": f"运营方{rng.randrange(200)}", "capacity": rng.randrange(10, 200)},
     }[kind]
     text = "。".join(rng.sample(sents, 3))
-    return {"kind": kind, "external_id": f"bench-{i}", "title": text[:30], "description": text, "details": details}
+    return {
+        "kind": kind,
+        "external_id": f"bench-{i}",
+        "title": text[:30],
+        "description": text,
+        "details": details,
+    }
 
 
 def free_port() -> int:
@@ -90,10 +100,27 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
     with tempfile.TemporaryDirectory(prefix="parkmatch-bench-") as tmp:
         env = dict(os.environ, MATCHER_DATA_DIR=tmp, MATCHER_ENCODER=encoder, MATCHER_LOG_LEVEL="WARNING")
         env.pop("MATCHER_DATABASE_URL", None)
-        key = subprocess.run(
-            [sys.executable, "-m", "matcher.cli", "keys", "create", "--tenant", "bench", "--role", "admin"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "matcher.cli",
+                    "keys",
+                    "create",
+                    "--tenant",
+                    "bench",
+                    "--role",
+                    "admin",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         # the store is filled through the importer (same validation and upsert path as the API), in files
         # that stay under the import limits (MATCHER_MAX_IMPORT_BYTES / _ROWS)
         t0 = time.perf_counter()
@@ -104,7 +131,9 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
                     fh.write(json.dumps(record(rng, sents, i), ensure_ascii=False) + "\n")
             done = subprocess.run(
                 [sys.executable, "-m", "matcher.cli", "import", str(path), "--tenant", "bench"],
-                env=env, capture_output=True, text=True,
+                env=env,
+                capture_output=True,
+                text=True,
             )
             if done.returncode != 0:
                 raise SystemExit(f"seeding failed: {done.stderr.strip()[-500:]}")
@@ -113,8 +142,10 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
         url = f"http://127.0.0.1:{port}"
         t0 = time.perf_counter()
         server = subprocess.Popen(
-            [sys.executable, "-m", "matcher.cli", "serve", "--port", str(port)], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "matcher.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_ready(url)
@@ -144,7 +175,9 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
             ).encode()
             t = time.perf_counter()
             r = httpx.post(
-                url + "/v1/resources:import", content=body, timeout=600,
+                url + "/v1/resources:import",
+                content=body,
+                timeout=600,
                 headers={**headers, "Content-Type": "application/x-ndjson"},
             )
             import_s = time.perf_counter() - t

@@ -60,7 +60,9 @@ def bench_encoder(work: Path, corpus_file: str, bench_root: Path, *, retrain: bo
     return out
 
 
-def collect(dataset: str, split: str, encoder_dir: Path, k: int = 100, cache: Path | None = None) -> LabelledRows:
+def collect(
+    dataset: str, split: str, encoder_dir: Path, k: int = 100, cache: Path | None = None
+) -> LabelledRows:
     """Candidates and features of every judged query from the production match path (cached by `cache`)."""
     import pickle
 
@@ -101,7 +103,9 @@ def cv_score(data: LabelledRows, groups: list[str], params: dict[str, Any], seed
     return float(np.mean(gains)) if gains else 0.0
 
 
-def run(dataset: str, split: str, encoder_dir: Path, *, seed: int = 0, cache: Path | None = None) -> dict[str, Any]:
+def run(
+    dataset: str, split: str, encoder_dir: Path, *, seed: int = 0, cache: Path | None = None
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = collect(dataset, split, encoder_dir, cache=cache)
     t_collect = time.perf_counter() - t0
@@ -121,7 +125,9 @@ def run(dataset: str, split: str, encoder_dir: Path, *, seed: int = 0, cache: Pa
             train.rows, train.labels, groups=train.groups, positions=train.positions
         )
         others[name] = round(compare(m, TransparentRanker(), data, test_g, seed=seed).candidate, 4)
-    recall = np.mean([1.0 if any(data.labels[i] for i, g in enumerate(data.groups) if g == q) else 0.0 for q in test_g])
+    recall = np.mean(
+        [1.0 if any(data.labels[i] for i, g in enumerate(data.groups) if g == q) else 0.0 for q in test_g]
+    )
     return {
         "dataset": dataset,
         "split": split,
@@ -158,7 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     enc = args.encoder or bench_encoder(args.work_dir, args.corpus, Path(args.dataset).parent)
     cache = args.work_dir / f"rows-{Path(args.dataset).name}-{args.split}.pkl"
-    print(json.dumps(run(args.dataset, args.split, enc, seed=args.seed, cache=cache), ensure_ascii=False, indent=2))
+    print(
+        json.dumps(
+            run(args.dataset, args.split, enc, seed=args.seed, cache=cache), ensure_ascii=False, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

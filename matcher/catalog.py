@@ -129,7 +129,9 @@ class Catalog:
                 self.stage_bits[pos] = sum(STAGE_BITS.get(s, 0) for s in m.stages) or (
                     STAGE_BITS.get(m.stage or "", 0)
                 )
-                self.sought_bits[pos] = sum(1 << KIND_CODES[k] for k in m.kinds_sought if k in KIND_CODES) & 0x7F
+                self.sought_bits[pos] = (
+                    sum(1 << KIND_CODES[k] for k in m.kinds_sought if k in KIND_CODES) & 0x7F
+                )
                 for t in m.industries:
                     self._tag_pos.setdefault(t, set()).add(pos)
 

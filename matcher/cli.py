@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         level = Settings().log_level.upper()
     except Exception:  # noqa: BLE001 - a bad setting is reported by the command itself
         level = "INFO"
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         app(args=argv, standalone_mode=False)
     except SystemExit:

@@ -34,7 +34,13 @@ def tag_labels(tags: list[str], taxonomy: Taxonomy) -> str:
 
 
 def resource_text(
-    *, kind: str, title: str, description: str, industries: list[str], details: dict[str, Any], taxonomy: Taxonomy
+    *,
+    kind: str,
+    title: str,
+    description: str,
+    industries: list[str],
+    details: dict[str, Any],
+    taxonomy: Taxonomy,
 ) -> str:
     extra: list[str] = []
     for field in _DETAIL_TEXT.get(kind, ()):

@@ -156,13 +156,19 @@ class MatchEngine:
             self.save()
         logger.info(
             "match engine ready: %d resources (%d re-indexed), %d demand records (%d re-indexed) in %.1fs",
-            n_res, stale_s, n_dem, stale_d, time.perf_counter() - t0,
+            n_res,
+            stale_s,
+            n_dem,
+            stale_d,
+            time.perf_counter() - t0,
         )
         if background_save_s > 0:
             self._saver = threading.Thread(target=self._save_loop, args=(background_save_s,), daemon=True)
             self._saver.start()
 
-    def _sync(self, supply: IndexPair, demand: IndexPair, *, catalogs: bool = False) -> tuple[int, int, int, int]:
+    def _sync(
+        self, supply: IndexPair, demand: IndexPair, *, catalogs: bool = False
+    ) -> tuple[int, int, int, int]:
         """Make `supply` and `demand` hold exactly the store's records: drop what the store no longer has,
         (re)index what is new or changed since their stamps. Returns (resources, re-indexed, demand records,
         re-indexed). With `catalogs`, the filter catalogs are loaded from the same read."""
@@ -347,13 +353,23 @@ class MatchEngine:
         for n in needs:
             keys.append(demand_key(DEMAND_NEED, n.id))
             texts.append(
-                need_text(title=n.title, description=n.description, industries=list(n.industries or []), taxonomy=self.taxonomy)
+                need_text(
+                    title=n.title,
+                    description=n.description,
+                    industries=list(n.industries or []),
+                    taxonomy=self.taxonomy,
+                )
             )
             stamps.append(self._stamp(n))
         for e in enterprises:
             keys.append(demand_key(DEMAND_ENTERPRISE, e.id))
             texts.append(
-                enterprise_text(name=e.name, description=e.description, industries=list(e.industries or []), taxonomy=self.taxonomy)
+                enterprise_text(
+                    name=e.name,
+                    description=e.description,
+                    industries=list(e.industries or []),
+                    taxonomy=self.taxonomy,
+                )
             )
             stamps.append(self._stamp(e))
         if keys:
@@ -390,7 +406,9 @@ class MatchEngine:
     def _validate_text(self, text: str) -> str:
         text = (text or "").strip()
         if not text:
-            raise ValidationFailed("text: the query text is empty", errors=[{"field": "text", "message": "empty"}])
+            raise ValidationFailed(
+                "text: the query text is empty", errors=[{"field": "text", "message": "empty"}]
+            )
         if len(text) > self.settings.max_query_chars:
             raise ValidationFailed(
                 f"text: the query text has {len(text)} characters; the limit is {self.settings.max_query_chars}",
@@ -435,7 +453,9 @@ class MatchEngine:
             text = "\n".join(p for p in (ent.name, ent.description) if p)
             industries, region, stage = list(ent.industries or []), ent.region, ent.stage
         if q.text:
-            text = (q.text + "\n" + text) if text and q.need_id is None and q.enterprise_id is None else q.text
+            text = (
+                (q.text + "\n" + text) if text and q.need_id is None and q.enterprise_id is None else q.text
+            )
         text = self._validate_text(text or "")
         if f.get("industries"):
             industries = list(f["industries"])
@@ -462,7 +482,6 @@ class MatchEngine:
     def dense_weight_for(self, text: str) -> float:
         """Measured per language (docs/encoders.md): the default encoder helps Chinese, not English."""
         return self.relevance.dense_weight if has_cjk(text) else self.settings.dense_weight_latin
-
 
     def retrieve(
         self,
@@ -499,7 +518,9 @@ class MatchEngine:
         if missing:
             lex.update(pair.lexical_scores(terms, missing, upper=upper))
         return [
-            Candidate(id=i, meta=catalog.get(i), dense=float(dense.get(i, 0.0)), lexical=float(lex.get(i, 0.0)))
+            Candidate(
+                id=i, meta=catalog.get(i), dense=float(dense.get(i, 0.0)), lexical=float(lex.get(i, 0.0))
+            )
             for i in ids
         ]
 
@@ -635,7 +656,9 @@ class MatchEngine:
         if not cands:
             return {}
         with Session(self.db) as session:
-            rows = {r.id: r for r in session.exec(select(Resource).where(Resource.id.in_([c.id for c in cands])))}
+            rows = {
+                r.id: r for r in session.exec(select(Resource).where(Resource.id.in_([c.id for c in cands])))
+            }
         out = {}
         for c in cands:
             r = rows.get(c.id)
@@ -657,8 +680,15 @@ class MatchEngine:
             )
         return out
 
-    def reverse(self, resource_id: int, *, tenant: str, k: int = 10, min_score: float | None = None,
-                include: Sequence[str] = ("need", "enterprise")) -> MatchOutcome:
+    def reverse(
+        self,
+        resource_id: int,
+        *,
+        tenant: str,
+        k: int = 10,
+        min_score: float | None = None,
+        include: Sequence[str] = ("need", "enterprise"),
+    ) -> MatchOutcome:
         """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits."""
         self._check_k(k)
         t0 = time.perf_counter()
@@ -675,7 +705,9 @@ class MatchEngine:
             kinds=(r.kind,),
         )
         kinds = tuple(x for x in include if x in ("need", "enterprise"))
-        mask = self.demand_catalog.mask(tenant=tenant, kinds=kinds or None, today=ask.today, sought_kind=r.kind)
+        mask = self.demand_catalog.mask(
+            tenant=tenant, kinds=kinds or None, today=ask.today, sought_kind=r.kind
+        )
         if r.kind == "fund":
             # the fund's stages and tickets filter the demand side (unknowns pass)
             mask &= self._fund_demand_mask(meta)

@@ -70,13 +70,20 @@ def build_engine(
         for start in range(0, len(rows), 5000):
             session.execute(insert(Resource), rows[start : start + 5000])
         session.commit()
-    engine = MatchEngine(settings, db, default_taxonomy(), encoder, relevance=Relevance(settings.dense_weight))
+    engine = MatchEngine(
+        settings, db, default_taxonomy(), encoder, relevance=Relevance(settings.dense_weight)
+    )
     engine.start(background_save_s=0)
     return engine, ids
 
 
 def match_text(
-    engine: MatchEngine, text: str, *, k: int = 100, dense_weight: float | None = None, tenant: str = EVAL_TENANT
+    engine: MatchEngine,
+    text: str,
+    *,
+    k: int = 100,
+    dense_weight: float | None = None,
+    tenant: str = EVAL_TENANT,
 ) -> MatchOutcome:
     """One benchmark query through the production match path: research results only, cut to the query length
     limit, with no score floor, no per-provider limit and no explanations."""

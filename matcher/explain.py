@@ -59,19 +59,23 @@ def summary(
     zh = language.startswith("zh")
     parts: list[str] = []
     if common:
-        labels = "、".join(taxonomy.label(t, "zh") for t in common[:3]) if zh else ", ".join(
-            taxonomy.label(t, "en") for t in common[:3]
+        labels = (
+            "、".join(taxonomy.label(t, "zh") for t in common[:3])
+            if zh
+            else ", ".join(taxonomy.label(t, "en") for t in common[:3])
         )
         parts.append(f"同属{labels}" if zh else f"both in {labels}")
     if matched:
         terms = ("、" if zh else ", ").join(matched[:4])
         parts.append(f"关键词匹配：{terms}" if zh else f"shared terms: {terms}")
-    met = [c["name"] for c in constraints if c["status"] == "met" and c["name"] in ("ticket", "stage", "trl", "region")]
+    met = [
+        c["name"]
+        for c in constraints
+        if c["status"] == "met" and c["name"] in ("ticket", "stage", "trl", "region")
+    ]
     if met:
         names_zh = {"ticket": "投资额度", "stage": "投资阶段", "trl": "技术成熟度", "region": "地区"}
-        parts.append(
-            ("符合" + "、".join(names_zh[m] for m in met)) if zh else ("fits " + ", ".join(met))
-        )
+        parts.append(("符合" + "、".join(names_zh[m] for m in met)) if zh else ("fits " + ", ".join(met)))
     score = components.get("score")
     if score is not None:
         parts.append(f"匹配度 {score:.0%}" if zh else f"match {score:.0%}")

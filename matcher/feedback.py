@@ -50,7 +50,9 @@ assert REASON_CODES == tuple(r.code for r in REASONS)
 
 
 def _invalid(field: str, message: str, type_: str = "value_error") -> ValidationFailed:
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message, "type": type_}])
+    return ValidationFailed(
+        f"{field}: {message}", errors=[{"field": field, "message": message, "type": type_}]
+    )
 
 
 def validate_event(*, action: str, reason: str | None, amount: float | None) -> None:
@@ -58,7 +60,9 @@ def validate_event(*, action: str, reason: str | None, amount: float | None) -> 
     if action not in ACTIONS:
         raise _invalid("action", f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", "enum")
     if reason is not None and reason not in REASON_CODES:
-        raise _invalid("reason", f"unknown reason {reason!r}; expected one of {', '.join(REASON_CODES)}", "enum")
+        raise _invalid(
+            "reason", f"unknown reason {reason!r}; expected one of {', '.join(REASON_CODES)}", "enum"
+        )
     if amount is not None:
         if action != "deal":
             raise _invalid("amount", "an amount is only recorded with action 'deal'")
@@ -104,7 +108,9 @@ def record_feedback(
             "never_shown",
         )
     if need_id is not None and shown.need_id is not None and shown.need_id != need_id:
-        raise _invalid("need_id", f"request {request_id!r} was served for need {shown.need_id}, not {need_id}")
+        raise _invalid(
+            "need_id", f"request {request_id!r} was served for need {shown.need_id}, not {need_id}"
+        )
     row = Feedback(
         tenant_id=caller.tenant,
         request_id=request_id,
@@ -123,4 +129,6 @@ def record_feedback(
 
 
 def find_by_key(session: Session, *, tenant: str, key: str) -> Feedback | None:
-    return session.exec(select(Feedback).where(Feedback.tenant_id == tenant, Feedback.idempotency_key == key)).first()
+    return session.exec(
+        select(Feedback).where(Feedback.tenant_id == tenant, Feedback.idempotency_key == key)
+    ).first()

@@ -110,7 +110,13 @@ def constraints(ask: Ask, cand: Meta, *, caller_tenant: str) -> list[dict[str, A
         if not cand.industries:
             add("industries", "unknown", list(ask.own_industries), [], hard=False)
         else:
-            add("industries", "met" if common else "violated", list(ask.own_industries), list(cand.own_industries), hard=False)
+            add(
+                "industries",
+                "met" if common else "violated",
+                list(ask.own_industries),
+                list(cand.own_industries),
+                hard=False,
+            )
     if ask.region:
         if cand.region:
             ok = region_key(ask.region) == region_key(cand.region)

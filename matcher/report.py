@@ -39,7 +39,13 @@ def funnel(
     resources = list(session.exec(rq))
     kinds = {r[0]: r[1] for r in resources}
 
-    iq = select(Impression.request_id, Impression.resource_id, Impression.need_id, Impression.score, Impression.created_at)
+    iq = select(
+        Impression.request_id,
+        Impression.resource_id,
+        Impression.need_id,
+        Impression.score,
+        Impression.created_at,
+    )
     if tenant is not None:
         iq = iq.where(Impression.tenant_id == tenant)
     by_kind: dict[str, dict[str, Any]] = defaultdict(_empty)
@@ -87,9 +93,13 @@ def funnel(
             best = _live_best(engine, need, tenant or need.tenant_id)
         if best is None or best < threshold:
             gaps.append(
-                {"need_id": need.id, "title": need.title, "kinds": list(need.kinds or []),
-                 "industries": list(need.industries or []),
-                 "best_score": None if best is None else round(best, 4)}
+                {
+                    "need_id": need.id,
+                    "title": need.title,
+                    "kinds": list(need.kinds or []),
+                    "industries": list(need.industries or []),
+                    "best_score": None if best is None else round(best, 4),
+                }
             )
     gaps.sort(key=lambda g: (g["best_score"] is not None, g["best_score"] or 0.0))
 

@@ -39,21 +39,58 @@ Money = Annotated[float, Field(ge=0, le=1e13)]  # CNY
 
 # bilingual synonyms accepted on the way in
 _STAGE_SYNONYMS = {
-    "seed": "seed", "种子": "seed", "种子期": "seed", "天使": "seed", "天使轮": "seed", "angel": "seed",
+    "seed": "seed",
+    "种子": "seed",
+    "种子期": "seed",
+    "天使": "seed",
+    "天使轮": "seed",
+    "angel": "seed",
     "pre-seed": "seed",
-    "startup": "startup", "初创": "startup", "初创期": "startup", "early": "startup", "a": "startup",
-    "a轮": "startup", "pre-a": "startup", "series a": "startup", "成长前期": "startup",
-    "growth": "growth", "成长": "growth", "成长期": "growth", "b": "growth", "b轮": "growth", "c": "growth",
-    "c轮": "growth", "series b": "growth", "series c": "growth", "扩张期": "growth",
-    "mature": "mature", "成熟": "mature", "成熟期": "mature", "pre-ipo": "mature", "ipo": "mature",
-    "并购": "mature", "late": "mature",
+    "startup": "startup",
+    "初创": "startup",
+    "初创期": "startup",
+    "early": "startup",
+    "a": "startup",
+    "a轮": "startup",
+    "pre-a": "startup",
+    "series a": "startup",
+    "成长前期": "startup",
+    "growth": "growth",
+    "成长": "growth",
+    "成长期": "growth",
+    "b": "growth",
+    "b轮": "growth",
+    "c": "growth",
+    "c轮": "growth",
+    "series b": "growth",
+    "series c": "growth",
+    "扩张期": "growth",
+    "mature": "mature",
+    "成熟": "mature",
+    "成熟期": "mature",
+    "pre-ipo": "mature",
+    "ipo": "mature",
+    "并购": "mature",
+    "late": "mature",
 }
 _TRANSFER_SYNONYMS = {
-    "transfer": "transfer", "转让": "transfer", "assignment": "transfer",
-    "license": "license", "licence": "license", "许可": "license", "授权": "license", "licensing": "license",
-    "equity": "equity", "作价入股": "equity", "入股": "equity", "作价投资": "equity",
-    "co-development": "co-development", "codevelopment": "co-development", "合作开发": "co-development",
-    "联合开发": "co-development", "技术合作": "co-development",
+    "transfer": "transfer",
+    "转让": "transfer",
+    "assignment": "transfer",
+    "license": "license",
+    "licence": "license",
+    "许可": "license",
+    "授权": "license",
+    "licensing": "license",
+    "equity": "equity",
+    "作价入股": "equity",
+    "入股": "equity",
+    "作价投资": "equity",
+    "co-development": "co-development",
+    "codevelopment": "co-development",
+    "合作开发": "co-development",
+    "联合开发": "co-development",
+    "技术合作": "co-development",
 }
 
 
@@ -135,7 +172,9 @@ class FundDetails(Strict):
     @model_validator(mode="after")
     def _tickets(self) -> FundDetails:
         if self.ticket_min is not None and self.ticket_max is not None and self.ticket_min > self.ticket_max:
-            raise ValueError(f"ticket_min ({self.ticket_min:g}) is greater than ticket_max ({self.ticket_max:g})")
+            raise ValueError(
+                f"ticket_min ({self.ticket_min:g}) is greater than ticket_max ({self.ticket_max:g})"
+            )
         return self
 
 
@@ -191,7 +230,9 @@ class ResourceBase(_Tagged):
     description: Text = ""
     industries: list[ShortText] = Field(default_factory=list, max_length=50)
     region: ShortText | None = None
-    language: Language | None = Field(default=None, description="zh or en; detected from the text when absent")
+    language: Language | None = Field(
+        default=None, description="zh or en; detected from the text when absent"
+    )
     valid_until: date | None = None
     status: Literal["active", "paused", "closed"] = "active"
     visibility: Visibility = "public"

@@ -115,16 +115,26 @@ class IndexPair:
         self.dense.save(str(self.root / "vectors"))
         self.lexical.save(self.root / "lexical")
         _atomic_write_json(
-            self.root / "stamps.json", {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}}
+            self.root / "stamps.json",
+            {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}},
         )
 
     # ------------------------------------------------------------------ writes
-    def upsert(self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool = False) -> None:
+    def upsert(
+        self,
+        ids: Sequence[int],
+        texts: Sequence[str],
+        stamps: Sequence[float],
+        *,
+        show_progress: bool = False,
+    ) -> None:
         """Encode and index in chunks, so that a rebuild of a large store holds one chunk's tokens and vectors
         at a time rather than the whole collection's."""
         for start in range(0, len(ids), UPSERT_CHUNK):
             stop = start + UPSERT_CHUNK
-            self._upsert_chunk(ids[start:stop], texts[start:stop], stamps[start:stop], show_progress=show_progress)
+            self._upsert_chunk(
+                ids[start:stop], texts[start:stop], stamps[start:stop], show_progress=show_progress
+            )
 
     def _upsert_chunk(
         self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool
@@ -178,7 +188,9 @@ class IndexPair:
             return []
         return [(i, s / upper) for i, s in self.lexical.search(tokens, n, allowed=allowed)]
 
-    def lexical_scores(self, tokens: list[str], ids: Sequence[int], *, upper: float | None = None) -> dict[int, float]:
+    def lexical_scores(
+        self, tokens: list[str], ids: Sequence[int], *, upper: float | None = None
+    ) -> dict[int, float]:
         """Normalised BM25 of the given ids (ids matching no token are left out)."""
         upper = self.upper_bound(tokens) if upper is None else upper
         if upper <= 0 or not len(ids):

@@ -34,53 +34,121 @@ def world(engine_settings, engine):
         s.add_all([Tenant(id=TENANT, name="A"), Tenant(id=OTHER_TENANT, name="B")])
         s.commit()
         zh = Enterprise(
-            tenant_id=TENANT, name="星河机器人", description="工业机器人 视觉检测 自动化产线",
-            email="ops@xinghe.example.com", language="zh",
+            tenant_id=TENANT,
+            name="星河机器人",
+            description="工业机器人 视觉检测 自动化产线",
+            email="ops@xinghe.example.com",
+            language="zh",
         )
         en = Enterprise(
-            tenant_id=TENANT, name="星河机器人国际", description="工业机器人 视觉检测 自动化产线",
-            email="intl@xinghe.example.com", language="en",
+            tenant_id=TENANT,
+            name="星河机器人国际",
+            description="工业机器人 视觉检测 自动化产线",
+            email="intl@xinghe.example.com",
+            language="en",
         )
         latin = Enterprise(
-            tenant_id=TENANT, name="Helio Batteries", description="solid state battery cells for electric vehicles",
-            email="team@helio.example.com", language="en",
+            tenant_id=TENANT,
+            name="Helio Batteries",
+            description="solid state battery cells for electric vehicles",
+            email="team@helio.example.com",
+            language="en",
         )
         s.add_all([zh, en, latin])
         s.commit()
         need = Need(
-            tenant_id=TENANT, enterprise_id=zh.id, title="寻找视觉检测技术",
-            description="产线上的工业机器人需要视觉检测算法识别缺陷", kinds=[],
+            tenant_id=TENANT,
+            enterprise_id=zh.id,
+            title="寻找视觉检测技术",
+            description="产线上的工业机器人需要视觉检测算法识别缺陷",
+            kinds=[],
         )
         s.add(need)
         rows = {
-            "new": Resource(tenant_id=TENANT, kind="result", title=ROBOT, description=ROBOT_TEXT,
-                            provider="清华大学", updated_at=RECENT),
-            "scenario": Resource(tenant_id=TENANT, kind="scenario", title="自动化产线视觉检测改造场景",
-                                 description="汽车厂焊装车间引入工业机器人与视觉检测", provider="某汽车厂",
-                                 updated_at=RECENT,
-                                 details={"deadline": (NOW.date() + timedelta(days=30)).isoformat()}),
-            "old": Resource(tenant_id=TENANT, kind="result", title=ROBOT + "（旧版）", description=ROBOT_TEXT,
-                            provider="旧大学", updated_at=NOW - timedelta(days=60)),
-            "rejected": Resource(tenant_id=TENANT, kind="result", title=ROBOT + "（已拒绝）", description=ROBOT_TEXT,
-                                 provider="北京大学", updated_at=RECENT),
-            "foreign_private": Resource(tenant_id=OTHER_TENANT, kind="result", title=ROBOT + "（他园区私有）",
-                                        description=ROBOT_TEXT, provider="他园区", visibility="private",
-                                        updated_at=RECENT),
-            "foreign_public": Resource(tenant_id=OTHER_TENANT, kind="result", title=ROBOT + "（他园区公开）",
-                                       description=ROBOT_TEXT, provider="他园区大学", updated_at=RECENT),
-            "expired": Resource(tenant_id=TENANT, kind="scenario", title="视觉检测场景（已截止）",
-                                description="工业机器人 视觉检测 自动化产线", provider="某电厂",
-                                updated_at=RECENT,
-                                details={"deadline": (NOW.date() - timedelta(days=1)).isoformat()}),
-            "unrelated": Resource(tenant_id=TENANT, kind="fund", title="餐饮连锁消费基金",
-                                  description="投资餐饮门店与食品零售", provider="消费基金", updated_at=RECENT),
-            "battery": Resource(tenant_id=TENANT, kind="result", title="Solid state battery cells",
-                                description="solid state battery cells for electric vehicles", provider="MIT",
-                                language="en", updated_at=RECENT),
+            "new": Resource(
+                tenant_id=TENANT,
+                kind="result",
+                title=ROBOT,
+                description=ROBOT_TEXT,
+                provider="清华大学",
+                updated_at=RECENT,
+            ),
+            "scenario": Resource(
+                tenant_id=TENANT,
+                kind="scenario",
+                title="自动化产线视觉检测改造场景",
+                description="汽车厂焊装车间引入工业机器人与视觉检测",
+                provider="某汽车厂",
+                updated_at=RECENT,
+                details={"deadline": (NOW.date() + timedelta(days=30)).isoformat()},
+            ),
+            "old": Resource(
+                tenant_id=TENANT,
+                kind="result",
+                title=ROBOT + "（旧版）",
+                description=ROBOT_TEXT,
+                provider="旧大学",
+                updated_at=NOW - timedelta(days=60),
+            ),
+            "rejected": Resource(
+                tenant_id=TENANT,
+                kind="result",
+                title=ROBOT + "（已拒绝）",
+                description=ROBOT_TEXT,
+                provider="北京大学",
+                updated_at=RECENT,
+            ),
+            "foreign_private": Resource(
+                tenant_id=OTHER_TENANT,
+                kind="result",
+                title=ROBOT + "（他园区私有）",
+                description=ROBOT_TEXT,
+                provider="他园区",
+                visibility="private",
+                updated_at=RECENT,
+            ),
+            "foreign_public": Resource(
+                tenant_id=OTHER_TENANT,
+                kind="result",
+                title=ROBOT + "（他园区公开）",
+                description=ROBOT_TEXT,
+                provider="他园区大学",
+                updated_at=RECENT,
+            ),
+            "expired": Resource(
+                tenant_id=TENANT,
+                kind="scenario",
+                title="视觉检测场景（已截止）",
+                description="工业机器人 视觉检测 自动化产线",
+                provider="某电厂",
+                updated_at=RECENT,
+                details={"deadline": (NOW.date() - timedelta(days=1)).isoformat()},
+            ),
+            "unrelated": Resource(
+                tenant_id=TENANT,
+                kind="fund",
+                title="餐饮连锁消费基金",
+                description="投资餐饮门店与食品零售",
+                provider="消费基金",
+                updated_at=RECENT,
+            ),
+            "battery": Resource(
+                tenant_id=TENANT,
+                kind="result",
+                title="Solid state battery cells",
+                description="solid state battery cells for electric vehicles",
+                provider="MIT",
+                language="en",
+                updated_at=RECENT,
+            ),
         }
         s.add_all(rows.values())
         s.commit()
-        s.add(Feedback(tenant_id=TENANT, enterprise_id=zh.id, resource_id=rows["rejected"].id, action="rejected"))
+        s.add(
+            Feedback(
+                tenant_id=TENANT, enterprise_id=zh.id, resource_id=rows["rejected"].id, action="rejected"
+            )
+        )
         s.commit()
         ids = {name: r.id for name, r in rows.items()}
         ids.update(zh=zh.id, en=en.id, latin=latin.id, need=need.id)
@@ -90,15 +158,25 @@ def world(engine_settings, engine):
     me.close()
 
 
-def query(me, ids, *, enterprise="zh", need=None, exclude=(), since=SINCE, min_score=0.0, k=50, language="zh"):
+def query(
+    me, ids, *, enterprise="zh", need=None, exclude=(), since=SINCE, min_score=0.0, k=50, language="zh"
+):
     """The query the composer would build for an enterprise's profile (need=None) or one of its needs."""
     with Session(me.db) as s:
         row = s.get(Need, need) if need is not None else s.get(Enterprise, ids[enterprise])
         parts = (row.title, row.description) if need is not None else (row.name, row.description)
     return DemandQuery(
-        tenant=TENANT, enterprise_id=ids[enterprise], need_id=need, text="\n".join(p for p in parts if p),
-        kinds=(), exclude=frozenset(exclude), since=since, today=NOW.date(), min_score=min_score,
-        language=language, k=k,
+        tenant=TENANT,
+        enterprise_id=ids[enterprise],
+        need_id=need,
+        text="\n".join(p for p in parts if p),
+        kinds=(),
+        exclude=frozenset(exclude),
+        since=since,
+        today=NOW.date(),
+        min_score=min_score,
+        language=language,
+        k=k,
     )
 
 
@@ -122,7 +200,9 @@ def test_excluded_and_other_tenants_private_resources_are_never_suggested(world)
     assert ids["rejected"] in plain  # it fits: only the exclusion below keeps it out
     assert ids["foreign_public"] in plain  # public records of other tenants are matchable
     assert ids["foreign_private"] not in plain
-    excluded = {s.resource_id for s in src.suggest(query(me, ids, need=ids["need"], exclude={ids["rejected"]}))}
+    excluded = {
+        s.resource_id for s in src.suggest(query(me, ids, need=ids["need"], exclude={ids["rejected"]}))
+    }
     assert ids["rejected"] not in excluded and ids["new"] in excluded
     assert ids["foreign_private"] not in excluded
 
@@ -157,7 +237,9 @@ def test_explanation_is_in_the_enterprises_language(world):
 
 def test_dense_weight_follows_the_query_language(world, monkeypatch):
     me, ids = world
-    assert me.dense_weight_for("工业机器人") != me.dense_weight_for("solid state battery")  # else this proves nothing
+    assert me.dense_weight_for("工业机器人") != me.dense_weight_for(
+        "solid state battery"
+    )  # else this proves nothing
     seen = []
     real = me.rank
 
@@ -176,7 +258,9 @@ def test_dense_weight_follows_the_query_language(world, monkeypatch):
 
 def test_composed_digest_through_the_engine(world, engine):
     me, ids = world
-    composer = DigestComposer(EngineSource(me), public_url="https://park.example.com", policy=DigestPolicy(threshold=0.0))
+    composer = DigestComposer(
+        EngineSource(me), public_url="https://park.example.com", policy=DigestPolicy(threshold=0.0)
+    )
     with Session(engine, expire_on_commit=False) as session:
         zh = session.get(Enterprise, ids["zh"])
         other = session.get(Enterprise, ids["latin"])
@@ -202,7 +286,9 @@ def test_a_changed_resource_is_explained_from_its_new_text(world, engine):
     src = EngineSource(me)
 
     def summary_of_new() -> str:
-        return {s.resource_id: s.summary for s in src.suggest(query(me, ids, enterprise="welder"))}[ids["new"]]
+        return {s.resource_id: s.summary for s in src.suggest(query(me, ids, enterprise="welder"))}[
+            ids["new"]
+        ]
 
     assert "焊缝" not in summary_of_new()
     with Session(engine, expire_on_commit=False) as s:

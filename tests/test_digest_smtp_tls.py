@@ -23,9 +23,26 @@ def cert(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tls")
     key, crt = d / "key.pem", d / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
     )
     return crt, key
 
@@ -41,7 +58,8 @@ class Inbox:
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            USER.encode(), PASSWORD.encode()
+            USER.encode(),
+            PASSWORD.encode(),
         )
         if ok:
             self.logins.append(auth_data.login.decode())
@@ -66,7 +84,11 @@ def _client_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
 
 def _message() -> EmailMessage:
     m = EmailMessage()
-    m["From"], m["To"], m["Subject"] = "parkmatch <noreply@park.example>", "ceo@enterprise.example", "本周推荐"
+    m["From"], m["To"], m["Subject"] = (
+        "parkmatch <noreply@park.example>",
+        "ceo@enterprise.example",
+        "本周推荐",
+    )
     m.set_content("三条新的匹配")
     return m
 
@@ -90,7 +112,12 @@ def test_sends_over_tls_with_login(cert, mode):
     controller = _serve(inbox, cert, implicit=mode == "tls")
     try:
         sender = SmtpSender(
-            "127.0.0.1", controller.port, tls=mode, user=USER, password=PASSWORD, ssl_context=_client_context(cert)
+            "127.0.0.1",
+            controller.port,
+            tls=mode,
+            user=USER,
+            password=PASSWORD,
+            ssl_context=_client_context(cert),
         )
         sender.send(_message())
         sender.close()
@@ -106,7 +133,11 @@ def test_wrong_password_is_a_clear_permanent_failure(cert):
     controller = _serve(inbox, cert, implicit=False)
     try:
         sender = SmtpSender(
-            "127.0.0.1", controller.port, tls="starttls", user=USER, password="wrong",
+            "127.0.0.1",
+            controller.port,
+            tls="starttls",
+            user=USER,
+            password="wrong",
             ssl_context=_client_context(cert),
         )
         with pytest.raises(SendError) as info:

@@ -20,7 +20,9 @@ BODY = {
 
 
 def _ids(client, headers, text="石墨烯导热膜"):
-    r = client.post("/v1/match", json={"text": text, "k": 50, "min_score": 0, "per_provider": 0}, headers=headers)
+    r = client.post(
+        "/v1/match", json={"text": text, "k": 50, "min_score": 0, "per_provider": 0}, headers=headers
+    )
     assert r.status_code == 200, r.text
     return {m["resource"]["id"] for m in r.json()["matches"]}
 
@@ -84,14 +86,18 @@ def test_default_encoder_missing_says_how_to_make_it(settings, engine):
     assert "matcher demo" in str(info.value)
 
 
-def test_encoder_is_switched_without_stopping_and_catches_up_writes(engine_settings, engine, headers, tmp_path):
+def test_encoder_is_switched_without_stopping_and_catches_up_writes(
+    engine_settings, engine, headers, tmp_path
+):
     import shutil
 
     from embeddings.encoders import load_encoder
 
     with TestClient(create_app(engine_settings)) as c:
         made = [
-            c.post("/v1/resources", json=dict(BODY, title=f"石墨烯导热膜 {i}"), headers=headers["admin"]).json()["id"]
+            c.post(
+                "/v1/resources", json=dict(BODY, title=f"石墨烯导热膜 {i}"), headers=headers["admin"]
+            ).json()["id"]
             for i in range(3)
         ]
         eng = c.app.state.app_state.matcher
@@ -109,7 +115,9 @@ def test_encoder_is_switched_without_stopping_and_catches_up_writes(engine_setti
         def sync_with_a_write_in_between(supply, demand, **kw):
             out = sync(supply, demand, **kw)
             if not late:
-                r = c.post("/v1/resources", json=dict(BODY, title="石墨烯导热膜 late"), headers=headers["admin"])
+                r = c.post(
+                    "/v1/resources", json=dict(BODY, title="石墨烯导热膜 late"), headers=headers["admin"]
+                )
                 late.append(r.json()["id"])
             return out
 

@@ -200,18 +200,26 @@ def test_end_to_end_match_then_feedback_then_live_swap(engine_client, headers, p
 
     c = engine_client
     for title in ("量子传感器导航", "激光雷达测距"):
-        assert c.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"]).status_code == 201
+        assert (
+            c.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"]).status_code
+            == 201
+        )
     m = c.post("/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"])
     assert m.status_code == 200, m.text
     body = m.json()
     assert body["model_version"] == "transparent-1" and body["matches"]
     rid = body["matches"][0]["resource"]["id"]
-    fb = c.post(URL, json={"request_id": body["request_id"], "resource_id": rid, "action": "accepted"},
-                headers=headers["officer"])
+    fb = c.post(
+        URL,
+        json={"request_id": body["request_id"], "resource_id": rid, "action": "accepted"},
+        headers=headers["officer"],
+    )
     assert fb.status_code == 201, fb.text
     assert fb.json()["position"] == 1
     v = ModelRegistry.for_settings(engine_settings).register(_fitted())
     assert c.post(f"/v1/models/{v.id}/activate", headers=headers["admin"]).json()["serving"] == v.id
-    again = c.post("/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"]).json()
+    again = c.post(
+        "/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"]
+    ).json()
     assert again["model_version"] == v.id and all(0 <= x["score"] <= 1 for x in again["matches"])
     assert c.post("/v1/models/rollback", headers=headers["admin"]).json()["serving"] == "transparent-1"

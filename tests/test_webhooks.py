@@ -258,12 +258,20 @@ def test_pending_deliveries_are_resumed_after_a_restart(env, receiver):
     sub = subscribe(db, receiver.url, secret="whsec_resume")
     with Session(db) as s:
         half_done = WebhookDelivery(
-            subscription_id=sub, event_id="evt-1", event="match.created", payload={"id": "evt-1", "data": {}},
-            attempts=1, log=[{"ok": False, "status_code": 503}],
+            subscription_id=sub,
+            event_id="evt-1",
+            event="match.created",
+            payload={"id": "evt-1", "data": {}},
+            attempts=1,
+            log=[{"ok": False, "status_code": 503}],
         )
         done = WebhookDelivery(
-            subscription_id=sub, event_id="evt-2", event="match.created", payload={"id": "evt-2"},
-            status="delivered", attempts=1,
+            subscription_id=sub,
+            event_id="evt-2",
+            event="match.created",
+            payload={"id": "evt-2"},
+            status="delivered",
+            attempts=1,
         )
         s.add_all([half_done, done])
         s.commit()

@@ -115,7 +115,13 @@ def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRow
                 continue
             seen.add((imp.request_id, imp.resource_id))
             label = outcome.get((imp.tenant_id, imp.request_id, imp.resource_id), 0)
-            out.add(f"{imp.tenant_id}:{imp.request_id}", str(imp.resource_id), _row(imp.features), label, imp.position)
+            out.add(
+                f"{imp.tenant_id}:{imp.request_id}",
+                str(imp.resource_id),
+                _row(imp.features),
+                label,
+                imp.position,
+            )
     return out
 
 

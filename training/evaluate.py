@@ -28,7 +28,9 @@ def all_groups(data: LabelledRows) -> list[str]:
     return sorted(set(data.groups) | set(data.relevant))
 
 
-def grouped_split(groups: Sequence[str], *, test_size: float = 0.5, seed: int = 0) -> tuple[list[str], list[str]]:
+def grouped_split(
+    groups: Sequence[str], *, test_size: float = 0.5, seed: int = 0
+) -> tuple[list[str], list[str]]:
     """Distinct groups shuffled and cut in two: (train groups, test groups)."""
     uniq = sorted(set(groups))
     rng = np.random.default_rng(seed)
@@ -37,7 +39,9 @@ def grouped_split(groups: Sequence[str], *, test_size: float = 0.5, seed: int = 
     return sorted(order[n_test:]), sorted(order[:n_test])
 
 
-def grouped_kfold(groups: Sequence[str], *, k: int = 5, seed: int = 0) -> Iterator[tuple[list[str], list[str]]]:
+def grouped_kfold(
+    groups: Sequence[str], *, k: int = 5, seed: int = 0
+) -> Iterator[tuple[list[str], list[str]]]:
     uniq = sorted(set(groups))
     rng = np.random.default_rng(seed)
     folds = np.array_split(np.array([uniq[i] for i in rng.permutation(len(uniq))], dtype=object), k)
@@ -47,7 +51,9 @@ def grouped_kfold(groups: Sequence[str], *, k: int = 5, seed: int = 0) -> Iterat
         yield train, test
 
 
-def per_query_ndcg(ranker: Any, data: LabelledRows, groups: Sequence[str], *, k: int = 10) -> dict[str, float]:
+def per_query_ndcg(
+    ranker: Any, data: LabelledRows, groups: Sequence[str], *, k: int = 10
+) -> dict[str, float]:
     """nDCG@k of `ranker`'s order of each group's candidates (groups without a relevant item are skipped)."""
     want = set(groups)
     by_group: dict[str, list[int]] = {}
@@ -103,7 +109,9 @@ def should_promote(ci_low: float) -> bool:
     return ci_low > 0
 
 
-def compare(candidate: Any, incumbent: Any, data: LabelledRows, groups: Sequence[str], *, seed: int = 0) -> Comparison:
+def compare(
+    candidate: Any, incumbent: Any, data: LabelledRows, groups: Sequence[str], *, seed: int = 0
+) -> Comparison:
     a = per_query_ndcg(candidate, data, groups)
     b = per_query_ndcg(incumbent, data, groups)
     keys = sorted(set(b) | set(data.relevant) & set(groups))
@@ -121,7 +129,9 @@ def compare(candidate: Any, incumbent: Any, data: LabelledRows, groups: Sequence
     )
 
 
-def check_enough(data: LabelledRows, *, min_groups: int = MIN_GROUPS, min_positives: int = MIN_POSITIVES) -> None:
+def check_enough(
+    data: LabelledRows, *, min_groups: int = MIN_GROUPS, min_positives: int = MIN_POSITIVES
+) -> None:
     groups_with_pos = len({g for g, y in zip(data.groups, data.labels, strict=True) if y > 0})
     if data.n_positive < min_positives or groups_with_pos < min_groups:
         raise NotEnoughData(
@@ -158,9 +168,16 @@ def train_and_compare(
     test_g = [g for g in groups if unit(g) not in keep]
     train = data.subset(train_g)
     if train.n_positive == 0 or train.n_positive == len(train):
-        raise NotEnoughData("the training half has no positive (or no negative) outcome; collect more feedback")
+        raise NotEnoughData(
+            "the training half has no positive (or no negative) outcome; collect more feedback"
+        )
     ranker = LearnedRanker(**(params or {}), random_state=seed)
     ranker.fit(train.rows, train.labels, groups=train.groups, positions=train.positions)
     result = compare(ranker, incumbent, data, test_g, seed=seed)
-    split = {"train_queries": len(train_g), "test_queries": len(test_g), "train_rows": len(train), "seed": seed}
+    split = {
+        "train_queries": len(train_g),
+        "test_queries": len(test_g),
+        "train_rows": len(train),
+        "seed": seed,
+    }
     return ranker, result, split

@@ -177,7 +177,10 @@ class LearnedRanker(BaseEstimator):
             return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
         if self.model == "boosting":
             return HistGradientBoostingClassifier(
-                max_iter=100, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
+                max_iter=100,
+                learning_rate=0.05,
+                max_leaf_nodes=15,
+                l2_regularization=1.0,
                 random_state=self.random_state,
             )
         raise ValueError(f"model: unknown {self.model!r} (logistic, boosting)")

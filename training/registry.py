@@ -44,7 +44,11 @@ def library_versions() -> dict[str, str]:
     import numpy
     import sklearn
 
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def _minor(version: str) -> str:
@@ -246,8 +250,12 @@ class ModelRegistry:
         try:
             est = joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad artefact
-            raise ModelArtefactError(f"model {model_id}: cannot load artefact ({type(exc).__name__})") from None
-        if m.get("kind") == "ranker" and not (callable(getattr(est, "score", None)) and hasattr(est, "version")):
+            raise ModelArtefactError(
+                f"model {model_id}: cannot load artefact ({type(exc).__name__})"
+            ) from None
+        if m.get("kind") == "ranker" and not (
+            callable(getattr(est, "score", None)) and hasattr(est, "version")
+        ):
             raise ModelArtefactError(f"model {model_id}: artefact is not a ranker")
         return est
 

@@ -97,7 +97,11 @@ class DigestRunReport(BaseModel):
 
 @router.post("/digests:run", response_model=DigestRunReport)
 def run_digests(
-    state: StateDep, caller: OfficerDep, source: SourceDep, sender: SenderDep, body: DigestRunRequest | None = None
+    state: StateDep,
+    caller: OfficerDep,
+    source: SourceDep,
+    sender: SenderDep,
+    body: DigestRunRequest | None = None,
 ) -> DigestRunReport:
     """Compose and send this period's digests for the caller's enterprises (exactly once per period)."""
     body = body or DigestRunRequest()
@@ -214,7 +218,9 @@ _CONFIRM = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Unsubscrib
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)) -> HTMLResponse:
+def unsubscribe_page(
+    state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)
+) -> HTMLResponse:
     """A confirmation page: a GET never unsubscribes (link scanners follow links), its button POSTs."""
     eid = verify_unsubscribe_token(token, state.settings.resolved_secret())
     if session.get(Enterprise, eid) is None:
@@ -223,7 +229,9 @@ def unsubscribe_page(state: StateDep, session: SessionDep, token: str = Query(..
 
 
 @router.post("/unsubscribe", response_model=Unsubscribed)
-def unsubscribe(state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)) -> Unsubscribed:
+def unsubscribe(
+    state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)
+) -> Unsubscribed:
     """RFC 8058 one-click unsubscribe: the mail client POSTs `List-Unsubscribe=One-Click` here."""
     eid = verify_unsubscribe_token(token, state.settings.resolved_secret())
     ent = session.get(Enterprise, eid)
@@ -289,10 +297,15 @@ def _own_webhook(session: Session, webhook_id: int, caller: Caller) -> WebhookSu
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
-def create_webhook(body: WebhookCreate, state: StateDep, session: SessionDep, caller: WriterDep) -> WebhookCreated:
+def create_webhook(
+    body: WebhookCreate, state: StateDep, session: SessionDep, caller: WriterDep
+) -> WebhookCreated:
     url = validate_webhook_url(body.url, allow_private=state.settings.webhook_allow_private)
     sub = WebhookSubscription(
-        tenant_id=caller.tenant, url=url, secret=new_secret(), events=list(dict.fromkeys(body.events)),
+        tenant_id=caller.tenant,
+        url=url,
+        secret=new_secret(),
+        events=list(dict.fromkeys(body.events)),
         description=body.description,
     )
     session.add(sub)
@@ -303,7 +316,9 @@ def create_webhook(body: WebhookCreate, state: StateDep, session: SessionDep, ca
 @router.get("/webhooks", response_model=WebhooksPublic)
 def list_webhooks(session: SessionDep, caller: CallerDep) -> WebhooksPublic:
     rows = session.exec(
-        select(WebhookSubscription).where(WebhookSubscription.tenant_id == caller.tenant).order_by(WebhookSubscription.id)
+        select(WebhookSubscription)
+        .where(WebhookSubscription.tenant_id == caller.tenant)
+        .order_by(WebhookSubscription.id)
     ).all()
     return WebhooksPublic(data=[WebhookPublic(**r.model_dump()) for r in rows], count=len(rows))
 

@@ -16,10 +16,14 @@ router = APIRouter(tags=["feedback"])
 
 class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=64, description="the request_id of the served match list")
+    request_id: str = Field(
+        min_length=1, max_length=64, description="the request_id of the served match list"
+    )
     resource_id: int = Field(ge=1, description="the matched resource the event is about")
     action: Action
-    reason: Reason | None = Field(default=None, description="why (mostly with 'rejected'); see /v1/feedback/reasons")
+    reason: Reason | None = Field(
+        default=None, description="why (mostly with 'rejected'); see /v1/feedback/reasons"
+    )
     amount: float | None = Field(default=None, ge=0, description="CNY, with action 'deal' only")
     need_id: int | None = Field(default=None, ge=1)
 

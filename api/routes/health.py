@@ -28,7 +28,9 @@ def readyz(state: StateDep) -> JSONResponse:
         checks["database"] = "unavailable"
     checks["indexes"] = "ok" if state.matcher is not None and state.ready else "loading"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+    )
 
 
 @router.get("/v1/taxonomy")

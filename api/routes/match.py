@@ -23,8 +23,12 @@ class MatchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
     industries: list[str] | None = Field(default=None, description="any of these tags (taxonomy-normalised)")
     region: str | None = None
-    stage: Literal["seed", "startup", "growth", "mature"] | None = Field(default=None, description="fund stage fit")
-    amount: float | None = Field(default=None, ge=0, description="CNY; funds whose ticket range excludes it drop")
+    stage: Literal["seed", "startup", "growth", "mature"] | None = Field(
+        default=None, description="fund stage fit"
+    )
+    amount: float | None = Field(
+        default=None, ge=0, description="CNY; funds whose ticket range excludes it drop"
+    )
     trl_min: int | None = Field(default=None, ge=1, le=9)
     trl_max: int | None = Field(default=None, ge=1, le=9)
     include_inactive: bool = False
@@ -44,7 +48,9 @@ class MatchRequest(BaseModel):
     filters: MatchFilters = Field(default_factory=MatchFilters)
     k: int = Field(default=10, ge=1, le=200)
     min_score: float | None = Field(default=None, ge=0, le=1)
-    dense_weight: float | None = Field(default=None, ge=0, le=1, description="fusion weight of the dense side")
+    dense_weight: float | None = Field(
+        default=None, ge=0, le=1, description="fusion weight of the dense side"
+    )
     per_provider: int | None = Field(default=None, ge=0, le=100, description="0 = no diversity limit")
     bundle: bool = Field(default=False, description="the best `per_kind` of each kind")
     per_kind: int = Field(default=3, ge=1, le=20)
@@ -245,7 +251,9 @@ def search(
         filters["industries"] = _tags([x for v in industries for x in _split_list(v)])
     if region:
         filters["region"] = region
-    mq = MatchQuery(text=q, kinds=tuple(kinds or ()), filters=filters, k=k, min_score=min_score, per_provider=0)
+    mq = MatchQuery(
+        text=q, kinds=tuple(kinds or ()), filters=filters, k=k, min_score=min_score, per_provider=0
+    )
     return _respond(state, engine, mq, caller, background)
 
 
@@ -261,7 +269,11 @@ def resource_matches(
 ) -> DemandMatchResponse:
     """For scenario-opening platforms: the enterprises and open needs a scenario, fund or incubator fits."""
     outcome = engine.reverse(
-        resource_id, tenant=caller.tenant, k=k, min_score=min_score, include=tuple(include or ("need", "enterprise"))
+        resource_id,
+        tenant=caller.tenant,
+        k=k,
+        min_score=min_score,
+        include=tuple(include or ("need", "enterprise")),
     )
     need_ids, ent_ids = [], []
     for c in outcome.candidates:

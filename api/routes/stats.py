@@ -33,9 +33,13 @@ def stats(
     session: SessionDep,
     state: StateDep,
     caller: CallerDep,
-    threshold: Annotated[float, Query(ge=0, le=1, description="a need whose best match is below this is a gap")] = 0.5,
+    threshold: Annotated[
+        float, Query(ge=0, le=1, description="a need whose best match is below this is a gap")
+    ] = 0.5,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> StatsPublic:
     """Shown / clicked / contacted / accepted / deals per kind and per month; why matches were rejected; open
     needs with no good match (what the park should recruit for); resources never matched."""
-    return StatsPublic(**funnel(session, tenant=caller.tenant, threshold=threshold, engine=state.matcher, limit=limit))
+    return StatsPublic(
+        **funnel(session, tenant=caller.tenant, threshold=threshold, engine=state.matcher, limit=limit)
+    )

@@ -50,7 +50,9 @@ def register(app: typer.Typer) -> None:
         period: str = typer.Option(None, help="ISO week such as 2026-W48; default the current week"),
         dry_run: bool = typer.Option(False, "--dry-run", help="compose and render; record and send nothing"),
         tenant: str = typer.Option(None, help="only this tenant's enterprises"),
-        source: str = typer.Option("engine", help="engine (the match engine) or keyword (exact, small stores)"),
+        source: str = typer.Option(
+            "engine", help="engine (the match engine) or keyword (exact, small stores)"
+        ),
         sender: str = typer.Option("smtp", help="smtp (MATCHER_SMTP_*) or log (print instead of sending)"),
     ) -> None:
         """Send this period's digests. Safe to run again (e.g. hourly): what was sent is never sent twice,
@@ -96,7 +98,9 @@ def register(app: typer.Typer) -> None:
             raise CliError("--format: expected text, html or json")
         _check_period(period)
         settings, db, src = _setup(source)
-        runner = DigestRunner(settings, db, DigestComposer(src, public_url=settings.public_url), LoggingSender())
+        runner = DigestRunner(
+            settings, db, DigestComposer(src, public_url=settings.public_url), LoggingSender()
+        )
         with Session(db) as session:
             ent = session.get(Enterprise, enterprise)
             if ent is None:
@@ -104,7 +108,16 @@ def register(app: typer.Typer) -> None:
             digest, rendered = runner.preview(session, ent, period)
         db.dispose()
         if fmt == "json":
-            typer.echo(json.dumps({"subject": rendered.subject, "text": rendered.text, "html": rendered.html,
-                                   "items": [i.to_dict() for i in digest.items]}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "subject": rendered.subject,
+                        "text": rendered.text,
+                        "html": rendered.html,
+                        "items": [i.to_dict() for i in digest.items],
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             typer.echo(f"Subject: {rendered.subject}\n\n{rendered.text if fmt == 'text' else rendered.html}")

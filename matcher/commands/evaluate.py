@@ -11,7 +11,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        dataset_dir: Path = typer.Argument(..., help="BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv"),
+        dataset_dir: Path = typer.Argument(
+            ..., help="BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv"
+        ),
         split: str = typer.Option("test", help="qrels split to score"),
         as_json: bool = typer.Option(False, "--json", help="print only the JSON object"),
         dense_weight: float = typer.Option(None, help="override the fusion weight of the dense side"),

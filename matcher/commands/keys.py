@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
         with session_scope(engine) as session:
             row, plaintext = create_key(session, tenant=tenant, role=role, name=name)
             key_id = row.id
-        typer.echo(f"created key {key_id} for tenant {tenant} with role {role}; it is shown only once:", err=True)
+        typer.echo(
+            f"created key {key_id} for tenant {tenant} with role {role}; it is shown only once:", err=True
+        )
         typer.echo(plaintext)
 
     @keys.command("list")

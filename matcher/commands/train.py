@@ -248,7 +248,9 @@ def train_encoder(
         },
         status="candidate" if install else status,
     )
-    if install:  # the registry's active encoder; the one installed before it is retired (and can be rolled back to)
+    if (
+        install
+    ):  # the registry's active encoder; the one installed before it is retired (and can be rolled back to)
         v = registry.activate(v.id)
     typer.echo(
         json.dumps(

@@ -19,7 +19,9 @@ from matcher.models import DigestLog, Enterprise, Feedback, Need, as_utc
 
 KINDS = ("result", "scenario", "fund", "incubator")
 FREQUENCIES = ("weekly", "biweekly", "off")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+)
 _BIWEEKLY_EPOCH = date(2024, 1, 1)  # a Monday; even weeks since it are biweekly send weeks
 _CHUNK = 500
 
@@ -169,7 +171,9 @@ def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
 
 
 class DigestComposer:
-    def __init__(self, source: CandidateSource, *, public_url: str, policy: DigestPolicy | None = None) -> None:
+    def __init__(
+        self, source: CandidateSource, *, public_url: str, policy: DigestPolicy | None = None
+    ) -> None:
         self.source = source
         self.public_url = public_url
         self.policy = policy or DigestPolicy()
@@ -187,7 +191,9 @@ class DigestComposer:
                 select(Need).where(col(Need.enterprise_id).in_(chunk), Need.status == "open")
             ):
                 needs[n.enterprise_id].append(n)
-            for n in session.exec(select(Need.id, Need.enterprise_id).where(col(Need.enterprise_id).in_(chunk))):
+            for n in session.exec(
+                select(Need.id, Need.enterprise_id).where(col(Need.enterprise_id).in_(chunk))
+            ):
                 need_owner[n[0]] = n[1]
             for log in session.exec(
                 select(DigestLog).where(col(DigestLog.enterprise_id).in_(chunk), DigestLog.period != period)
@@ -229,7 +235,9 @@ class DigestComposer:
             k=p.per_query,
         )
         out = []
-        recent = sorted(needs, key=lambda n: (as_utc(n.updated_at) or datetime.min.replace(tzinfo=UTC)), reverse=True)
+        recent = sorted(
+            needs, key=lambda n: as_utc(n.updated_at) or datetime.min.replace(tzinfo=UTC), reverse=True
+        )
         for n in recent[: p.max_needs]:
             need_kinds = tuple(k for k in (n.kinds or []) if k in KINDS)
             if kinds and need_kinds:
@@ -281,7 +289,9 @@ class DigestComposer:
                 errors[e.id] = f"compose failed: {type(exc).__name__}: {exc}"
         return out
 
-    def compose(self, session: Session, enterprise: Enterprise, period: str, *, now: datetime | None = None) -> Digest:
+    def compose(
+        self, session: Session, enterprise: Enterprise, period: str, *, now: datetime | None = None
+    ) -> Digest:
         return self.compose_many(session, [enterprise], period, now=now)[enterprise.id]
 
     def select(
@@ -340,5 +350,9 @@ class DigestComposer:
                     need_title=need_titles.get(need_id) if need_id is not None else None,
                 )
             )
-        items.sort(key=lambda i: (i.section != "closing", i.closes or "" if i.section == "closing" else "", -i.score))
-        return Digest(enterprise_id=enterprise.id, period=period, language=language_of(enterprise), items=items)
+        items.sort(
+            key=lambda i: (i.section != "closing", i.closes or "" if i.section == "closing" else "", -i.score)
+        )
+        return Digest(
+            enterprise_id=enterprise.id, period=period, language=language_of(enterprise), items=items
+        )

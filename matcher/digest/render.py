@@ -74,7 +74,9 @@ def _env() -> Environment:
 def _inline_css(html: str) -> str:
     from premailer import Premailer
 
-    return Premailer(html, remove_classes=False, keep_style_tags=False, cssutils_logging_level="CRITICAL").transform()
+    return Premailer(
+        html, remove_classes=False, keep_style_tags=False, cssutils_logging_level="CRITICAL"
+    ).transform()
 
 
 def subject_for(digest: Digest, enterprise_name: str) -> str:

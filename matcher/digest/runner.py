@@ -85,7 +85,9 @@ class DigestRunner:
         url = unsubscribe_url(self.settings, token)
         return render_digest(digest, enterprise_name=enterprise.name, unsubscribe_url=url), token
 
-    def preview(self, session: Session, enterprise: Enterprise, period: str | None = None) -> tuple[Digest, RenderedDigest]:
+    def preview(
+        self, session: Session, enterprise: Enterprise, period: str | None = None
+    ) -> tuple[Digest, RenderedDigest]:
         digest = self.composer.compose(session, enterprise, period or period_of(datetime.now(UTC).date()))
         rendered, _ = self.render(enterprise, digest)
         return digest, rendered
@@ -127,7 +129,9 @@ class DigestRunner:
                     continue
                 report.skipped += 1
                 if reason.startswith(EMAIL_PROBLEMS) and not dry_run:
-                    self._insert(session, DigestLog(enterprise_id=e.id, period=period, status="skipped", error=reason))
+                    self._insert(
+                        session, DigestLog(enterprise_id=e.id, period=period, status="skipped", error=reason)
+                    )
             for start in range(0, len(todo), self.chunk):
                 part = todo[start : start + self.chunk]
                 errors: dict[int, str] = {}
@@ -150,20 +154,32 @@ class DigestRunner:
             session.rollback()
             return False
 
-    def _plan(self, session: Session, e: Enterprise, digest: Digest, report: RunReport, *, dry_run: bool) -> None:
+    def _plan(
+        self, session: Session, e: Enterprise, digest: Digest, report: RunReport, *, dry_run: bool
+    ) -> None:
         if not digest.items:
             report.empty += 1
             if not dry_run:
                 self._insert(
                     session,
-                    DigestLog(enterprise_id=e.id, period=digest.period, status="skipped", error="nothing new to recommend"),
+                    DigestLog(
+                        enterprise_id=e.id,
+                        period=digest.period,
+                        status="skipped",
+                        error="nothing new to recommend",
+                    ),
                 )
             return
         if dry_run:
             try:
                 rendered, _ = self.render(e, digest)
                 report.previews.append(
-                    {"enterprise_id": e.id, "to": e.email, "subject": rendered.subject, "items": len(digest.items)}
+                    {
+                        "enterprise_id": e.id,
+                        "to": e.email,
+                        "subject": rendered.subject,
+                        "items": len(digest.items),
+                    }
                 )
             except TemplateError as exc:
                 report.errors.append({"enterprise_id": e.id, "error": f"template error: {exc}"})
@@ -203,9 +219,13 @@ class DigestRunner:
                 except Exception as exc:  # noqa: BLE001 - one enterprise's failure never stops the run
                     logger.exception("digest for enterprise %s failed", enterprise.id)
                     session.rollback()
-                    report.errors.append({"enterprise_id": enterprise.id, "error": f"{type(exc).__name__}: {exc}"})
+                    report.errors.append(
+                        {"enterprise_id": enterprise.id, "error": f"{type(exc).__name__}: {exc}"}
+                    )
 
-    def _deliver(self, session: Session, log: DigestLog, e: Enterprise, report: RunReport, *, now: datetime) -> None:
+    def _deliver(
+        self, session: Session, log: DigestLog, e: Enterprise, report: RunReport, *, now: datetime
+    ) -> None:
         reason = ineligible_reason(e, log.period)
         if reason is not None and not reason.startswith("biweekly"):
             log.status, log.error = "skipped", reason
@@ -222,7 +242,9 @@ class DigestRunner:
         try:
             rendered, token = self.render(e, digest)
         except Exception as exc:  # noqa: BLE001 - a broken template or context fails this digest only
-            self._failed_attempt(session, log, f"template error: {type(exc).__name__}: {exc}", report, now=now)
+            self._failed_attempt(
+                session, log, f"template error: {type(exc).__name__}: {exc}", report, now=now
+            )
             return
         log.message_id = log.message_id or new_message_id(self.settings.mail_from)
         log.status = "sending"
@@ -249,7 +271,14 @@ class DigestRunner:
         report.sent += 1
 
     def _failed_attempt(
-        self, session: Session, log: DigestLog, error: str, report: RunReport, *, now: datetime, counted: bool = False
+        self,
+        session: Session,
+        log: DigestLog,
+        error: str,
+        report: RunReport,
+        *,
+        now: datetime,
+        counted: bool = False,
     ) -> None:
         if not counted:
             log.attempts += 1

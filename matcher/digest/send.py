@@ -165,7 +165,9 @@ class SmtpSender:
                     refused = self._conn.send_message(message)
                     if refused:
                         code, text = next(iter(refused.values()))
-                        raise SendError(f"recipient refused: {code} {text!r}", code=code, permanent=code >= 500)
+                        raise SendError(
+                            f"recipient refused: {code} {text!r}", code=code, permanent=code >= 500
+                        )
                     return
                 except smtplib.SMTPServerDisconnected as exc:
                     self._conn = None
@@ -173,11 +175,15 @@ class SmtpSender:
                         raise SendError(f"SMTP server disconnected: {exc}") from exc
                 except smtplib.SMTPRecipientsRefused as exc:
                     code, text = next(iter(exc.recipients.values()))
-                    raise SendError(f"recipient refused: {code} {_text(text)}", code=code, permanent=code >= 500) from exc
+                    raise SendError(
+                        f"recipient refused: {code} {_text(text)}", code=code, permanent=code >= 500
+                    ) from exc
                 except smtplib.SMTPResponseException as exc:
                     self._reset()
                     raise SendError(
-                        f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}", code=exc.smtp_code, permanent=exc.smtp_code >= 500
+                        f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}",
+                        code=exc.smtp_code,
+                        permanent=exc.smtp_code >= 500,
                     ) from exc
                 except (OSError, smtplib.SMTPException) as exc:
                     self._drop()
@@ -221,4 +227,3 @@ def make_sender(settings: Settings, kind: str = "smtp") -> EmailSender:
     except KeyError:
         raise ValueError(f"unknown email sender {kind!r}; expected one of {', '.join(SENDERS)}") from None
     return factory(settings)
-

@@ -66,7 +66,9 @@ class KeywordSource:
                 continue
             terms_text = ("、" if zh else ", ").join(shared[:4])
             summary = (
-                f"关键词匹配：{terms_text}；匹配度 {score:.0%}" if zh else f"shared terms: {terms_text}; match {score:.0%}"
+                f"关键词匹配：{terms_text}；匹配度 {score:.0%}"
+                if zh
+                else f"shared terms: {terms_text}; match {score:.0%}"
             )
             out.append(Suggestion(r.id, score, r.kind, r.title, r.provider, expires, summary))
         out.sort(key=lambda s: (-s.score, s.resource_id))
@@ -79,7 +81,9 @@ def _one_blas_thread() -> AbstractContextManager:
     mat-vec on 2 shared cores). Batched query encoding is not run under this limit."""
     try:
         from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn, a sentence-transformers dependency
+    except (
+        ImportError
+    ):  # pragma: no cover - threadpoolctl comes with scikit-learn, a sentence-transformers dependency
         return nullcontext()
     global _CONTROLLER
     if _CONTROLLER is None:

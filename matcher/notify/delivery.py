@@ -46,7 +46,9 @@ class WebhookDispatcher:
         self.db = db
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhook") if background else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhook") if background else None
+        )
         self._futures: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
@@ -93,7 +95,8 @@ class WebhookDispatcher:
         with Session(self.db, expire_on_commit=False) as session:
             subs = session.exec(
                 select(WebhookSubscription).where(
-                    WebhookSubscription.tenant_id == tenant, WebhookSubscription.active == True  # noqa: E712
+                    WebhookSubscription.tenant_id == tenant,
+                    WebhookSubscription.active == True,  # noqa: E712
                 )
             ).all()
             rows = [
@@ -114,7 +117,9 @@ class WebhookDispatcher:
         with Session(self.db) as session:
             ids = list(
                 session.exec(
-                    select(WebhookDelivery.id).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
+                    select(WebhookDelivery.id)
+                    .where(WebhookDelivery.status == "pending")
+                    .order_by(WebhookDelivery.id)
                 )
             )
         for delivery_id in ids:
@@ -163,7 +168,9 @@ class WebhookDispatcher:
             "X-Parkmatch-Delivery": row.event_id,
         }
         try:
-            with httpx.Client(timeout=self.settings.webhook_timeout, follow_redirects=False, trust_env=False) as client:
+            with httpx.Client(
+                timeout=self.settings.webhook_timeout, follow_redirects=False, trust_env=False
+            ) as client:
                 resp = client.post(sub.url, content=body, headers=headers)
             entry["status_code"] = resp.status_code
             entry["ok"] = 200 <= resp.status_code < 300

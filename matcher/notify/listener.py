@@ -24,7 +24,9 @@ NEED = 0
 class StandingMatchListener:
     """A ChangeListener; subscribe it after the engine so the engine's indexes already hold the change."""
 
-    def __init__(self, engine: Any, db: Engine, settings: Settings, dispatcher: WebhookDispatcher, *, k: int = 50) -> None:
+    def __init__(
+        self, engine: Any, db: Engine, settings: Settings, dispatcher: WebhookDispatcher, *, k: int = 50
+    ) -> None:
         self.engine = engine
         self.db = db
         self.settings = settings
@@ -46,7 +48,11 @@ class StandingMatchListener:
                 if r is None or r.status != "active":
                     continue
                 outcome = self.engine.reverse(
-                    rid, tenant=r.tenant_id, k=self.k, min_score=self.settings.notify_threshold, include=("need",)
+                    rid,
+                    tenant=r.tenant_id,
+                    k=self.k,
+                    min_score=self.settings.notify_threshold,
+                    include=("need",),
                 )
                 found = []
                 for c in outcome.candidates:
@@ -57,13 +63,18 @@ class StandingMatchListener:
                         continue  # a private resource is only ever shown to its own tenant
                     summary = (outcome.explanations.get(c.id) or {}).get("summary", "")
                     found.append((need_id, c, summary))
-                known = set(
-                    session.exec(
-                        select(StandingMatch.need_id).where(
-                            StandingMatch.resource_id == rid, col(StandingMatch.need_id).in_([f[0] for f in found])
+                known = (
+                    set(
+                        session.exec(
+                            select(StandingMatch.need_id).where(
+                                StandingMatch.resource_id == rid,
+                                col(StandingMatch.need_id).in_([f[0] for f in found]),
+                            )
                         )
                     )
-                ) if found else set()
+                    if found
+                    else set()
+                )
                 for need_id, c, summary in found:
                     if need_id in known:
                         continue

@@ -16,7 +16,9 @@ class WebhookSubscription(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", index=True)
     url: str = Field(max_length=2000)
     secret: str = Field(max_length=128)  # shared with the receiver to verify X-Parkmatch-Signature
-    events: list[str] = Field(default_factory=lambda: ["match.created"], sa_column=Column(JSON, nullable=False))
+    events: list[str] = Field(
+        default_factory=lambda: ["match.created"], sa_column=Column(JSON, nullable=False)
+    )
     description: str = ""
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)

@@ -15,7 +15,9 @@ def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def verify(secret: str, header: str, body: bytes, *, tolerance_s: int = 300, now: float | None = None) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, *, tolerance_s: int = 300, now: float | None = None
+) -> bool:
     """What a receiver runs: the signature matches and the timestamp is fresh (replays are refused)."""
     try:
         fields = dict(part.split("=", 1) for part in header.split(","))

@@ -13,8 +13,12 @@ def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
     )
 
 
@@ -23,6 +27,7 @@ def validate_webhook_url(url: str, *, allow_private: bool) -> str:
 
     Host names are resolved and every address checked, so a public name pointing inside is refused too; the
     check runs again at each delivery against re-pointed names."""
+
     def fail(reason: str) -> ValidationFailed:
         return ValidationFailed(f"url: {reason}", errors=[{"field": "url", "message": reason}])
 
