@@ -13,6 +13,7 @@ from training.evaluate import (
     compare,
     grouped_kfold,
     grouped_split,
+    per_query_ndcg,
     should_promote,
     train_and_compare,
 )
@@ -115,3 +116,38 @@ def test_position_bias_weights():
 def test_bootstrap_ci_brackets_the_mean():
     mean, lo, hi = bootstrap_ci([0.1] * 50 + [0.0] * 50, seed=0)
     assert lo < mean < hi and lo > 0
+
+
+def test_held_out_ndcg_of_logged_feedback_is_inverse_propensity_weighted():
+    """Users see the top of the served list: a click at position 8 stands for ~8 relevant items unseen there."""
+
+    class ByKey:
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        def score(self, rows):
+            return np.array([r[self.key] for r in rows], dtype=float)
+
+    log = LabelledRows(source={"kind": "feedback"})
+    for pos in range(1, 11):
+        clicked = pos in (1, 8)
+        log.add(
+            "g",
+            f"i{pos}",
+            {"served": -pos, "other": 1.0 if pos == 8 else (0.5 if pos == 1 else 0.0)},
+            int(clicked),
+            pos,
+        )
+    served, other = ByKey("served"), ByKey("other")
+    import math
+
+    plain = per_query_ndcg(served, log, ["g"])["g"]
+    assert plain == pytest.approx((1 + 1 / math.log2(9)) / (1 + 1 / math.log2(3)))
+    weighted = per_query_ndcg(served, log, ["g"], eta=1.0)["g"]
+    assert weighted == pytest.approx((1 + 8 / math.log2(9)) / (8 + 1 / math.log2(3)))
+    assert per_query_ndcg(other, log, ["g"], eta=1.0)["g"] == pytest.approx(1.0)
+    # the bias correction widens the served order's shortfall against the order that lifts the deep click
+    assert 1.0 - weighted > 1.0 - plain
+    assert per_query_ndcg(served, log, ["g"], eta=1.0, clip=2.0)["g"] == pytest.approx(
+        (1 + 2 / math.log2(9)) / (2 + 1 / math.log2(3))
+    )

@@ -52,9 +52,20 @@ def grouped_kfold(
 
 
 def per_query_ndcg(
-    ranker: Any, data: LabelledRows, groups: Sequence[str], *, k: int = 10
+    ranker: Any,
+    data: LabelledRows,
+    groups: Sequence[str],
+    *,
+    k: int = 10,
+    eta: float = 0.0,
+    clip: float = 20.0,
 ) -> dict[str, float]:
-    """nDCG@k of `ranker`'s order of each group's candidates (groups without a relevant item are skipped)."""
+    """nDCG@k of `ranker`'s order of each group's candidates (groups without a relevant item are skipped).
+
+    With ``eta > 0`` (labels from users who saw a ranked list) each positive's gain is weighted by the inverse
+    of its propensity of having been seen where it was shown, ``(1 / position)^-eta`` clipped at ``clip``:
+    the inverse-propensity estimate of nDCG. Without it, positives cluster where the serving ranker put them,
+    and any other order scores worse on the log than it would for the users."""
     want = set(groups)
     by_group: dict[str, list[int]] = {}
     for i, g in enumerate(data.groups):
@@ -67,7 +78,13 @@ def per_query_ndcg(
         order = np.lexsort((np.arange(len(idx)), -scores))
         n = len(idx)
         run[g] = [(data.items[idx[j]], float(n - r)) for r, j in enumerate(order)]
-    qrels = {g: data.relevant[g] for g in want if data.relevant.get(g)}
+    qrels: dict[str, dict[str, float]] = {g: dict(data.relevant[g]) for g in want if data.relevant.get(g)}
+    if eta > 0:
+        for i, g in enumerate(data.groups):
+            rel = qrels.get(g)
+            if rel is not None and data.items[i] in rel and data.labels[i] > 0:
+                seen = max(1, int(data.positions[i])) ** (-eta)
+                rel[data.items[i]] = data.labels[i] * min(clip, 1.0 / seen)
     return per_query(run, qrels, "ndcg", k)
 
 
@@ -110,10 +127,17 @@ def should_promote(ci_low: float) -> bool:
 
 
 def compare(
-    candidate: Any, incumbent: Any, data: LabelledRows, groups: Sequence[str], *, seed: int = 0
+    candidate: Any,
+    incumbent: Any,
+    data: LabelledRows,
+    groups: Sequence[str],
+    *,
+    seed: int = 0,
+    eta: float = 0.0,
 ) -> Comparison:
-    a = per_query_ndcg(candidate, data, groups)
-    b = per_query_ndcg(incumbent, data, groups)
+    """Both rankers on the held-out groups; ``eta > 0`` for logged feedback (see `per_query_ndcg`)."""
+    a = per_query_ndcg(candidate, data, groups, eta=eta)
+    b = per_query_ndcg(incumbent, data, groups, eta=eta)
     keys = sorted(set(b) | set(data.relevant) & set(groups))
     va = np.array([a.get(q, 0.0) for q in keys])
     vb = np.array([b.get(q, 0.0) for q in keys])
@@ -173,7 +197,9 @@ def train_and_compare(
         )
     ranker = LearnedRanker(**(params or {}), random_state=seed)
     ranker.fit(train.rows, train.labels, groups=train.groups, positions=train.positions)
-    result = compare(ranker, incumbent, data, test_g, seed=seed)
+    # labels from a served list are position-biased; benchmark qrels are not
+    eta = 0.0 if data.source.get("kind") == "qrels" else float(ranker.eta)
+    result = compare(ranker, incumbent, data, test_g, seed=seed, eta=eta)
     split = {
         "train_queries": len(train_g),
         "test_queries": len(test_g),
