@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matcher.errors import MatcherError
@@ -62,6 +63,29 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.headers:
             resp.headers.update(exc.headers)
         return resp
+
+    # a number the database cannot hold (an id beyond 64 bits in a path or body); the request's transaction is
+    # rolled back with its session, so nothing already accepted is touched
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        logger.info("out-of-range number on %s %s", request.method, request.url.path)
+        return problem(
+            422, "Validation failed", "a number in the request is out of range (integers must fit in 64 bits)"
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        logger.info(
+            "value the database refused on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc.orig).__name__,
+        )
+        return problem(
+            422,
+            "Validation failed",
+            "a value in the request cannot be stored: out of range or not valid for the database",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -212,7 +212,10 @@ def provider_of(kind: str, details: dict[str, Any]) -> str | None:
 
 
 def _tags(v: Any) -> Any:
-    return default_taxonomy().normalize_tags(_split_list(v))[0]
+    items = _split_list(v)
+    if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
+        return v  # not a list of names: the field's own validation rejects it with a 422
+    return default_taxonomy().normalize_tags(items)[0]
 
 
 class _Tagged(Strict):

@@ -226,6 +226,9 @@ def test_need_and_enterprise_matches_and_reverse(engine_client, headers, loaded)
         {"text": "芯片", "k": 10_000},
         {"text": "芯片", "filters": {"colour": "red"}},
         {"text": "芯片", "kinds": ["spaceship"]},
+        {"text": "芯片", "filters": {"industries": False}},
+        {"text": "芯片", "filters": {"industries": [1, 2]}},
+        {"need_id": 2**64},
         {},
     ],
 )

@@ -169,6 +169,8 @@ def test_patch_nothing_changes_nothing(client, headers, payloads, events):
         ({"provider": "me"}, "provider"),
         ({"status": "deleted"}, "status"),
         ({"valid_until": "not a date"}, "valid_until"),
+        ({"industries": False}, "industries"),
+        ({"industries": ["储能", 7]}, "industries.1"),
     ],
 )
 def test_bad_create_is_refused_and_stores_nothing(client, headers, payloads, events, change, field):
@@ -292,3 +294,23 @@ def test_bad_page_parameters(client, headers, params):
 def test_limit_200_is_allowed(client, headers):
     body = client.get(URL, params={"limit": 200}, headers=headers["admin"]).json()
     assert body == {"data": [], "count": 0, "next_cursor": None}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_ids_beyond_64_bits_get_a_clear_4xx_on_both_stores(client, headers, payloads):
+    created = client.post(URL, json=payloads.resource(), headers=headers["admin"]).json()
+    huge = 2**64
+    for method, url, body in [
+        ("GET", f"{URL}/{huge}", None),
+        ("PATCH", f"{URL}/{huge}", {"title": "x"}),
+        ("DELETE", f"{URL}/{huge}", None),
+        ("GET", f"/v1/enterprises/{huge}/subscription", None),
+        ("POST", "/v1/needs", {"enterprise_id": huge, "title": "储能需求", "kinds": ["fund"]}),
+    ]:
+        r = client.request(method, url, json=body, headers=headers["admin"])
+        # no record can have such an id: "not found" or "out of range", never a server error
+        assert r.status_code in (404, 422), (method, url, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["status"] == r.status_code and r.json()["detail"]
+        assert "Traceback" not in r.text
+    assert client.get(URL, headers=headers["admin"]).json()["data"] == [created]
