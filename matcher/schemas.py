@@ -162,12 +162,15 @@ class FundDetails(Strict):
     @field_validator("stages", mode="before")
     @classmethod
     def _stages(cls, v: Any) -> Any:
-        return [normalize_stage(x) for x in _split_list(v)]
+        items = _split_list(v)
+        if not isinstance(items, list | tuple):
+            return v  # not a list: the field's own validation rejects it with a 422
+        return [normalize_stage(x) for x in items]
 
     @field_validator("sectors", mode="before")
     @classmethod
     def _sectors(cls, v: Any) -> Any:
-        return default_taxonomy().normalize_tags(_split_list(v))[0]
+        return _tags(v)
 
     @model_validator(mode="after")
     def _tickets(self) -> FundDetails:

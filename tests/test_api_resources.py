@@ -170,6 +170,8 @@ def test_patch_nothing_changes_nothing(client, headers, payloads, events):
         ({"status": "deleted"}, "status"),
         ({"valid_until": "not a date"}, "valid_until"),
         ({"industries": False}, "industries"),
+        ({"kind": "fund", "details": {"sectors": False}}, "details.sectors"),
+        ({"kind": "fund", "details": {"stages": 3}}, "details.stages"),
         ({"industries": ["储能", 7]}, "industries.1"),
     ],
 )

@@ -40,9 +40,11 @@ def make_unsubscribe_token(
 
 def verify_unsubscribe_token(token: str, secret: str, *, now: float | None = None) -> int:
     """The enterprise id the token was issued for; InvalidToken when forged, malformed or expired."""
+    if not isinstance(token, str) or not token.isascii():
+        raise InvalidToken("the unsubscribe link is malformed")
     try:
         payload, sig = token.split(".", 1)
-    except (ValueError, AttributeError):
+    except ValueError:
         raise InvalidToken("the unsubscribe link is malformed") from None
     if not hmac.compare_digest(sig, _sign(payload, secret)):
         raise InvalidToken("the unsubscribe link is not valid")
