@@ -134,8 +134,10 @@ class ResultDetails(Strict):
     @field_validator("transfer_modes", mode="before")
     @classmethod
     def _modes(cls, v: Any) -> Any:
-        v = _split_list(v)
-        return [_TRANSFER_SYNONYMS.get(str(x).strip().lower(), x) for x in v]
+        items = _split_list(v)
+        if not isinstance(items, list | tuple):
+            return v  # not a list: the field's own validation rejects it with a 422
+        return [_TRANSFER_SYNONYMS.get(str(x).strip().lower(), x) for x in items]
 
 
 class ScenarioDetails(Strict):

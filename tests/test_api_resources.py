@@ -172,6 +172,8 @@ def test_patch_nothing_changes_nothing(client, headers, payloads, events):
         ({"industries": False}, "industries"),
         ({"kind": "fund", "details": {"sectors": False}}, "details.sectors"),
         ({"kind": "fund", "details": {"stages": 3}}, "details.stages"),
+        ({"details": {"transfer_modes": True}}, "details.transfer_modes"),
+        ({"kind": "incubator", "details": {"facilities": 1}}, "details.facilities"),
         ({"industries": ["储能", 7]}, "industries.1"),
     ],
 )
