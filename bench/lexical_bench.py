@@ -55,8 +55,15 @@ def pct(ts: list[float]) -> dict[str, float]:
     }
 
 
-def corpus_docs(path: str, n: int, n_queries: int, seed: int) -> tuple[list[list[str]], dict, dict]:
-    from embeddings.text import tokenize
+def corpus_docs(
+    path: str, n: int, n_queries: int, seed: int, terms: str = "words"
+) -> tuple[list[list[str]], dict, dict]:
+    """`terms`: "words" (jieba words, `tokenize`) or "service" (words plus Chinese character bigrams,
+    `lexical_terms`, what the service indexes)."""
+    from embeddings.text import lexical_terms
+    from embeddings.text import tokenize as words
+
+    tokenize = words if terms == "words" else lexical_terms
 
     rng = random.Random(seed)
     t0 = time.perf_counter()
@@ -135,10 +142,17 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="ignore the corpus")
     ap.add_argument("--no-bm25s", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--terms",
+        choices=("words", "service"),
+        default="service",
+        help="index jieba words only, or what the service indexes (words plus Chinese character bigrams)",
+    )
     args = ap.parse_args()
 
     if not args.synthetic and os.path.exists(args.corpus):
-        docs, query_sets, info = corpus_docs(args.corpus, args.n, args.queries, args.seed)
+        docs, query_sets, info = corpus_docs(args.corpus, args.n, args.queries, args.seed, args.terms)
+        info["terms"] = args.terms
     else:
         docs, query_sets, info = synthetic_docs(args.n, args.queries, args.seed)
     ids = np.arange(1, len(docs) + 1, dtype=np.int64) * 7  # non-contiguous record ids
