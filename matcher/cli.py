@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO), format="%(levelname)s %(name)s: %(message)s"
     )
+    # FAISS logs every CPU-specific build it probes and does not find; only its warnings matter here
+    logging.getLogger("faiss.loader").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         app(args=argv, standalone_mode=False)
     except SystemExit:
