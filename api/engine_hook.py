@@ -7,7 +7,7 @@ import threading
 from api.state import AppState
 from matcher.encoding import load_configured_encoder
 from matcher.engine import MatchEngine
-from training.registry import follow_active_ranker, install_active_ranker
+from training.registry import follow_registry, install_active_ranker
 
 
 def start_engine(state: AppState) -> None:
@@ -19,9 +19,9 @@ def start_engine(state: AppState) -> None:
     state.matcher = engine
     if state.settings.model_poll_s > 0:
         threading.Thread(
-            target=follow_active_ranker,
+            target=follow_registry,
             args=(engine, state.settings, engine.closing),
             kwargs={"every": state.settings.model_poll_s},
-            name="ranker-follower",
+            name="registry-follower",
             daemon=True,
         ).start()

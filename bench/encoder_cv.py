@@ -96,7 +96,7 @@ def run_fold(
     work: Path,
 ) -> dict[str, Any]:
     from embeddings.encoders import load_encoder
-    from matcher.evaluation import build_engine
+    from matcher.evaluation import temporary_engine
     from training.encoder import train_static_encoder
 
     rng = np.random.default_rng(args.seed + 1000 + fold)
@@ -131,34 +131,29 @@ def run_fold(
     )
     train_s = time.time() - t0
     encoder = load_encoder(out_dir)
-    with tempfile.TemporaryDirectory(prefix="pm-encoder-cv-") as tmp:
-        t1 = time.time()
-        engine, ids = build_engine(corpus, encoder, Path(tmp))
+    t1 = time.time()
+    with temporary_engine(corpus, encoder, prefix="pm-encoder-cv-") as (engine, ids):
         index_s = time.time() - t1
-        try:
-            tq = {q: queries[q] for q in tune_q}
-            tuning = {w: _score(engine, ids, tq, qrels, w) for w in args.weights}
-            best_w = max(args.weights, key=lambda w: (round(tuning[w]["ndcg@10"], 6), -w))
-            res: dict[str, Any] = {
-                "fold": fold,
-                "train_queries_as_pairs": len(fit_q),
-                "tuning_queries": len(tune_q),
-                "test_queries": len(test_q),
-                "records": len(records),
-                "train_s": round(train_s, 1),
-                "index_s": round(index_s, 1),
-                "tuning_ndcg@10": {str(w): round(v["ndcg@10"], 4) for w, v in tuning.items()},
-                "chosen_weight": best_w,
-            }
-            if not args.tune_only:
-                hq = {q: queries[q] for q in test_q}
-                res["fused"] = _rounded(_score(engine, ids, hq, qrels, best_w))
-                res["bm25_only"] = _rounded(_score(engine, ids, hq, qrels, 0.0))
-                res["service_default_weight"] = _rounded(_score(engine, ids, hq, qrels, None))
-                res["dense_only"] = _rounded(_score(engine, ids, hq, qrels, 1.0))
-        finally:
-            engine.close()
-            engine.db.dispose()
+        tq = {q: queries[q] for q in tune_q}
+        tuning = {w: _score(engine, ids, tq, qrels, w) for w in args.weights}
+        best_w = max(args.weights, key=lambda w: (round(tuning[w]["ndcg@10"], 6), -w))
+        res: dict[str, Any] = {
+            "fold": fold,
+            "train_queries_as_pairs": len(fit_q),
+            "tuning_queries": len(tune_q),
+            "test_queries": len(test_q),
+            "records": len(records),
+            "train_s": round(train_s, 1),
+            "index_s": round(index_s, 1),
+            "tuning_ndcg@10": {str(w): round(v["ndcg@10"], 4) for w, v in tuning.items()},
+            "chosen_weight": best_w,
+        }
+        if not args.tune_only:
+            hq = {q: queries[q] for q in test_q}
+            res["fused"] = _rounded(_score(engine, ids, hq, qrels, best_w))
+            res["bm25_only"] = _rounded(_score(engine, ids, hq, qrels, 0.0))
+            res["service_default_weight"] = _rounded(_score(engine, ids, hq, qrels, None))
+            res["dense_only"] = _rounded(_score(engine, ids, hq, qrels, 1.0))
     if not args.keep_models:
         import shutil
 

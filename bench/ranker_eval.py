@@ -67,7 +67,7 @@ def collect(
     import pickle
 
     from embeddings.encoders import load_encoder
-    from matcher.evaluation import build_engine
+    from matcher.evaluation import temporary_engine
 
     if cache is not None and cache.exists():
         with cache.open("rb") as fh:
@@ -75,13 +75,11 @@ def collect(
 
     corpus, queries, qrels = load_beir(dataset, split)
     queries = {q: t for q, t in queries.items() if q in qrels}
-    with tempfile.TemporaryDirectory(prefix="parkmatch-ranker-") as tmp:
-        engine, ids = build_engine(corpus, load_encoder(str(encoder_dir)), Path(tmp))
-        try:
-            data = from_qrels(engine, queries, qrels, ids, k=k)
-        finally:
-            engine.close()
-            engine.db.dispose()
+    with temporary_engine(corpus, load_encoder(str(encoder_dir)), prefix="parkmatch-ranker-") as (
+        engine,
+        ids,
+    ):
+        data = from_qrels(engine, queries, qrels, ids, k=k)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("wb") as fh:

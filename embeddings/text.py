@@ -12,9 +12,13 @@ from functools import lru_cache
 logger = logging.getLogger(__name__)
 
 _WS = re.compile(r"\s+")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_CHAR = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+_LATIN = r"[a-z0-9]+(?:[-_.][a-z0-9]+)*"
+_CJK = re.compile(_CJK_CHAR)
+_CJK_RUN = re.compile(_CJK_CHAR + "+")
+_LATIN_WORD = re.compile(_LATIN)
 # a token is a run of CJK characters, or a latin/digit word (keeps 6G, MRP, CO2, covid-19)
-_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[-_.][a-z0-9]+)*")
+_TOKEN = re.compile(f"{_CJK_CHAR}+|{_LATIN}")
 
 _STOPWORDS_ZH = set(
     "的 了 和 与 及 或 在 是 对 为 以 于 中 等 将 并 被 其 该 这 那 之 而 由 从 把 也 就 都 又 个 上 下 "
@@ -128,7 +132,6 @@ def has_cjk(text: str) -> bool:
     return bool(_CJK.search(text or ""))
 
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 # the prefix keeps character bigrams apart from jieba words of the same two characters
 BIGRAM_PREFIX = "#"
 LEXICAL_TERMS_ID = "embeddings.text.lexical_terms/v2"
@@ -148,9 +151,6 @@ def lexical_terms(text: str, tokens: list[str] | None = None) -> list[str]:
         run = m.group(0)
         out.extend(BIGRAM_PREFIX + run[i : i + 2] for i in range(len(run) - 1))
     return out
-
-
-_LATIN_WORD = re.compile(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*")
 
 
 def find_spans(text: str, terms: Iterable[str]) -> list[tuple[str, int, int]]:

@@ -131,7 +131,6 @@ class MatchEngine:
         self.settings = settings
         self.db = db
         self.taxonomy = taxonomy
-        self.encoder = encoder
         self.ranker: Ranker = ranker or TransparentRanker()
         self.relevance = relevance or Relevance(settings.dense_weight)
         self.supply = IndexPair("supply", encoder, settings)
@@ -203,7 +202,7 @@ class MatchEngine:
             with self._write_lock:
                 _, caught_s, _, caught_d = self._sync(supply, demand)
                 old = self.encoder.model_id
-                self.encoder, self.supply, self.demand = encoder, supply, demand
+                self.supply, self.demand = supply, demand
                 self._dirty += 1
             self.save()
             out = {
@@ -216,6 +215,11 @@ class MatchEngine:
             }
             logger.info("encoder switched: %s", out)
             return out
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder serving now: the one the index pairs were built with."""
+        return self.supply.encoder
 
     @property
     def closing(self) -> threading.Event:

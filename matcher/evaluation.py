@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,24 @@ def match_text(
     )
 
 
+@contextmanager
+def temporary_engine(
+    corpus: dict[str, dict[str, str]],
+    encoder: Encoder,
+    *,
+    dense_weight: float | None = None,
+    prefix: str = "parkmatch-eval-",
+) -> Iterator[tuple[MatchEngine, dict[int, str]]]:
+    """`build_engine` in a temporary directory, closed and removed on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        engine, ids = build_engine(corpus, encoder, Path(tmp), dense_weight=dense_weight)
+        try:
+            yield engine, ids
+        finally:
+            engine.close()
+            engine.db.dispose()
+
+
 def run_queries(
     engine: MatchEngine,
     queries: dict[str, str],
@@ -133,8 +152,7 @@ def evaluate_dataset(
     t0 = time.perf_counter()
     corpus, queries, qrels = load_beir(dataset_dir, split)
     queries = {q: t for q, t in queries.items() if q in qrels}
-    with tempfile.TemporaryDirectory(prefix="parkmatch-eval-") as tmp:
-        engine, ids = build_engine(corpus, encoder, Path(tmp), dense_weight=dense_weight)
+    with temporary_engine(corpus, encoder, dense_weight=dense_weight) as (engine, ids):
         t_index = time.perf_counter() - t0
         bar = None
         if show_progress:
@@ -148,8 +166,6 @@ def evaluate_dataset(
         finally:
             if bar:
                 bar.close()
-            engine.close()
-            engine.db.dispose()
     metrics = evaluate(run, qrels, ks=(10, 100))
     lat_arr = np.array(lat) if lat else np.zeros(1)
     return {

@@ -139,7 +139,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
     import time
 
     from matcher.ranker import TransparentRanker
-    from training.registry import follow_active_ranker
+    from training.registry import follow_registry
 
     class FakeEngine:
         ranker = TransparentRanker()
@@ -153,7 +153,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
     reg = ModelRegistry.for_settings(settings)
     a, b = reg.register(_fitted()), reg.register(_fitted())
     eng, stop = FakeEngine(), threading.Event()
-    t = threading.Thread(target=follow_active_ranker, args=(eng, settings, stop), kwargs={"every": 0.02})
+    t = threading.Thread(target=follow_registry, args=(eng, settings, stop), kwargs={"every": 0.02})
     t.start()
     try:
         reg.activate(a.id)  # as `matcher train ranker` does, from another process
@@ -206,7 +206,7 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
 
     from embeddings.encoders import load_encoder
     from matcher.ranker import TransparentRanker
-    from training.registry import follow_active_ranker
+    from training.registry import follow_registry
 
     other = tmp_path / "encoder-next"
     shutil.copytree(encoder_dir, other)
@@ -223,7 +223,7 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
     eng, stop = FakeEngine(), threading.Event()
     configured = settings.model_copy(update={"encoder": str(other)})
     reg = ModelRegistry.for_settings(configured)
-    t = threading.Thread(target=follow_active_ranker, args=(eng, configured, stop), kwargs={"every": 0.02})
+    t = threading.Thread(target=follow_registry, args=(eng, configured, stop), kwargs={"every": 0.02})
     t.start()
     try:
         time.sleep(0.1)

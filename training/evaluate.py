@@ -138,7 +138,14 @@ def compare(
     """Both rankers on the held-out groups; ``eta > 0`` for logged feedback (see `per_query_ndcg`)."""
     a = per_query_ndcg(candidate, data, groups, eta=eta)
     b = per_query_ndcg(incumbent, data, groups, eta=eta)
-    keys = sorted(set(b) | set(data.relevant) & set(groups))
+    return compare_scores(a, b, sorted(set(b) | set(data.relevant) & set(groups)), seed=seed)
+
+
+def compare_scores(
+    a: dict[str, float], b: dict[str, float], keys: Sequence[str], *, seed: int = 0
+) -> Comparison:
+    """Candidate scores `a` against incumbent scores `b` over the same queries (a query missing from one
+    side scores 0 there), the paired bootstrap interval of the gain and the promotion verdict."""
     va = np.array([a.get(q, 0.0) for q in keys])
     vb = np.array([b.get(q, 0.0) for q in keys])
     mean, lo, hi = bootstrap_ci(va - vb, seed=seed)

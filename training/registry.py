@@ -327,7 +327,7 @@ def install_active_ranker(engine: Any, settings: Any) -> str:
     return str(engine.ranker.version)
 
 
-def follow_active_ranker(engine: Any, settings: Any, stop: Any, *, every: float) -> None:
+def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> None:
     """Until ``stop`` (a threading.Event) is set, check the registry every ``every`` seconds and serve what is
     active there: the ranker activated or rolled back by `matcher train ranker`, the API of another worker, or
     by hand; and, when an encoder is activated (`matcher train encoder` installs it as the default), the

@@ -107,7 +107,7 @@ def train_ranker(
 def _qrels_rows(settings, dataset: Path, split: str):
     from matcher.cli import CliError
     from matcher.encoding import load_configured_encoder
-    from matcher.evaluation import build_engine
+    from matcher.evaluation import temporary_engine
     from training.beir import BeirFormatError, load_beir
     from training.datasets import from_qrels
 
@@ -119,13 +119,8 @@ def _qrels_rows(settings, dataset: Path, split: str):
         raise CliError(str(exc)) from None
     queries = {q: t for q, t in queries.items() if q in qrels}
     encoder = load_configured_encoder(settings)
-    with tempfile.TemporaryDirectory(prefix="parkmatch-train-") as tmp:
-        engine, ids = build_engine(corpus, encoder, Path(tmp))
-        try:
-            return from_qrels(engine, queries, qrels, ids)
-        finally:
-            engine.close()
-            engine.db.dispose()
+    with temporary_engine(corpus, encoder, prefix="parkmatch-train-") as (engine, ids):
+        return from_qrels(engine, queries, qrels, ids)
 
 
 @train_app.command("encoder")
@@ -385,11 +380,9 @@ def _encoder_in_service(settings):
 def _compare_encoders(candidate_dir: Path, incumbent, data: _EncoderData, test_needs, *, seed: int):
     """nDCG@10 of the match path (lexical + dense fusion, the service's weights) over the store's resources for
     each held-out need, with the candidate and with the incumbent encoder; paired bootstrap CI of the gain."""
-    import numpy as np
-
     from embeddings.encoders import load_encoder
-    from matcher.evaluation import build_engine, run_queries
-    from training.evaluate import Comparison, bootstrap_ci, should_promote
+    from matcher.evaluation import run_queries, temporary_engine
+    from training.evaluate import compare_scores
     from training.metrics import per_query
 
     corpus = {rec["id"]: {"title": rec["title"], "text": rec["text"]} for rec in data.records}
@@ -397,27 +390,10 @@ def _compare_encoders(candidate_dir: Path, incumbent, data: _EncoderData, test_n
     qrels = {f"n{n}": {f"r{r}": 1 for r in data.positives[n]} for n in test_needs}
     scores = []
     for enc in (load_encoder(candidate_dir), incumbent):
-        with tempfile.TemporaryDirectory(prefix="parkmatch-eval-") as tmp:
-            engine, ids = build_engine(corpus, enc, Path(tmp))
-            try:
-                run, _ = run_queries(engine, queries, ids, k=100)
-            finally:
-                engine.close()
-                engine.db.dispose()
+        with temporary_engine(corpus, enc) as (engine, ids):
+            run, _ = run_queries(engine, queries, ids, k=100)
         scores.append(per_query(run, qrels, "ndcg", 10))
-    keys = sorted(qrels)
-    a = np.array([scores[0].get(q, 0.0) for q in keys])
-    b = np.array([scores[1].get(q, 0.0) for q in keys])
-    mean, lo, hi = bootstrap_ci(a - b, seed=seed)
-    return Comparison(
-        queries=len(keys),
-        candidate=float(a.mean()),
-        incumbent=float(b.mean()),
-        diff=mean,
-        ci_low=lo,
-        ci_high=hi,
-        promote=bool(keys) and should_promote(lo),
-    )
+    return compare_scores(scores[0], scores[1], sorted(qrels), seed=seed)
 
 
 def _install_default_encoder(settings, model_dir: Path) -> None:
