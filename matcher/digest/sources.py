@@ -75,23 +75,21 @@ class KeywordSource:
         return out[: query.k]
 
 
+_CONTROLLER: Any = None  # threadpoolctl's controller, made on first use (it inspects the loaded libraries)
+
+
 def _one_blas_thread() -> AbstractContextManager:
     """Per-query work is many small mat-vecs: multi-threaded BLAS only adds thread hand-offs to them, and on a
     busy machine its spinning threads make one query 10-20x slower (measured: 0.3 ms -> 7.8 ms for a 10k x 256
     mat-vec on 2 shared cores). Batched query encoding is not run under this limit."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except (
-        ImportError
-    ):  # pragma: no cover - threadpoolctl comes with scikit-learn, a sentence-transformers dependency
-        return nullcontext()
     global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController  # comes with scikit-learn
+    except ImportError:  # pragma: no cover
+        return nullcontext()
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
-_CONTROLLER: Any = None
 
 
 class EngineSource:
