@@ -7,13 +7,14 @@ import threading
 from api.state import AppState
 from matcher.encoding import load_configured_encoder
 from matcher.engine import MatchEngine
-from training.registry import follow_registry, install_active_ranker
+from training.registry import follow_registry, install_active_ranker, install_trial
 
 
 def start_engine(state: AppState) -> None:
     encoder = load_configured_encoder(state.settings)
     engine = MatchEngine(state.settings, state.db, state.taxonomy, encoder)
     install_active_ranker(engine, state.settings)  # a corrupt artefact is refused; the default keeps serving
+    install_trial(engine, state.settings)
     engine.start()
     state.hub.subscribe(engine)
     state.matcher = engine

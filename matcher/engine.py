@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from matcher.documents import enterprise_text, need_text, resource_text
 from matcher.errors import NotFound, ValidationFailed
 from matcher.explain import explain
 from matcher.fit import Ask, constraints, fit_features
+from matcher.interleave import CANDIDATE, team_draft
 from matcher.models import Enterprise, Need, Resource, as_utc
 from matcher.ranker import Ranker, TransparentRanker
 from matcher.settings import Settings
@@ -77,6 +79,10 @@ class Candidate:
     _describe: Callable[[Candidate], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     _components: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
+    def features(self) -> dict[str, float | None]:
+        """The row a ranker scores (and an impression logs): retrieval scores and fit features."""
+        return {"dense": self.dense, "lexical": self.lexical, "relevance": self.relevance, **self.fit}
+
     @property
     def components(self) -> dict[str, Any]:
         if self._components is None:
@@ -95,6 +101,23 @@ class MatchOutcome:
     timings_ms: dict[str, float]
     need_id: int | None = None
     enterprise_id: int | None = None
+    # an interleaved list (a ranker on trial): which ranker contributed each shown id, and the trial's version
+    teams: dict[int, str] | None = None
+    trial_version: str | None = None
+
+    def version_of(self, candidate_id: int) -> str:
+        """The version of the ranker that put this candidate in the list."""
+        if self.teams is not None and self.teams.get(candidate_id) == CANDIDATE:
+            return str(self.trial_version)
+        return self.model_version
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A candidate ranker under an interleaved trial, and the share of match requests that interleave it."""
+
+    ranker: Any
+    share: float
 
 
 class Relevance:
@@ -132,6 +155,9 @@ class MatchEngine:
         self.db = db
         self.taxonomy = taxonomy
         self.ranker: Ranker = ranker or TransparentRanker()
+        # a ranker on interleaved trial (training/trial.py); set and cleared by the registry follower
+        self.trial: Trial | None = None
+        self._trial_rng = random.Random()
         self.relevance = relevance or Relevance(settings.dense_weight)
         self.supply = IndexPair("supply", encoder, settings)
         self.demand = IndexPair("demand", encoder, settings)
@@ -535,18 +561,20 @@ class MatchEngine:
         w: float,
         *,
         fit_of: Callable[[Meta, float], dict[str, float | None]] | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
         """Relevance, fit, ranker score and score components for each candidate; best first.
 
-        `fit_of(meta, now)` replaces the need-side fit (the reverse direction passes its own)."""
+        `fit_of(meta, now)` replaces the need-side fit (the reverse direction passes its own); `ranker`
+        defaults to the one in service."""
+        ranker = ranker or self.ranker  # read once: a switch in flight never mixes two rankers in one list
         now = time.time()
         rows = []
         for c in cands:
             c.relevance = self.relevance(c.dense, c.lexical, w)
             c.fit = fit_of(c.meta, now) if fit_of is not None else fit_features(ask, c.meta, now=now)
-            rows.append({"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit})
-        scores = self.ranker.score(rows) if rows else np.zeros(0)
-        ranker = self.ranker
+            rows.append(c.features())
+        scores = ranker.score(rows) if rows else np.zeros(0)
         parts = getattr(ranker, "components", None)
         relevance = self.relevance
 
@@ -562,8 +590,7 @@ class MatchEngine:
                 "score": round(c.score, 4),
             }
             if parts is not None:
-                row = {"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit}
-                comp["fit"] = round(parts(row)["fit"], 4)
+                comp["fit"] = round(parts(c.features())["fit"], 4)
             return comp
 
         for c, s in zip(cands, scores, strict=True):
@@ -623,11 +650,17 @@ class MatchEngine:
         n_cand = max(100, 5 * k_total)
         cands = self.retrieve(self.supply, self.resources, text, tokens, allowed, n_cand, w)
         t2 = time.perf_counter()
-        self.rank(cands, ask, w)
+        ranker, trial = self.ranker, self.trial  # read once: a switch in flight never mixes two rankers
+        self.rank(cands, ask, w, ranker=ranker)
         min_score = self.settings.default_min_score if q.min_score is None else q.min_score
         cands = [c for c in cands if c.score >= min_score]
         per_provider = self.settings.max_per_provider if q.per_provider is None else q.per_provider
-        if q.bundle:
+        teams: dict[int, str] | None = None
+        if trial is not None and not q.bundle and cands and self._trial_rng.random() < trial.share:
+            cands, teams = self._interleave(cands, trial.ranker)
+            cands = self._diversify(cands, per_provider, q.k)
+            teams = {c.id: teams[c.id] for c in cands}
+        elif q.bundle:
             picked: list[Candidate] = []
             for kind in kinds or ("result", "scenario", "fund", "incubator"):
                 picked += self._diversify([c for c in cands if c.meta.kind == kind], per_provider, q.per_kind)
@@ -643,7 +676,7 @@ class MatchEngine:
             ask=ask,
             candidates=cands,
             explanations=explanations,
-            model_version=self.ranker.version,
+            model_version=ranker.version,
             timings_ms={
                 "filter": round((t1 - t0) * 1000, 2),
                 "retrieve": round((t2 - t1) * 1000, 2),
@@ -652,7 +685,20 @@ class MatchEngine:
             },
             need_id=q.need_id,
             enterprise_id=q.enterprise_id,
+            teams=teams,
+            trial_version=None if teams is None else str(trial.ranker.version),
         )
+
+    def _interleave(
+        self, cands: list[Candidate], candidate: Ranker
+    ) -> tuple[list[Candidate], dict[int, str]]:
+        """`cands` (ranked by the ranker in service) team-draft interleaved with `candidate`'s order of the same
+        candidates. Scores stay those of the ranker in service; the order is the interleaving's."""
+        theirs = np.asarray(candidate.score([c.features() for c in cands]), dtype=np.float64)
+        order_b = [cands[i].id for i in np.lexsort(([c.id for c in cands], -theirs))]
+        merged = team_draft([c.id for c in cands], order_b, len(cands), self._trial_rng)
+        by_id = {c.id: c for c in cands}
+        return [by_id[i] for i, _ in merged], dict(merged)
 
     def _explain(
         self, text: str, tokens: list[str], ask: Ask, cands: list[Candidate], tenant: str

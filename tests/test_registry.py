@@ -122,6 +122,7 @@ def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, c
 
     class FakeEngine:
         ranker = TransparentRanker()
+        trial = None
 
     reg = ModelRegistry.for_settings(settings)
     v = reg.register(_fitted())
@@ -143,6 +144,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
 
     class FakeEngine:
         ranker = TransparentRanker()
+        trial = None
 
     def wait_for(version: str) -> None:
         deadline = time.monotonic() + 10
@@ -213,6 +215,7 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
 
     class FakeEngine:
         ranker = TransparentRanker()
+        trial = None
         encoder = load_encoder(encoder_dir)
         swapped: list[str] = []
 

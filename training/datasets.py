@@ -127,7 +127,7 @@ def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRow
 
 def candidate_rows(candidates: Sequence[Any]) -> list[dict[str, float | None]]:
     """The feature rows the engine's ranker saw for these candidates."""
-    return [{"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit} for c in candidates]
+    return [c.features() for c in candidates]
 
 
 def from_qrels(

@@ -3,7 +3,7 @@
 Layout::
 
     registry/
-      state.json                  {"active": "<id>" | null, "history": ["<id>", ...]}  (previous actives)
+      state.json                  {"active": {kind: id}, "history": {kind: [ids]}, "trial": {kind: {...}}}
       <id>/model.joblib           the fitted estimator
       <id>/manifest.json          kind, data, params, metrics, ci, library versions, created_at, status, sha256
 
@@ -20,6 +20,7 @@ import platform
 import secrets
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 ARTEFACT = "model.joblib"
 MANIFEST = "manifest.json"
 STATE = "state.json"
-STATUSES = ("candidate", "active", "retired", "rejected")
+STATUSES = ("candidate", "trial", "active", "retired", "rejected")
 KINDS = ("ranker", "encoder")
 
 
@@ -105,7 +106,7 @@ class ModelRegistry:
         """``{"active": {kind: id}, "history": {kind: [ids]}}``: each kind (ranker, encoder) has its own active
         version and rollback history. A state written by older versions (one active id, one history list) is
         read by the kinds of the ids it names."""
-        empty: dict[str, Any] = {"active": {}, "history": {}}
+        empty: dict[str, Any] = {"active": {}, "history": {}, "trial": {}}
         path = self.root / STATE
         if not path.exists():
             return empty
@@ -116,9 +117,11 @@ class ModelRegistry:
             return empty
         active, history = data.get("active"), data.get("history")
         if isinstance(active, dict) and isinstance(history, dict):
+            trial = data.get("trial")
             return {
                 "active": {k: v for k, v in active.items() if v},
                 "history": {k: list(v or []) for k, v in history.items()},
+                "trial": {k: dict(v) for k, v in trial.items() if v} if isinstance(trial, dict) else {},
             }
         out = empty
         for model_id in list(history or []) + ([active] if isinstance(active, str) and active else []):
@@ -273,6 +276,7 @@ class ModelRegistry:
             prev = state["active"].get(v.kind)
             if prev == model_id:
                 return v
+            self._drop_trial(state, v.kind, keep=model_id)
             if prev:
                 state["history"].setdefault(v.kind, []).append(prev)
                 self._set_status(prev, "retired")
@@ -293,6 +297,7 @@ class ModelRegistry:
             prev = history.pop() if history else None
             if prev is not None and kind == "ranker":
                 self.load(prev)  # refuse to roll back onto a broken artefact
+            self._drop_trial(state, kind)
             if current:
                 self._set_status(current, "retired")
             if prev is None:
@@ -304,6 +309,70 @@ class ModelRegistry:
                 return None
             self._set_status(prev, "active")
             return self.get(prev)
+
+    # ------------------------------------------------------------------ trials
+    def trial(self, kind: str = "ranker") -> dict[str, Any] | None:
+        """The running trial of `kind`: ``{"id", "incumbent", "started_at"}``, or None."""
+        t = self._state()["trial"].get(kind)
+        return dict(t) if t and t.get("id") else None
+
+    def start_trial(self, model_id: str, *, incumbent: str) -> ModelVersion:
+        """Put a registered ranker on interleaved trial against `incumbent` (the version in service); a trial
+        already running for that kind is ended first (its model goes back to 'candidate')."""
+        with self._lock:
+            v = self.get(model_id)
+            if v.kind != "ranker":
+                raise ValidationFailed(f"model {model_id}: only rankers can be put on trial")
+            self.load(model_id)  # a broken artefact never reaches serving
+            state = self._state()
+            if state["active"].get("ranker") == model_id:
+                raise ValidationFailed(f"model {model_id} is already the active ranker")
+            self._drop_trial(state, "ranker")
+            state["trial"]["ranker"] = {
+                "id": model_id,
+                "incumbent": incumbent,
+                "started_at": datetime.now(UTC).isoformat(),
+            }
+            self._save_state(state)
+            self._set_status(model_id, "trial")
+            return self.get(model_id)
+
+    def end_trial(self, kind: str = "ranker", *, status: str = "rejected", verdict: Any = None) -> str | None:
+        """Stop the running trial of `kind` without promoting it; its model gets `status` and the verdict is
+        kept in its manifest. Returns the model id, or None when no trial was running."""
+        with self._lock:
+            state = self._state()
+            t = state["trial"].pop(kind, None)
+            if not t:
+                return None
+            self._save_state(state)
+            model_id = str(t["id"])
+            try:
+                v = self.get(model_id)
+            except NotFound:
+                return model_id
+            v.manifest["status"] = status
+            if verdict is not None:
+                v.manifest["trial"] = verdict
+            _write_json(self.root / model_id / MANIFEST, v.manifest)
+            return model_id
+
+    def record_trial(self, model_id: str, verdict: Any) -> None:
+        """Keep a trial's latest evidence (or final verdict) in its model's manifest."""
+        with self._lock:
+            v = self.get(model_id)
+            v.manifest["trial"] = verdict
+            _write_json(self.root / model_id / MANIFEST, v.manifest)
+
+    def _drop_trial(self, state: dict[str, Any], kind: str, *, keep: str | None = None) -> None:
+        """End `kind`'s trial inside a state change (the ranker it was compared with is changing); its model
+        goes back to 'candidate' unless it is `keep` (the one being activated). Does not save `state`."""
+        t = state["trial"].pop(kind, None)
+        if t and t.get("id") and t["id"] != keep:
+            try:
+                self._set_status(str(t["id"]), "candidate")
+            except NotFound:
+                pass
 
     def load_active(self, kind: str = "ranker") -> Any | None:
         """The active estimator, or None when none is active (the caller keeps its default)."""
@@ -327,17 +396,57 @@ def install_active_ranker(engine: Any, settings: Any) -> str:
     return str(engine.ranker.version)
 
 
+def install_trial(engine: Any, settings: Any) -> str | None:
+    """Serve the registry's ranker trial (interleaved with the ranker in service) or stop serving one.
+
+    The trial is served only while the engine's ranker is the one it is compared with; a trial artefact that
+    fails to load is logged and not served. Returns the version on trial in the engine afterwards."""
+    from matcher.engine import Trial
+
+    registry = ModelRegistry.for_settings(settings)
+    t = registry.trial("ranker")
+    current = engine.trial
+    if t is None or t.get("incumbent") != str(engine.ranker.version) or settings.trial_share <= 0:
+        if current is not None:
+            engine.trial = None
+            logger.info("no ranker trial to serve: serving %s alone", engine.ranker.version)
+        return None
+    if current is not None and current.ranker.version == t["id"]:
+        return str(t["id"])
+    try:
+        est = registry.load(str(t["id"]))
+    except ValidationFailed as exc:
+        logger.error("refusing the ranker on trial: %s", exc.detail)
+        engine.trial = None
+        return None
+    engine.trial = Trial(est, float(settings.trial_share))
+    logger.info("ranker %s on interleaved trial against %s", est.version, engine.ranker.version)
+    return str(est.version)
+
+
+def judge_trial(engine: Any, settings: Any) -> Any:
+    """Judge the running trial on the store's feedback and carry out the verdict (see training/trial.py)."""
+    from sqlmodel import Session
+
+    from training.trial import evaluate_trial
+
+    with Session(engine.db) as session:
+        return evaluate_trial(session, ModelRegistry.for_settings(settings))
+
+
 def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> None:
     """Until ``stop`` (a threading.Event) is set, check the registry every ``every`` seconds and serve what is
     active there: the ranker activated or rolled back by `matcher train ranker`, the API of another worker, or
     by hand; and, when an encoder is activated (`matcher train encoder` installs it as the default), the
-    configured encoder, switched in without stopping (`MatchEngine.swap_encoder`). A bad artefact is refused
-    as at start-up and what serves stays."""
+    configured encoder, switched in without stopping (`MatchEngine.swap_encoder`). A ranker put on trial is
+    interleaved with the one in service, and every ``settings.trial_check_s`` its evidence is judged and the
+    verdict carried out (training/trial.py). A bad artefact is refused as at start-up and what serves stays."""
     from matcher.ranker import TransparentRanker
 
     registry = ModelRegistry.for_settings(settings)
     refused: str | None = None  # an active artefact that failed to load is not retried every tick
     encoder_seen = registry.active_id("encoder")
+    last_judged = time.monotonic()
     while not stop.wait(every):
         try:
             active = registry.active_id("ranker")
@@ -347,6 +456,15 @@ def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> N
                     logger.info("no active ranker in the registry: serving %s", engine.ranker.version)
             elif active not in (engine.ranker.version, refused):
                 refused = None if install_active_ranker(engine, settings) == active else active
+            if registry.trial("ranker") is not None or engine.trial is not None:
+                install_trial(engine, settings)
+            if (
+                engine.trial is not None
+                and settings.trial_check_s > 0
+                and time.monotonic() - last_judged >= settings.trial_check_s
+            ):
+                last_judged = time.monotonic()
+                judge_trial(engine, settings)  # a promotion is served from the next tick on
             encoder_active = registry.active_id("encoder")
             if encoder_active != encoder_seen:
                 encoder_seen = encoder_active

@@ -114,8 +114,9 @@ def _log_impressions(db, outcome: MatchOutcome, tenant: str) -> None:
                     resource_id=c.id,
                     position=pos,
                     score=c.score,
-                    features={"dense": c.dense, "lexical": c.lexical, "relevance": c.relevance, **c.fit},
-                    model_version=outcome.model_version,
+                    features=c.features(),
+                    # per item: in an interleaved list, the version of the ranker that placed it
+                    model_version=outcome.version_of(c.id),
                 )
             )
         session.commit()

@@ -7,10 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from sqlmodel import Session
 
 from api.deps import AdminDep, CallerDep, StateDep
+from matcher.errors import NotFound
 from matcher.ranker import TransparentRanker
-from training.registry import ModelRegistry
+from training.registry import ModelRegistry, install_trial
+from training.trial import evaluate_trial
 
 router = APIRouter(tags=["models"])
 _swap = threading.Lock()  # one activation at a time; serving never waits on it
@@ -26,6 +29,7 @@ class ModelPublic(BaseModel):
     metrics: dict[str, Any] = {}
     ci: dict[str, Any] = {}
     library_versions: dict[str, str] = {}
+    trial: dict[str, Any] = {}
 
 
 class ModelsPublic(BaseModel):
@@ -33,6 +37,17 @@ class ModelsPublic(BaseModel):
     count: int
     active: str | None
     serving: str | None
+    on_trial: str | None = None
+
+
+class TrialPublic(BaseModel):
+    """A ranker on interleaved trial and the evidence so far (see training/trial.py)."""
+
+    model: str
+    incumbent: str
+    started_at: str | None = None
+    serving_interleaved: bool
+    verdict: dict[str, Any] | None = None
 
 
 class SwitchPublic(BaseModel):
@@ -52,6 +67,7 @@ def _public(v) -> ModelPublic:
         metrics=m.get("metrics") or {},
         ci=m.get("ci") or {},
         library_versions=m.get("library_versions") or {},
+        trial=m.get("trial") or {},
     )
 
 
@@ -64,7 +80,64 @@ def list_models(state: StateDep, caller: CallerDep) -> ModelsPublic:
     """Every registered model with its manifest; which one is active and which ranker serves now."""
     reg = ModelRegistry.for_settings(state.settings)
     data = [_public(v) for v in reversed(reg.list())]
-    return ModelsPublic(data=data, count=len(data), active=reg.active_id(), serving=_serving(state))
+    t = reg.trial("ranker")
+    return ModelsPublic(
+        data=data,
+        count=len(data),
+        active=reg.active_id(),
+        serving=_serving(state),
+        on_trial=None if t is None else str(t["id"]),
+    )
+
+
+def _trial_public(state, reg: ModelRegistry, verdict: Any = None) -> TrialPublic:
+    t = reg.trial("ranker")
+    if t is None:
+        raise NotFound("no ranker is on trial")
+    engine = state.matcher
+    return TrialPublic(
+        model=str(t["id"]),
+        incumbent=str(t.get("incumbent")),
+        started_at=t.get("started_at"),
+        serving_interleaved=engine is not None
+        and engine.trial is not None
+        and engine.trial.ranker.version == t["id"],
+        verdict=None if verdict is None else verdict.as_dict(),
+    )
+
+
+@router.get("/models/trial", response_model=TrialPublic)
+def trial_status(state: StateDep, caller: CallerDep) -> TrialPublic:
+    """The ranker on trial and its evidence so far (votes of interleaved lists, 95 % interval); read-only."""
+    reg = ModelRegistry.for_settings(state.settings)
+    if reg.trial("ranker") is None:
+        raise NotFound("no ranker is on trial")
+    with Session(state.db) as session:
+        verdict = evaluate_trial(session, reg, act=False)
+    return _trial_public(state, reg, verdict)
+
+
+@router.post("/models/{model_id}/trial", response_model=TrialPublic, status_code=201)
+def start_trial(model_id: str, state: StateDep, caller: AdminDep) -> TrialPublic:
+    """Put a registered ranker on interleaved trial against the ranker in service (a running trial ends)."""
+    reg = ModelRegistry.for_settings(state.settings)
+    with _swap:
+        reg.start_trial(model_id, incumbent=_serving(state) or TransparentRanker.version)
+        if state.matcher is not None:
+            install_trial(state.matcher, state.settings)
+    return _trial_public(state, reg)
+
+
+@router.post("/models/trial/stop", response_model=SwitchPublic)
+def stop_trial(state: StateDep, caller: AdminDep) -> SwitchPublic:
+    """End the running trial; the ranker in service stays."""
+    reg = ModelRegistry.for_settings(state.settings)
+    with _swap:
+        if reg.end_trial("ranker", status="candidate") is None:
+            raise NotFound("no ranker is on trial")
+        if state.matcher is not None:
+            install_trial(state.matcher, state.settings)
+    return SwitchPublic(active=reg.active_id(), serving=_serving(state))
 
 
 @router.post("/models/rollback", response_model=SwitchPublic)
@@ -76,6 +149,7 @@ def rollback(state: StateDep, caller: AdminDep) -> SwitchPublic:
         ranker = TransparentRanker() if back is None else reg.load(back.id)
         if state.matcher is not None:
             state.matcher.ranker = ranker
+            install_trial(state.matcher, state.settings)  # a rollback ends any trial
     return SwitchPublic(active=None if back is None else back.id, serving=_serving(state))
 
 
@@ -88,4 +162,5 @@ def activate(model_id: str, state: StateDep, caller: AdminDep) -> SwitchPublic:
         if v.kind == "ranker" and state.matcher is not None:
             # one attribute assignment: requests in flight finish with the ranker they already read
             state.matcher.ranker = reg.load(model_id)
+            install_trial(state.matcher, state.settings)  # an activation ends any trial
     return SwitchPublic(active=v.id, serving=_serving(state))

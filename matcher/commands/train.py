@@ -33,13 +33,23 @@ def train_ranker(
     promote: bool = typer.Option(
         True, "--promote/--no-promote", help="activate it when it wins its evaluation"
     ),
+    trial: bool = typer.Option(
+        True,
+        "--trial/--no-trial",
+        help="when the logged comparison cannot tell, put it on an interleaved trial with live traffic",
+    ),
     model: str = typer.Option("logistic", help="logistic | boosting"),
     objective: str = typer.Option("pointwise", help="pointwise | pairwise"),
     eta: float = typer.Option(1.0, help="position-bias exponent: propensity = (1/position)^eta"),
     seed: int = typer.Option(0),
 ) -> None:
     """Fit a calibrated ranker, compare it with the ranker in service on held-out queries, register it, and
-    activate it only when the 95 % lower bound of its nDCG@10 gain is above zero."""
+    activate it only when the 95 % lower bound of its nDCG@10 gain is above zero.
+
+    From feedback, a candidate the logged comparison cannot prove better but not worse either (the interval
+    straddles zero) is put on an interleaved trial: the service shows it beside the ranker in service for a
+    share of requests and promotes it when users prefer it (training/trial.py). A running trial is judged
+    first, and is not replaced by a new candidate while its evidence is still coming in."""
     from sqlmodel import Session
 
     from matcher.cli import CliError
@@ -48,19 +58,22 @@ def train_ranker(
     from training.datasets import from_feedback
     from training.evaluate import NotEnoughData, train_and_compare
     from training.registry import ModelRegistry
+    from training.trial import evaluate_trial
 
     settings = Settings()
     registry = ModelRegistry.for_settings(settings)
-    incumbent = _incumbent(registry)
+    running = None
     if qrels is not None:
         data, source = _qrels_rows(settings, qrels, split), {"qrels": str(qrels), "split": split}
     else:
         db = make_engine(settings)
         init_db(db)
         with Session(db) as session:
+            running = evaluate_trial(session, registry) if promote else None
             data = from_feedback(session)
         db.dispose()
         source = {"feedback": settings.sqlalchemy_url.split("///")[-1]}
+    incumbent = _incumbent(registry)
     params = {"model": model, "objective": objective, "eta": 0.0 if qrels is not None else eta}
     try:
         ranker, result, split_info = train_and_compare(data, incumbent, params=params, seed=seed)
@@ -85,21 +98,34 @@ def train_ranker(
         },
         status="candidate" if result.promote else "rejected",
     )
-    activated = False
+    activated = on_trial = False
+    trial_running = registry.trial("ranker") is not None
     if result.promote and promote:
         registry.activate(v.id)
         activated = True
+    elif trial and promote and qrels is None and result.ci_high > 0 and not trial_running:
+        registry.start_trial(v.id, incumbent=str(incumbent.version))
+        on_trial = True
+    if activated:
+        note = None
+    elif on_trial:
+        note = (
+            "not proven better on the logged lists, not worse either: on interleaved trial with live traffic; "
+            "`matcher trial` shows the evidence"
+        )
+    elif result.promote:
+        note = "registered; activate with --promote or POST /v1/models/{id}/activate"
+    elif result.ci_high > 0 and trial_running:
+        note = "not better than the ranker in service with 95 % confidence; another ranker's trial is running"
+    else:
+        note = "not better than the ranker in service with 95 % confidence"
     out = {
         "model": v.id,
         "evaluation": result.as_dict(),
         "activated": activated,
-        "note": None
-        if activated
-        else (
-            "not better than the ranker in service with 95 % confidence"
-            if not result.promote
-            else "registered; activate with --promote or POST /v1/models/{id}/activate"
-        ),
+        "trial": on_trial,
+        "previous_trial": None if running is None else running.as_dict(),
+        "note": note,
     }
     typer.echo(json.dumps(out, ensure_ascii=False))
 
@@ -425,6 +451,42 @@ def _install_default_encoder(settings, model_dir: Path) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
+
+    @app.command("trial")
+    def trial(
+        act: bool = typer.Option(
+            True, "--act/--dry-run", help="carry out the verdict (promote or end the trial) or only show it"
+        ),
+        stop: bool = typer.Option(False, "--stop", help="end the running trial; the ranker in service stays"),
+    ) -> None:
+        """The running ranker trial's evidence and verdict as JSON (a running service also judges it every
+        MATCHER_TRIAL_CHECK_S seconds)."""
+        from sqlmodel import Session
+
+        from matcher.cli import CliError
+        from matcher.db import init_db, make_engine
+        from matcher.settings import Settings
+        from training.registry import ModelRegistry
+        from training.trial import evaluate_trial
+
+        settings = Settings()
+        registry = ModelRegistry.for_settings(settings)
+        if registry.trial("ranker") is None:
+            raise CliError(
+                "no ranker is on trial (`matcher train ranker` starts one when the evidence is unclear)"
+            )
+        db = make_engine(settings)
+        init_db(db)
+        try:
+            with Session(db) as session:
+                verdict = evaluate_trial(session, registry, act=act and not stop)
+        finally:
+            db.dispose()
+        out = {"trial": None if verdict is None else verdict.as_dict()}
+        if stop and verdict is not None:
+            registry.end_trial("ranker", status="candidate", verdict=verdict.as_dict() | {"stopped": True})
+            out["stopped"] = True
+        typer.echo(json.dumps(out, ensure_ascii=False))
 
     @app.command("report")
     def report(
