@@ -185,6 +185,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-trial",
+        dest="trial",
+        action="store_false",
+        help="promote on the logged comparison alone (no interleaved trials)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.scenario == "park":
@@ -211,7 +217,9 @@ def run_park(args: argparse.Namespace) -> None:
         encoder = load_encoder(str(args.encoder))
     park = Park(n_resources=args.resources, n_needs=args.needs, seed=args.seed, encoder=encoder)
     try:
-        result = simulate_park(park, max_events=args.events, every=args.every, eta=args.eta, seed=args.seed)
+        result = simulate_park(
+            park, max_events=args.events, every=args.every, eta=args.eta, seed=args.seed, trial=args.trial
+        )
     finally:
         park.close()
     args.out.mkdir(parents=True, exist_ok=True)

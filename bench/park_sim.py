@@ -326,6 +326,7 @@ class Park:
         res, ents, needs = generate(n_resources, n_needs, seed, self.today)
         self.resources = {r["id"]: r["_truth"] for r in res}
         settings = Settings(data_dir=data_dir, database_url=None)
+        self.settings = settings
         self.db = make_engine(settings)
         init_db(self.db)
         now = datetime.now(UTC)
@@ -403,12 +404,12 @@ class Park:
         """Mean nDCG@k of the lists `ranker` serves for these needs, against every true match in the park."""
         from training.metrics import per_query
 
-        before = self.engine.ranker
-        self.engine.ranker = ranker
+        before, trial = self.engine.ranker, self.engine.trial
+        self.engine.ranker, self.engine.trial = ranker, None  # this ranker's own lists, never interleaved
         try:
             run = {str(n): [(str(c.id), c.score) for c in self.serve(n, k=k).candidates] for n in need_ids}
         finally:
-            self.engine.ranker = before
+            self.engine.ranker, self.engine.trial = before, trial
         qrels = {str(n): dict.fromkeys(map(str, self.truth[n]), 1) for n in need_ids}
         return round(float(np.mean(list(per_query(run, qrels, "ndcg", k).values()))), 4)
 
@@ -422,43 +423,48 @@ def simulate_park(
     eta: float = 1.0,
     reject_prob: float = 0.3,
     seed: int = 0,
+    trial: bool = True,
 ) -> dict[str, Any]:
-    """Scripted users over the park; retrain every `every` feedback events; the curve on held-out needs."""
+    """Scripted users over the park; every `every` feedback events the product's own learning step runs
+    (`training.promotion`, as `matcher train ranker` does, with interleaved trials unless `trial` is False);
+    the curve is the served ranker's nDCG@10 on held-out needs."""
     from api.routes.match import _log_impressions  # the match route's own impression logging
     from matcher.auth import Caller
     from matcher.feedback import record_feedback
-    from matcher.ranker import TransparentRanker
     from training.datasets import from_feedback
-    from training.evaluate import NotEnoughData, grouped_split, train_and_compare
+    from training.evaluate import NotEnoughData, grouped_split
+    from training.promotion import train_and_decide
+    from training.registry import ModelRegistry, install_active_ranker, install_trial
+    from training.trial import evaluate_trial
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
+    park.engine._trial_rng.seed(seed)
     pool, held = grouped_split([str(n) for n in park.needs], test_size=0.5, seed=seed)
     pool_ids, held_ids = [int(n) for n in pool], [int(n) for n in held]
     caller = Caller(tenant=TENANT, role="member")
-    serving: Any = TransparentRanker()
-    park.engine.ranker = serving
-    need_of: dict[str, int] = {}  # request_id -> need id: lists served for one need are split together
+    registry = ModelRegistry.for_settings(park.settings)
+    install_active_ranker(park.engine, park.settings)
     curve = [
         {
             "events": 0,
             "sessions": 0,
-            "serving": serving.version,
-            "ndcg@10": park.ndcg(serving, held_ids),
+            "serving": park.engine.ranker.version,
+            "ndcg@10": park.ndcg(park.engine.ranker, held_ids),
             "candidate_ndcg@10": None,
             "ci95": None,
             "promoted": False,
             "reason": "cold start: transparent default",
         }
     ]
-    events = sessions = accepted = rejected = 0
+    events = sessions = accepted = rejected = interleaved = 0
     next_check = every
     while events < max_events:
         need = park.needs[pool_ids[int(rng.integers(len(pool_ids)))]]
         outcome = park.serve(need.id, k=shown)
         _log_impressions(park.db, outcome, TENANT)
-        need_of[outcome.request_id] = need.id
         sessions += 1
+        interleaved += outcome.teams is not None
         with Session(park.db) as s:
             for pos, c in enumerate(outcome.candidates, start=1):
                 if rng.random() >= pos ** (-eta):
@@ -486,38 +492,41 @@ def simulate_park(
         if events < next_check:
             continue
         next_check = (events // every + 1) * every
+        point: dict[str, Any] = {"events": events, "sessions": sessions}
+        serving_before = park.engine.ranker.version
         with Session(park.db) as s:
+            verdict = evaluate_trial(
+                s, registry, planned=park.settings.trial_votes
+            )  # the running trial first, as `matcher train ranker` does
             log = from_feedback(s, tenant=TENANT)
-        point: dict[str, Any] = {"events": events, "sessions": sessions, "lists_with_feedback": log.n_groups}
+        point["lists_with_feedback"] = log.n_groups
+        if verdict is not None:
+            point["trial"] = verdict.as_dict()
         try:
-            cand, cmp, _ = train_and_compare(
-                log, serving, params={"eta": eta}, seed=seed, unit=lambda g: str(need_of[g.split(":", 1)[1]])
+            decided = train_and_decide(
+                registry, log, source={"simulated": "park"}, params={"eta": eta}, seed=seed, trial=trial
             )
         except NotEnoughData as exc:
-            point |= {
-                "promoted": False,
-                "reason": str(exc).split(";")[0],
-                "candidate_ndcg@10": None,
-                "ci95": None,
-            }
+            point |= {"candidate_ndcg@10": None, "ci95": None, "reason": str(exc).split(";")[0]}
         else:
+            ev = decided["evaluation"]
             point |= {
-                "candidate_ndcg@10": park.ndcg(cand, held_ids),
-                "logged_comparison": {
-                    "lists": cmp.queries,
-                    "candidate": round(cmp.candidate, 4),
-                    "serving": round(cmp.incumbent, 4),
-                    "diff": round(cmp.diff, 4),
-                },
-                "ci95": [round(cmp.ci_low, 4), round(cmp.ci_high, 4)],
-                "promoted": cmp.promote,
-                "reason": "won its held-out comparison" if cmp.promote else "not better with 95 % confidence",
+                "candidate": decided["model"],
+                "candidate_ndcg@10": park.ndcg(decided["ranker"], held_ids),
+                "logged_comparison": {k: ev[k] for k in ("queries", "diff")},
+                "ci95": ev["ci95"],
+                "activated_offline": decided["activated"],
+                "put_on_trial": decided["trial"],
+                "reason": decided["note"] or "won its held-out comparison",
             }
-            if cmp.promote:
-                cand.version = f"learned@{events}"
-                serving = cand
-                park.engine.ranker = serving
-        point |= {"serving": serving.version, "ndcg@10": park.ndcg(serving, held_ids)}
+        install_active_ranker(park.engine, park.settings)
+        install_trial(park.engine, park.settings)
+        point |= {
+            "promoted": park.engine.ranker.version != serving_before,
+            "serving": park.engine.ranker.version,
+            "on_trial": None if park.engine.trial is None else park.engine.trial.ranker.version,
+            "ndcg@10": park.ndcg(park.engine.ranker, held_ids),
+        }
         curve.append(point)
     truth_sizes = [len(park.truth[n]) for n in park.needs]
     return {
@@ -535,7 +544,13 @@ def simulate_park(
         "eta": eta,
         "reject_prob": reject_prob,
         "seed": seed,
-        "feedback": {"accepted": accepted, "rejected": rejected, "sessions": sessions},
+        "feedback": {
+            "accepted": accepted,
+            "rejected": rejected,
+            "sessions": sessions,
+            "interleaved_sessions": interleaved,
+        },
+        "trial_share": park.settings.trial_share if trial else 0.0,
         "curve": curve,
         "start_ndcg@10": curve[0]["ndcg@10"],
         "final_ndcg@10": curve[-1]["ndcg@10"],

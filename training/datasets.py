@@ -30,6 +30,8 @@ class LabelledRows:
     items: list[str] = field(default_factory=list)
     relevant: dict[str, dict[str, int]] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    # group -> the unit a held-out split keeps together (lists served for one need); absent: the group itself
+    units: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -66,6 +68,7 @@ class LabelledRows:
                 out.positions.append(self.positions[i])
                 out.items.append(self.items[i])
         out.relevant = {g: dict(r) for g, r in self.relevant.items() if g in keep}
+        out.units = {g: u for g, u in self.units.items() if g in keep}
         return out
 
     def extend(self, other: LabelledRows) -> None:
@@ -76,6 +79,7 @@ class LabelledRows:
         self.items += other.items
         for g, r in other.relevant.items():
             self.relevant.setdefault(g, {}).update(r)
+        self.units.update(other.units)
 
 
 def _row(features: dict[str, Any]) -> dict[str, float | None]:
@@ -85,7 +89,8 @@ def _row(features: dict[str, Any]) -> dict[str, float | None]:
 def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRows:
     """Impressions of every request that got at least one feedback event, labelled by its outcomes.
 
-    Lists nobody reacted to are left out: whether anyone looked at them is unknown, so their rows would
+    Lists served for the same need (or enterprise) share a unit (`LabelledRows.units`), so a held-out split
+    never trains on one of them and scores another. Lists nobody reacted to are left out: whether anyone looked at them is unknown, so their rows would
     only add negatives of unknown meaning. Position bias within an engaged list is handled by the ranker's
     inverse-propensity weights."""
     fq = select(Feedback).where(Feedback.request_id.is_not(None))
@@ -115,8 +120,13 @@ def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRow
                 continue
             seen.add((imp.request_id, imp.resource_id))
             label = outcome.get((imp.tenant_id, imp.request_id, imp.resource_id), 0)
+            group = f"{imp.tenant_id}:{imp.request_id}"
+            if imp.need_id is not None:  # lists served for one need are one unit of the held-out split
+                out.units[group] = f"{imp.tenant_id}:need:{imp.need_id}"
+            elif imp.enterprise_id is not None:
+                out.units[group] = f"{imp.tenant_id}:enterprise:{imp.enterprise_id}"
             out.add(
-                f"{imp.tenant_id}:{imp.request_id}",
+                group,
                 str(imp.resource_id),
                 _row(imp.features),
                 label,

@@ -185,14 +185,14 @@ def train_and_compare(
 ) -> tuple[Any, Comparison, dict[str, Any]]:
     """Fit a LearnedRanker on the training queries, compare it with `incumbent` on the held-out ones.
 
-    `unit` maps a group to the unit that is split (default: the group itself); lists served for the same
-    query under different requests must land on one side, so pass e.g. `lambda g: g.split("#")[0]`.
+    `unit` maps a group to the unit that is split (default: `data.units`, else the group itself); lists served
+    for the same query under different requests must land on one side.
     Returns (fitted ranker, comparison, split summary). Raises NotEnoughData with the reason."""
     from training.ranker import LearnedRanker
 
     check_enough(data, min_groups=min_groups, min_positives=min_positives)
     groups = all_groups(data)
-    unit = unit or (lambda g: g)
+    unit = unit or (lambda g: data.units.get(g, g))
     train_u, _ = grouped_split([unit(g) for g in groups], test_size=test_size, seed=seed)
     keep = set(train_u)
     train_g = [g for g in groups if unit(g) in keep]

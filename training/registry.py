@@ -431,7 +431,7 @@ def judge_trial(engine: Any, settings: Any) -> Any:
     from training.trial import evaluate_trial
 
     with Session(engine.db) as session:
-        return evaluate_trial(session, ModelRegistry.for_settings(settings))
+        return evaluate_trial(session, ModelRegistry.for_settings(settings), planned=settings.trial_votes)
 
 
 def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> None:

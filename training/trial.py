@@ -10,11 +10,18 @@ candidate when more of those outcomes fell on its items, for the incumbent when 
 
 Verdict, on the lists with a vote for one side (ties carry no information about the difference):
 
-* **promote** when the 95 % Wilson interval of the candidate's win share lies above 1/2, with at least
-  `MIN_VOTES` votes: the candidate becomes the active ranker;
-* **reject** when the interval lies below 1/2: the trial ends, the incumbent stays;
-* **inconclusive** after `MAX_VOTES` votes without either: the trial ends, the incumbent stays;
+* **promote** when, at the planned number of votes (`settings.trial_votes`), the 95 % Wilson interval of the
+  candidate's win share lies above 1/2: the candidate becomes the active ranker;
+* **inconclusive** when, at that number, it does not: the trial ends and the incumbent stays (a later
+  candidate, trained on more outcomes, may be tried again);
+* **reject** as soon as the interval lies below 1/2 (with at least `MIN_VOTES` votes): stopping early for
+  harm protects users and can only make promotion rarer;
 * **continue** otherwise.
+
+The promotion is decided at one look only. Checking a 95 % interval after every few votes and stopping at
+the first that clears 1/2 would promote an equal ranker far more often than 5 % of the time; with a single
+look the rate stays at the nominal 2.5 % (one side of the interval), which `tests/test_trial.py` checks by
+simulation.
 
 Interleaving exposes users to at most half of the candidate's picks while the evidence is gathered, and
 position bias cancels out because both rankers take the top places equally often."""
@@ -37,7 +44,7 @@ from training.datasets import POSITIVE_ACTIONS
 logger = logging.getLogger(__name__)
 
 MIN_VOTES = 10
-MAX_VOTES = 400
+PLANNED_VOTES = 40
 Z95 = 1.959963984540054
 _CHUNK = 500
 
@@ -75,33 +82,19 @@ class TrialVerdict:
 
 
 def judge(
-    wins: int, losses: int, *, min_votes: int = MIN_VOTES, max_votes: int = MAX_VOTES
+    wins: int, losses: int, *, planned: int = PLANNED_VOTES, min_votes: int = MIN_VOTES
 ) -> tuple[str, str, tuple[float, float]]:
-    """(decision, reason, interval) from the votes; see the module docstring."""
+    """(decision, reason, 95 % interval of the candidate's win share) from the votes; see the module docstring."""
     n = wins + losses
     lo, hi = wilson(wins, n)
-    if n >= min_votes and lo > 0.5:
-        return (
-            "promote",
-            f"the candidate won {wins} of {n} decided lists (95 % interval above one half)",
-            (lo, hi),
-        )
+    tally = f"the candidate won {wins} of {n} decided lists"
     if n >= min_votes and hi < 0.5:
-        return (
-            "reject",
-            f"the candidate won {wins} of {n} decided lists (95 % interval below one half)",
-            (lo, hi),
-        )
-    if n >= max_votes:
-        return "inconclusive", f"no significant preference after {n} decided lists", (lo, hi)
-    return (
-        "continue",
-        f"{n} decided lists so far ({wins} for the candidate); need a significant preference",
-        (
-            lo,
-            hi,
-        ),
-    )
+        return "reject", f"{tally} (95 % interval below one half)", (lo, hi)
+    if n < planned:
+        return "continue", f"{tally}; judged at {planned}", (lo, hi)
+    if lo > 0.5:
+        return "promote", f"{tally} (95 % interval above one half)", (lo, hi)
+    return "inconclusive", f"{tally}: no significant preference at the planned {planned}", (lo, hi)
 
 
 def _chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
@@ -147,8 +140,7 @@ def evaluate_trial(
     registry: Any,
     *,
     act: bool = True,
-    min_votes: int = MIN_VOTES,
-    max_votes: int = MAX_VOTES,
+    planned: int = PLANNED_VOTES,
 ) -> TrialVerdict | None:
     """The running ranker trial's verdict (None when no trial runs); with `act`, carry it out in the registry:
     promote activates the candidate, reject and inconclusive end the trial, continue records the evidence."""
@@ -162,7 +154,7 @@ def evaluate_trial(
         except ValueError:
             since = None
     lists, with_outcome, wins, losses, ties = votes(session, str(t["id"]), since=since)
-    decision, reason, ci = judge(wins, losses, min_votes=min_votes, max_votes=max_votes)
+    decision, reason, ci = judge(wins, losses, planned=planned)
     n = wins + losses
     verdict = TrialVerdict(
         model=str(t["id"]),

@@ -113,7 +113,7 @@ def trial_status(state: StateDep, caller: CallerDep) -> TrialPublic:
     if reg.trial("ranker") is None:
         raise NotFound("no ranker is on trial")
     with Session(state.db) as session:
-        verdict = evaluate_trial(session, reg, act=False)
+        verdict = evaluate_trial(session, reg, act=False, planned=state.settings.trial_votes)
     return _trial_public(state, reg, verdict)
 
 

@@ -16,16 +16,6 @@ train_app = typer.Typer(
 MIN_ENCODER_RECORDS = 50
 
 
-def _incumbent(registry):
-    from matcher.ranker import TransparentRanker
-    from training.registry import ModelArtefactError
-
-    try:
-        return registry.load_active("ranker") or TransparentRanker()
-    except ModelArtefactError:
-        return TransparentRanker()
-
-
 @train_app.command("ranker")
 def train_ranker(
     qrels: Path = typer.Option(None, help="a BEIR-layout set to learn from instead of logged feedback"),
@@ -56,7 +46,8 @@ def train_ranker(
     from matcher.db import init_db, make_engine
     from matcher.settings import Settings
     from training.datasets import from_feedback
-    from training.evaluate import NotEnoughData, train_and_compare
+    from training.evaluate import NotEnoughData
+    from training.promotion import train_and_decide
     from training.registry import ModelRegistry
     from training.trial import evaluate_trial
 
@@ -69,64 +60,21 @@ def train_ranker(
         db = make_engine(settings)
         init_db(db)
         with Session(db) as session:
-            running = evaluate_trial(session, registry) if promote else None
+            running = evaluate_trial(session, registry, planned=settings.trial_votes) if promote else None
             data = from_feedback(session)
         db.dispose()
         source = {"feedback": settings.sqlalchemy_url.split("///")[-1]}
-    incumbent = _incumbent(registry)
     params = {"model": model, "objective": objective, "eta": 0.0 if qrels is not None else eta}
     try:
-        ranker, result, split_info = train_and_compare(data, incumbent, params=params, seed=seed)
+        decided = train_and_decide(
+            registry, data, source=source, params=params, seed=seed, promote=promote, trial=trial
+        )
     except NotEnoughData as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:
         raise CliError(f"cannot train: {exc}") from None
-    v = registry.register(
-        ranker,
-        data=source | {"rows": len(data), "lists": data.n_groups, "positives": data.n_positive} | split_info,
-        params=ranker.get_params() | {"incumbent": str(incumbent.version)},
-        metrics={
-            "ndcg@10": round(result.candidate, 4),
-            "ndcg@10_incumbent": round(result.incumbent, 4),
-            "queries": result.queries,
-        },
-        ci={
-            "diff": round(result.diff, 4),
-            "low": round(result.ci_low, 4),
-            "high": round(result.ci_high, 4),
-            "level": 0.95,
-        },
-        status="candidate" if result.promote else "rejected",
-    )
-    activated = on_trial = False
-    trial_running = registry.trial("ranker") is not None
-    if result.promote and promote:
-        registry.activate(v.id)
-        activated = True
-    elif trial and promote and qrels is None and result.ci_high > 0 and not trial_running:
-        registry.start_trial(v.id, incumbent=str(incumbent.version))
-        on_trial = True
-    if activated:
-        note = None
-    elif on_trial:
-        note = (
-            "not proven better on the logged lists, not worse either: on interleaved trial with live traffic; "
-            "`matcher trial` shows the evidence"
-        )
-    elif result.promote:
-        note = "registered; activate with --promote or POST /v1/models/{id}/activate"
-    elif result.ci_high > 0 and trial_running:
-        note = "not better than the ranker in service with 95 % confidence; another ranker's trial is running"
-    else:
-        note = "not better than the ranker in service with 95 % confidence"
-    out = {
-        "model": v.id,
-        "evaluation": result.as_dict(),
-        "activated": activated,
-        "trial": on_trial,
-        "previous_trial": None if running is None else running.as_dict(),
-        "note": note,
-    }
+    out = {k: v for k, v in decided.items() if k != "ranker"}
+    out["previous_trial"] = None if running is None else running.as_dict()
     typer.echo(json.dumps(out, ensure_ascii=False))
 
 
@@ -479,7 +427,9 @@ def register(app: typer.Typer) -> None:
         init_db(db)
         try:
             with Session(db) as session:
-                verdict = evaluate_trial(session, registry, act=act and not stop)
+                verdict = evaluate_trial(
+                    session, registry, act=act and not stop, planned=settings.trial_votes
+                )
         finally:
             db.dispose()
         out = {"trial": None if verdict is None else verdict.as_dict()}
