@@ -122,7 +122,7 @@ def start_trial(model_id: str, state: StateDep, caller: AdminDep) -> TrialPublic
     """Put a registered ranker on interleaved trial against the ranker in service (a running trial ends)."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
-        reg.start_trial(model_id, incumbent=_serving(state) or TransparentRanker.version)
+        reg.start_trial(model_id, incumbent=_serving(state) or reg.active_id() or TransparentRanker.version)
         if state.matcher is not None:
             install_trial(state.matcher, state.settings)
     return _trial_public(state, reg)

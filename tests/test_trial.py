@@ -1,0 +1,210 @@
+"""Interleaved ranker trials: team-draft interleaving, the one-look verdict, and a trial through the API."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from sqlmodel import Session, select
+
+from matcher.interleave import CANDIDATE, INCUMBENT, preference, team_draft
+from matcher.models import Impression
+from training.trial import judge, wilson
+
+# ---------------------------------------------------------------- team-draft interleaving
+
+
+def test_team_draft_takes_each_item_once_and_keeps_the_teams_balanced():
+    a = list("abcdefgh")
+    b = list("hgfedcba")
+    for seed in range(50):
+        merged = team_draft(a, b, 8, random.Random(seed))
+        items = [i for i, _ in merged]
+        assert sorted(items) == sorted(a)  # every item once
+        for n in range(1, len(merged) + 1):  # every prefix: the teams' picks differ by at most one
+            picks = [t for _, t in merged[:n]]
+            assert abs(picks.count(INCUMBENT) - picks.count(CANDIDATE)) <= 1
+        # each team's picks appear in its own ranker's order
+        for team, order in ((INCUMBENT, a), (CANDIDATE, b)):
+            mine = [i for i, t in merged if t == team]
+            assert mine == sorted(mine, key=order.index)
+
+
+def test_team_draft_of_one_ranking_is_that_ranking_and_a_short_list_is_filled_by_the_other():
+    a = [1, 2, 3, 4, 5]
+    assert [i for i, _ in team_draft(a, a, 5, random.Random(3))] == a
+    merged = team_draft([1, 2], [3, 4, 5, 6], 5, random.Random(0))
+    assert len(merged) == 5 and {i for i, _ in merged} <= {1, 2, 3, 4, 5, 6}
+    assert [t for i, t in merged if i in (1, 2)] == [INCUMBENT, INCUMBENT]
+    assert team_draft([], [], 3, random.Random(0)) == []
+
+
+def test_users_who_prefer_neither_order_do_not_favour_either_ranker():
+    """Position bias cancels: random examination and acceptance give no preference on average."""
+    rng = random.Random(7)
+    a = list(range(20))
+    b = list(reversed(a))
+    prefs = []
+    for _ in range(4000):
+        merged = team_draft(a, b, 10, rng)
+        positives = {i for pos, (i, _) in enumerate(merged, 1) if rng.random() < 0.6 / pos}
+        prefs.append(preference(dict(merged), positives))
+    assert abs(np.mean(prefs)) < 0.03
+
+
+def test_preference_is_the_sign_of_the_positive_outcomes_per_team():
+    teams = {1: INCUMBENT, 2: CANDIDATE, 3: CANDIDATE}
+    assert preference(teams, {2, 3}) == 1
+    assert preference(teams, {1}) == -1
+    assert preference(teams, {1, 2}) == 0
+    assert preference(teams, set()) == 0
+    assert preference(teams, {99}) == 0  # an item not in the list counts for nobody
+
+
+# ---------------------------------------------------------------- the verdict
+
+
+def test_wilson_interval():
+    lo, hi = wilson(30, 40)
+    assert lo == pytest.approx(0.5980, abs=1e-3) and hi == pytest.approx(0.8577, abs=1e-3)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_judge_continues_below_the_planned_votes_then_decides_once():
+    assert judge(9, 1, planned=40)[0] == "continue"  # clear, but not yet at the planned number
+    assert judge(30, 10, planned=40)[0] == "promote"
+    assert judge(22, 18, planned=40)[0] == "inconclusive"
+    assert judge(1, 11, planned=40)[0] == "reject"  # harm stops the trial early
+    decision, reason, (lo, hi) = judge(30, 10, planned=40)
+    assert "30 of 40" in reason and 0.5 < lo < 0.75 < hi
+
+
+def _run_trial(p: float, rng: np.random.Generator, *, peek: bool) -> str:
+    """Votes arrive in batches, as between two checks of a running service; judge after each batch."""
+    wins = losses = 0
+    while True:
+        n = int(rng.integers(3, 12))
+        w = int(rng.binomial(n, p))
+        wins, losses = wins + w, losses + n - w
+        if peek:  # the rule a one-look design avoids: promote at the first look that clears one half
+            lo, hi = wilson(wins, wins + losses)
+            if wins + losses >= 10 and lo > 0.5:
+                return "promote"
+            if wins + losses >= 400:
+                return "inconclusive"
+            continue
+        decision = judge(wins, losses, planned=40)[0]
+        if decision != "continue":
+            return decision
+
+
+def test_one_look_keeps_false_promotions_at_the_nominal_rate_and_finds_a_clear_winner():
+    rng = np.random.default_rng(0)
+    equal = [_run_trial(0.5, rng, peek=False) for _ in range(3000)]
+    assert equal.count("promote") / len(equal) < 0.04  # nominal: 2.5 % (one side of a 95 % interval)
+    peeking = [_run_trial(0.5, rng, peek=True) for _ in range(3000)]
+    assert peeking.count("promote") / len(peeking) > 0.08  # what checking at every look would do
+    better = [_run_trial(0.75, rng, peek=False) for _ in range(1000)]
+    assert better.count("promote") / len(better) > 0.75
+    worse = [_run_trial(0.3, rng, peek=False) for _ in range(1000)]
+    assert worse.count("promote") == 0 and worse.count("reject") / len(worse) > 0.75
+
+
+# ---------------------------------------------------------------- a trial through the service
+
+
+def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
+    engine_client, headers, payloads, engine_settings, engine
+):
+    from tests.test_registry import _fitted
+    from training.registry import ModelRegistry
+    from training.trial import evaluate_trial
+
+    c = engine_client
+    for title in ("量子传感器导航", "量子传感器测距", "量子传感器芯片", "激光雷达量子探测"):
+        r = c.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"])
+        assert r.status_code == 201
+    reg = ModelRegistry.for_settings(engine_settings)
+    v = reg.register(_fitted())
+    assert c.get("/v1/models/trial", headers=headers["admin"]).status_code == 404
+    assert c.post(f"/v1/models/{v.id}/trial", headers=headers["officer"]).status_code == 403
+    started = c.post(f"/v1/models/{v.id}/trial", headers=headers["admin"])
+    assert started.status_code == 201, started.text
+    assert started.json()["serving_interleaved"] and started.json()["incumbent"] == "transparent-1"
+    assert c.get("/v1/models", headers=headers["admin"]).json()["on_trial"] == v.id
+
+    for _ in range(12):
+        m = c.post("/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"])
+        assert m.status_code == 200
+        body = m.json()
+        assert body["model_version"] == "transparent-1"  # the ranker in service answers for the list
+        with Session(engine) as s:
+            imps = s.exec(select(Impression).where(Impression.request_id == body["request_id"])).all()
+        assert {i.model_version for i in imps} == {"transparent-1", v.id}  # both teams placed items
+        pick = next(i.resource_id for i in imps if i.model_version == v.id)
+        fb = c.post(
+            "/v1/feedback",
+            json={"request_id": body["request_id"], "resource_id": pick, "action": "accepted"},
+            headers=headers["admin"],
+        )
+        assert fb.status_code == 201
+
+    status = c.get("/v1/models/trial", headers=headers["officer"]).json()
+    assert status["verdict"]["wins"] == 12 and status["verdict"]["losses"] == 0
+    assert status["verdict"]["decision"] == "continue"  # fewer decided lists than planned (40)
+    assert reg.trial()["id"] == v.id  # a read-only look changes nothing
+    with Session(engine) as s:
+        verdict = evaluate_trial(s, reg, planned=10)
+    assert verdict.decision == "promote" and verdict.ci95[0] > 0.5
+    assert reg.active_id() == v.id and reg.trial() is None
+    assert reg.get(v.id).manifest["trial"]["wins"] == 12
+
+
+def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(client, headers, settings):
+    from tests.test_registry import _fitted
+    from training.registry import ModelRegistry
+
+    reg = ModelRegistry.for_settings(settings)
+    a, b = reg.register(_fitted()), reg.register(_fitted())
+    assert client.post(f"/v1/models/{a.id}/trial", headers=headers["admin"]).status_code == 201
+    assert reg.get(a.id).status == "trial"
+    assert client.post(f"/v1/models/{b.id}/activate", headers=headers["admin"]).status_code == 200
+    assert reg.trial() is None and reg.get(a.id).status == "candidate"  # compared with a ranker now gone
+    assert client.post(f"/v1/models/{a.id}/trial", headers=headers["admin"]).status_code == 201
+    assert reg.trial()["incumbent"] == b.id
+    stopped = client.post("/v1/models/trial/stop", headers=headers["admin"])
+    assert stopped.status_code == 200 and stopped.json()["active"] == b.id
+    assert reg.trial() is None
+    assert client.post("/v1/models/trial/stop", headers=headers["admin"]).status_code == 404
+    assert client.post(f"/v1/models/{b.id}/trial", headers=headers["admin"]).status_code == 422  # active
+    assert client.post("/v1/models/nope/trial", headers=headers["admin"]).status_code == 404
+
+
+def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypatch, capsys):
+    import json
+
+    from matcher.cli import main
+    from tests.test_registry import _fitted
+    from training.registry import ModelRegistry
+
+    monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
+    with pytest.raises(SystemExit) as exc:
+        main(["trial"])
+    assert exc.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert "no ranker is on trial" in err and "\n" not in err
+    reg = ModelRegistry.for_settings(settings)
+    v = reg.register(_fitted())
+    reg.start_trial(v.id, incumbent="transparent-1")
+    with pytest.raises(SystemExit) as exc:
+        main(["trial", "--dry-run"])
+    assert exc.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trial"]["model"] == v.id and out["trial"]["lists"] == 0
+    assert out["trial"]["decision"] == "continue" and reg.trial()["id"] == v.id
+    with pytest.raises(SystemExit) as exc:
+        main(["trial", "--stop"])
+    assert json.loads(capsys.readouterr().out)["stopped"] is True
+    assert reg.trial() is None and reg.get(v.id).status == "candidate"
