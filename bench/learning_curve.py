@@ -5,8 +5,9 @@ match path) ranked by the ranker in service, shows the top 10, and the user exam
 probability (1/p)^eta (position bias); an examined relevant document (qrels) is accepted, an examined
 irrelevant one is rejected with a small probability. Every 50 feedback events, up to 500, a candidate ranker
 is trained on the logged impressions + feedback and compared with the one in service on held-out *sessions*
-(split by query); it is promoted only when the 95 % lower bound of its gain is above zero (the production
-rule). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
+(split by query); it is promoted when the 95 % lower bound of its gain is above zero, and put on an
+interleaved trial when the interval straddles zero (the production rule, training/promotion.py and
+training/trial.py; ``--no-trial`` turns trials off). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
 queries that no simulated user ever saw.
 
 Usage::
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -35,9 +37,11 @@ from typing import Any
 import numpy as np
 
 from bench.ranker_eval import DEFAULT_CORPUS, DEFAULT_SET, bench_encoder, collect
+from matcher.interleave import preference, team_draft
 from matcher.ranker import TransparentRanker
 from training.datasets import LabelledRows
 from training.evaluate import NotEnoughData, all_groups, grouped_split, per_query_ndcg, train_and_compare
+from training.trial import PLANNED_VOTES, judge
 
 
 def simulate(
@@ -49,17 +53,29 @@ def simulate(
     eta: float = 1.0,
     reject_prob: float = 0.1,
     seed: int = 0,
+    trial: bool = True,
+    planned_votes: int = PLANNED_VOTES,
 ) -> dict[str, Any]:
+    """The stream over precomputed candidates, with the product's promotion rule: a candidate is activated when
+    its logged comparison's interval is above zero, and put on interleaved trial (every list team-draft
+    interleaved, judged once at `planned_votes` decided lists, `training.trial.judge`) when it straddles zero."""
     rng = np.random.default_rng(seed)
+    coin = random.Random(seed)
     pool_g, eval_g = grouped_split(all_groups(data), test_size=0.5, seed=seed)
     by_group: dict[str, list[int]] = {}
     for i, g in enumerate(data.groups):
         by_group.setdefault(g, []).append(i)
     pool = [g for g in pool_g if g in by_group]
 
+    def order(ranker: Any, idx: list[int]) -> list[int]:
+        scores = ranker.score([data.rows[i] for i in idx])
+        return [idx[j] for j in np.lexsort((np.arange(len(idx)), -scores))]
+
     serving: Any = TransparentRanker()
+    on_trial: Any = None
+    wins = losses = 0
     log = LabelledRows(source={"kind": "simulated"})
-    events = sessions = 0
+    events = sessions = interleaved = 0
     curve = [
         {
             "events": 0,
@@ -75,60 +91,94 @@ def simulate(
     while events < max_events:
         q = pool[int(rng.integers(len(pool)))]
         idx = by_group[q]
-        scores = serving.score([data.rows[i] for i in idx])
-        order = [idx[j] for j in np.lexsort((np.arange(len(idx)), -scores))][:shown]
+        teams: dict[int, str] | None = None
+        if on_trial is not None:
+            merged = team_draft(order(serving, idx), order(on_trial, idx), shown, coin)
+            shown_rows, teams = [i for i, _ in merged], dict(merged)
+            interleaved += 1
+        else:
+            shown_rows = order(serving, idx)[:shown]
         session = LabelledRows()
         got = 0
-        for pos, i in enumerate(order, start=1):
+        accepted: set[int] = set()
+        for pos, i in enumerate(shown_rows, start=1):
             if rng.random() >= pos ** (-eta):
                 label = 0
             elif data.labels[i] > 0:
                 label, got = 1, got + 1  # accepted
+                accepted.add(i)
             else:
                 label = 0
                 got += int(rng.random() < reject_prob)  # an explicit rejection is an event too
             session.add(f"{q}#{sessions}", data.items[i], data.rows[i], label, pos)
+            session.units[f"{q}#{sessions}"] = q  # lists of one query stay on one side of a split
         sessions += 1
         if got == 0:  # nobody reacted: the list is not training data (see training.datasets.from_feedback)
             continue
+        if teams is not None and accepted:
+            vote = preference(teams, accepted)
+            wins, losses = wins + (vote > 0), losses + (vote < 0)
         log.extend(session)
         events += got
         if events < next_check:
             continue
         next_check += every
         point: dict[str, Any] = {"events": events, "sessions": sessions}
+        promoted_by_trial = False
+        if on_trial is not None:
+            decision, reason, ci = judge(wins, losses, planned=planned_votes)
+            point["trial"] = {
+                "model": on_trial.version,
+                "wins": wins,
+                "losses": losses,
+                "ci95": [round(ci[0], 4), round(ci[1], 4)],
+                "decision": decision,
+                "reason": reason,
+            }
+            if decision == "promote":
+                serving, promoted_by_trial = on_trial, True
+            if decision != "continue":
+                on_trial, wins, losses = None, 0, 0
         try:
-            cand, cmp, _ = train_and_compare(
-                log, serving, params={"eta": eta}, seed=seed, unit=lambda g: g.split("#")[0]
-            )
+            cand, cmp, _ = train_and_compare(log, serving, params={"eta": eta}, seed=seed)
         except NotEnoughData as exc:
             point |= {
-                "promoted": False,
+                "promoted": promoted_by_trial,
                 "reason": str(exc).split(";")[0],
                 "candidate_ndcg@10": None,
                 "ci95": None,
             }
         else:
+            cand.version = f"learned@{events}"
             point |= {
                 "candidate_ndcg@10": _mean(per_query_ndcg(cand, data, eval_g)),
                 "ci95": [round(cmp.ci_low, 4), round(cmp.ci_high, 4)],
-                "promoted": cmp.promote,
+                "promoted": cmp.promote or promoted_by_trial,
                 "reason": "won its held-out comparison" if cmp.promote else "not better with 95 % confidence",
             }
             if cmp.promote:
-                cand.version = f"learned@{events}"
-                serving = cand
-        point |= {"serving": serving.version, "ndcg@10": _mean(per_query_ndcg(serving, data, eval_g))}
+                serving, on_trial, wins, losses = cand, None, 0, 0
+            elif trial and on_trial is None and cmp.ci_high > 0:
+                on_trial = cand
+                point["put_on_trial"] = cand.version
+        point |= {
+            "serving": serving.version,
+            "on_trial": None if on_trial is None else on_trial.version,
+            "ndcg@10": _mean(per_query_ndcg(serving, data, eval_g)),
+        }
         curve.append(point)
     return {
         "queries": {"simulated": len(pool), "held_out": len(eval_g)},
         "shown_per_session": shown,
         "eta": eta,
         "seed": seed,
+        "trials": trial,
+        "interleaved_sessions": interleaved,
         "curve": curve,
         "start_ndcg@10": curve[0]["ndcg@10"],
         "final_ndcg@10": curve[-1]["ndcg@10"],
         "final_serving": curve[-1]["serving"],
+        "promotions": [p["events"] for p in curve if p.get("promoted")],
     }
 
 
@@ -200,7 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     enc = args.encoder or bench_encoder(args.work_dir, args.corpus, Path(args.dataset).parent)
     cache = args.work_dir / f"rows-{Path(args.dataset).name}-{args.split}.pkl"
     data = collect(args.dataset, args.split, enc, cache=cache)
-    result = simulate(data, max_events=args.events, every=args.every, eta=args.eta, seed=args.seed)
+    result = simulate(
+        data, max_events=args.events, every=args.every, eta=args.eta, seed=args.seed, trial=args.trial
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learning_curve.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
     plot(result, args.out / "learning_curve.png")
