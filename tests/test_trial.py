@@ -208,3 +208,78 @@ def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypa
         main(["trial", "--stop"])
     assert json.loads(capsys.readouterr().out)["stopped"] is True
     assert reg.trial() is None and reg.get(v.id).status == "candidate"
+
+
+@pytest.mark.parametrize(
+    ("ci", "kind", "running", "expect"),
+    [
+        ((0.01, 0.05), "feedback", False, "activated"),
+        ((-0.03, 0.04), "feedback", False, "trial"),
+        ((-0.06, -0.01), "feedback", False, "rejected"),
+        ((-0.03, 0.04), "qrels", False, "rejected"),  # unbiased labels: nothing for live traffic to add
+        ((-0.03, 0.04), "feedback", True, "rejected"),  # a running trial is not replaced
+    ],
+)
+def test_the_promotion_rule_activates_tries_or_keeps(tmp_path, monkeypatch, ci, kind, running, expect):
+    import training.promotion as promotion
+    from tests.test_registry import _fitted
+    from training.datasets import LabelledRows
+    from training.evaluate import Comparison
+    from training.registry import ModelRegistry
+
+    reg = ModelRegistry(tmp_path / "registry")
+    if running:
+        other = reg.register(_fitted())
+        reg.start_trial(other.id, incumbent="transparent-1")
+    cmp = Comparison(40, 0.7, 0.69, (ci[0] + ci[1]) / 2, ci[0], ci[1], ci[0] > 0)
+    monkeypatch.setattr(promotion, "train_and_compare", lambda *a, **k: (_fitted(), cmp, {}))
+    data = LabelledRows(source={"kind": "qrels" if kind == "qrels" else "feedback"})
+    out = promotion.train_and_decide(reg, data, source={}, params={})
+    status = reg.get(out["model"]).status
+    if expect == "activated":
+        assert out["activated"] and reg.active_id() == out["model"] and status == "active"
+    elif expect == "trial":
+        assert out["trial"] and reg.trial()["id"] == out["model"] and status == "trial"
+        assert reg.trial()["incumbent"] == "transparent-1" and reg.active_id() is None
+    else:
+        assert not out["activated"] and not out["trial"] and status == "rejected"
+        assert reg.active_id() is None
+        assert (reg.trial() or {}).get("id") != out["model"]
+
+
+def test_a_running_service_starts_and_stops_interleaving_with_the_registry(settings, engine):
+    import threading
+    import time
+
+    from matcher.ranker import TransparentRanker
+    from tests.test_registry import _fitted
+    from training.registry import ModelRegistry, follow_registry
+
+    class FakeEngine:
+        ranker = TransparentRanker()
+        trial = None
+        db = engine
+
+    def wait_for(cond) -> None:
+        deadline = time.monotonic() + 10
+        while not cond() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cond()
+
+    reg = ModelRegistry.for_settings(settings)
+    eng, stop = FakeEngine(), threading.Event()
+    s = settings.model_copy(update={"trial_check_s": 0.05})
+    t = threading.Thread(target=follow_registry, args=(eng, s, stop), kwargs={"every": 0.01}, daemon=True)
+    t.start()
+    try:
+        v = reg.register(_fitted())
+        reg.start_trial(v.id, incumbent="transparent-1")
+        wait_for(lambda: eng.trial is not None and eng.trial.ranker.version == v.id)
+        assert eng.trial.share == settings.trial_share
+        wait_for(lambda: "trial" in reg.get(v.id).manifest)  # the service judged it (no votes yet)
+        assert reg.get(v.id).manifest["trial"]["decision"] == "continue"
+        reg.end_trial("ranker", status="candidate")
+        wait_for(lambda: eng.trial is None)
+    finally:
+        stop.set()
+        t.join(5)
