@@ -139,6 +139,7 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
         assert m.status_code == 200
         body = m.json()
         assert body["model_version"] == "transparent-1"  # the ranker in service answers for the list
+        assert body["interleaved_with"] == v.id
         with Session(engine) as s:
             imps = s.exec(select(Impression).where(Impression.request_id == body["request_id"])).all()
         assert {i.model_version for i in imps} == {"transparent-1", v.id}  # both teams placed items
@@ -159,6 +160,12 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
     assert verdict.decision == "promote" and verdict.ci95[0] > 0.5
     assert reg.active_id() == v.id and reg.trial() is None
     assert reg.get(v.id).manifest["trial"]["wins"] == 12
+    # the service switches as its registry follower would: the winner serves alone, lists are plain again
+    assert c.post(f"/v1/models/{v.id}/activate", headers=headers["admin"]).json()["serving"] == v.id
+    plain = c.post("/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"])
+    assert plain.json()["model_version"] == v.id and plain.json()["interleaved_with"] is None
+    scores = [m["score"] for m in plain.json()["matches"]]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(client, headers, settings):

@@ -81,6 +81,9 @@ class MatchResponse(BaseModel):
     count: int
     message: str | None = None
     model_version: str
+    # set when this list interleaves a ranker on trial with the one in service: the order is the
+    # interleaving's, the scores stay those of `model_version` (docs/learning.md, "Interleaved trials")
+    interleaved_with: str | None = None
     timings_ms: dict[str, float]
 
 
@@ -151,6 +154,7 @@ def _respond(
         count=len(matches),
         message=None if matches else "no resource fits well enough (try fewer filters or a lower min_score)",
         model_version=outcome.model_version,
+        interleaved_with=outcome.trial_version,
         timings_ms=outcome.timings_ms,
     )
 
