@@ -765,7 +765,8 @@ class MatchEngine:
         tokens = tokenize(text)
         w = self.dense_weight_for(text)
         cands = self.retrieve(self.demand, self.demand_catalog, text, tokens, allowed, max(100, 5 * k), w)
-        self.rank(cands, None, w, fit_of=lambda m, now: _reverse_fit(meta, m, now))
+        ranker = self.ranker  # read once, as in `match`
+        self.rank(cands, None, w, fit_of=lambda m, now: _reverse_fit(meta, m, now), ranker=ranker)
         ms = self.settings.default_min_score if min_score is None else min_score
         cands = [c for c in cands if c.score >= ms][:k]
         explanations = {}
@@ -791,7 +792,7 @@ class MatchEngine:
             ask=ask,
             candidates=cands,
             explanations=explanations,
-            model_version=self.ranker.version,
+            model_version=ranker.version,
             timings_ms={"total": round((time.perf_counter() - t0) * 1000, 2)},
         )
 
