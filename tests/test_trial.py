@@ -290,3 +290,46 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
     finally:
         stop.set()
         t.join(5)
+
+
+def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monkeypatch, capsys):
+    """`matcher train ranker` on a store with served lists and feedback: a candidate is registered with its
+    held-out comparison, and activated, put on trial or kept out as its interval says."""
+    import json
+
+    from bench.park_sim import Park, simulate_park
+    from matcher.cli import main
+    from training.registry import ModelRegistry
+
+    park = Park(n_resources=600, n_needs=60, seed=1, data_dir=tmp_path)
+    try:
+        simulate_park(park, max_events=120, every=10_000, seed=1)  # logging only: no training inside
+        url = park.settings.sqlalchemy_url
+    finally:
+        park.close()
+    monkeypatch.setenv("MATCHER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MATCHER_DATABASE_URL", url)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "ranker"])
+    assert exc.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    reg = ModelRegistry(tmp_path / "models" / "registry")
+    manifest = reg.get(out["model"]).manifest
+    assert manifest["data"]["positives"] >= 10 and manifest["params"]["incumbent"] == "transparent-1"
+    ci = out["evaluation"]["ci95"]
+    assert manifest["ci"]["low"] == ci[0] and manifest["ci"]["high"] == ci[1]
+    if ci[0] > 0:
+        assert out["activated"] and reg.active_id() == out["model"]
+    elif ci[1] > 0:
+        assert out["trial"] and reg.trial()["id"] == out["model"] and reg.active_id() is None
+    else:
+        assert not out["activated"] and not out["trial"] and manifest["status"] == "rejected"
+    assert out["previous_trial"] is None
+    if out["trial"]:  # training again judges the running trial first and does not replace it
+        with pytest.raises(SystemExit):
+            main(["train", "ranker"])
+        again = json.loads(capsys.readouterr().out)
+        assert again["previous_trial"]["model"] == out["model"]
+        assert again["previous_trial"]["decision"] == "continue"  # no interleaved list served yet
+        assert reg.trial()["id"] == out["model"] and not again["trial"]
