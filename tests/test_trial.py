@@ -115,7 +115,7 @@ def test_one_look_keeps_false_promotions_at_the_nominal_rate_and_finds_a_clear_w
 
 
 def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
-    engine_client, headers, payloads, engine_settings, engine
+    store, engine_client, headers, payloads, engine_settings, engine
 ):
     from tests.test_registry import _fitted
     from training.registry import ModelRegistry
