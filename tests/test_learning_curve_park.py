@@ -120,3 +120,35 @@ def test_tiny_park_run_prints_the_curve(tmp_path, capsys):
     )
     if result["png"] is not None:
         assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_outcomes_raise_the_served_ranking_through_an_interleaved_trial(tmp_path, capsys):
+    """The product's learning loop, end to end: a candidate the logged comparison cannot judge goes on trial,
+    users prefer it in interleaved lists, it is promoted, and held-out needs are served better."""
+    main(
+        [
+            "--scenario",
+            "park",
+            "--resources",
+            "2000",
+            "--needs",
+            "160",
+            "--events",
+            "300",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    result = json.loads(capsys.readouterr().out)
+    curve = result["curve"]
+    started = [p for p in curve if p.get("put_on_trial")]
+    assert started and started[0]["ci95"][0] <= 0 < started[0]["ci95"][1]  # the log could not tell
+    promoted = [p for p in curve if p["promoted"]]
+    assert promoted, "no ranker was promoted within 300 events"
+    first = promoted[0]
+    assert first["trial"]["decision"] == "promote" and first["trial"]["ci95"][0] > 0.5
+    assert first["trial"]["wins"] + first["trial"]["losses"] >= 40  # judged at the planned number of votes
+    assert result["feedback"]["interleaved_sessions"] > 0
+    assert result["final_ndcg@10"] > result["start_ndcg@10"] + 0.1
