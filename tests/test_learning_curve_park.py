@@ -152,3 +152,13 @@ def test_outcomes_raise_the_served_ranking_through_an_interleaved_trial(tmp_path
     assert first["trial"]["wins"] + first["trial"]["losses"] >= 40  # judged at the planned number of votes
     assert result["feedback"]["interleaved_sessions"] > 0
     assert result["final_ndcg@10"] > result["start_ndcg@10"] + 0.1
+
+
+def test_trial_cost_bench_times_plain_and_interleaved_matches():
+    from bench.trial_cost import measure
+
+    out = measure(resources=600, needs=60, seed=1, repeats=1)
+    assert out["candidate"].startswith("ranker-") and out["candidate_class"] == "LearnedRanker"
+    for key in ("plain", "interleaved"):
+        assert out[key]["requests"] == out["needs"] > 0
+        assert 0 < out[key]["p50_ms"] <= out[key]["p99_ms"]
