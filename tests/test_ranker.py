@@ -151,3 +151,40 @@ def test_held_out_ndcg_of_logged_feedback_is_inverse_propensity_weighted():
     assert per_query_ndcg(served, log, ["g"], eta=1.0, clip=2.0)["g"] == pytest.approx(
         (1 + 2 / math.log2(9)) / (2 + 1 / math.log2(3))
     )
+
+
+def _region_rows(n_lists: int = 60, seed: int = 0):
+    """Lists in which the outcome depends on the region fit, a little on the text, and not on recency."""
+    rng = np.random.default_rng(seed)
+    rows, y, g = [], [], []
+    for q in range(n_lists):
+        for _ in range(10):
+            region = float(rng.random() < 0.5)
+            rel = float(rng.random())
+            row = {
+                "dense": rel,
+                "lexical": rel,
+                "relevance": rel,
+                "region": region,
+                "recency": float(rng.random()),
+            }
+            rows.append(row)
+            y.append(int(rng.random() < 0.05 + 0.6 * region + 0.1 * rel))
+            g.append(str(q))
+    return rows, y, g
+
+
+@pytest.mark.parametrize("model", ["logistic", "boosting"])
+def test_a_learned_ranker_says_what_it_learned(model):
+    rows, y, g = _region_rows()
+    m = LearnedRanker(model=model).fit(rows, y, groups=g)
+    effects = m.effects_
+    assert effects[0]["feature"] == "region" and effects[0]["weight"] > 0
+    assert effects[0]["en"] == "same region" and effects[0]["zh"] == "同一地区"
+    names = [e["feature"] for e in effects]
+    assert "stage" not in names and "stage_unknown" not in names  # never varied: nothing to say
+    assert [abs(e["weight"]) for e in effects] == sorted((abs(e["weight"]) for e in effects), reverse=True)
+    if model == "logistic":
+        assert "per standard deviation" in effects[0]["measure"]
+        recency = next(e for e in effects if e["feature"] == "recency")
+        assert abs(recency["weight"]) < effects[0]["weight"] / 5

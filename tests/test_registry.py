@@ -105,6 +105,9 @@ def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settin
     (reg.root / bad.id / "model.joblib").write_bytes(b"not a model")
     r = client.get("/v1/models", headers=headers["officer"])
     assert r.status_code == 200 and r.json()["count"] == 2 and r.json()["active"] is None
+    learned = reg.register(_fitted(), learned=_fitted().effects_)
+    shown = {m["id"]: m for m in client.get("/v1/models", headers=headers["officer"]).json()["data"]}
+    assert shown[learned.id]["learned"][0]["feature"] == "relevance" and shown[a.id]["learned"] == []
     assert client.post(f"/v1/models/{a.id}/activate", headers=headers["officer"]).status_code == 403
     ok = client.post(f"/v1/models/{a.id}/activate", headers=headers["admin"])
     assert ok.status_code == 200 and ok.json()["active"] == a.id

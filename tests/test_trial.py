@@ -317,6 +317,9 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
     reg = ModelRegistry(tmp_path / "models" / "registry")
     manifest = reg.get(out["model"]).manifest
     assert manifest["data"]["positives"] >= 10 and manifest["params"]["incumbent"] == "transparent-1"
+    # what it learned, in both languages, strongest first (the full list stays in the manifest)
+    assert out["learned"] and all(e["en"] and e["zh"] for e in out["learned"])
+    assert [e["feature"] for e in out["learned"]] == [e["feature"] for e in manifest["learned"][:5]]
     ci = out["evaluation"]["ci95"]
     assert manifest["ci"]["low"] == ci[0] and manifest["ci"]["high"] == ci[1]
     if ci[0] > 0:

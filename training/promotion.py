@@ -61,6 +61,7 @@ def train_and_decide(
             "level": 0.95,
         },
         status="candidate" if result.promote else "rejected",
+        learned=getattr(ranker, "effects_", None),
     )
     logged = data.source.get("kind") != "qrels"
     trial_running = registry.trial("ranker") is not None
@@ -88,6 +89,10 @@ def train_and_decide(
         "model": v.id,
         "ranker": ranker,
         "evaluation": result.as_dict(),
+        "learned": [
+            {k: e[k] for k in ("feature", "weight", "en", "zh")}
+            for e in (getattr(ranker, "effects_", None) or [])[:5]
+        ],
         "activated": activated,
         "trial": on_trial,
         "note": note,

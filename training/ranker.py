@@ -53,6 +53,41 @@ def _one_openmp_thread():
     return _threadpools().limit(limits=1, user_api="openmp")
 
 
+# what each column of the design matrix means, for `LearnedRanker.effects_` (English, Chinese)
+FEATURE_LABELS: dict[str, tuple[str, str]] = {
+    "dense": ("semantic similarity of the texts", "文本语义相似度"),
+    "lexical": ("shared words and phrases", "共同词语"),
+    "relevance": ("text relevance (the two fused)", "文本相关度（融合）"),
+    "industry": ("industry fit", "行业匹配"),
+    "region": ("same region", "同一地区"),
+    "stage": ("fund stage fits the enterprise", "基金阶段匹配"),
+    "amount": ("ticket or budget covers the amount", "额度/预算覆盖所需金额"),
+    "trl": ("technology readiness (TRL) fits", "技术成熟度匹配"),
+    "recency": ("recently updated", "近期更新"),
+    "deadline": ("time left before the deadline", "距截止日期的时间"),
+}
+
+
+def column_names(use_list_features: bool) -> list[str]:
+    """The design matrix's columns: features, then an 'unknown' indicator per fit feature, then list features."""
+    names = list(FEATURE_NAMES) + [f"{n}_unknown" for n in FIT_FEATURES]
+    return names + list(LIST_FEATURES) if use_list_features else names
+
+
+def _label(column: str) -> tuple[str, str]:
+    for suffix, en, zh in (
+        ("_unknown", "not stated: ", "未说明："),
+        ("_gap", "behind the list's best: ", "与列表最佳之差："),
+    ):
+        if column.endswith(suffix):
+            base_en, base_zh = FEATURE_LABELS.get(column[: -len(suffix)], (column, column))
+            return en + base_en, zh + base_zh
+    if column.endswith("_rank"):
+        base_en, base_zh = FEATURE_LABELS.get(column[:-5], (column, column))
+        return "rank in the list by " + base_en, "列表内排名：" + base_zh
+    return FEATURE_LABELS.get(column, (column, column))
+
+
 def propensity(positions: np.ndarray, eta: float = 1.0) -> np.ndarray:
     """P(seen | position) under the position-based model: (1 / position)^eta, position 1-based."""
     pos = np.maximum(np.asarray(positions, dtype=np.float64), 1.0)
@@ -283,7 +318,43 @@ class LearnedRanker(BaseEstimator):
         self.n_rows_ = int(len(y_arr))
         self.n_groups_ = int(n_groups)
         self.n_positive_ = int(y_arr.sum())
+        self.effects_ = self._effects(x, y_arr)
         return self
+
+    def _effects(self, x: np.ndarray, y: np.ndarray) -> list[dict[str, object]]:
+        """What the model learned, strongest first: for the linear models, the change in log-odds of a
+        positive outcome per standard deviation of each column (signed); for boosting, how much the training
+        AUC drops when the column is shuffled (unsigned). Columns that never vary are left out."""
+        names = column_names(self.use_list_features)
+        est = self.estimator_
+        if self.model == "logistic":
+            coef = np.asarray(est[-1].coef_).reshape(-1)
+            values = {n: float(c) for n, c in zip(names, coef, strict=True)}
+            kind = (
+                "log-odds of preferring one match over another, per standard deviation"
+                if self.objective == "pairwise"
+                else "log-odds of a positive outcome per standard deviation"
+            )
+        else:
+            from sklearn.inspection import permutation_importance
+
+            with _one_openmp_thread():
+                imp = permutation_importance(
+                    est, x, y, scoring="roc_auc", n_repeats=3, random_state=self.random_state
+                )
+            values = {n: float(v) for n, v in zip(names, imp.importances_mean, strict=True)}
+            kind = "training AUC lost when shuffled"
+        varies = x.std(axis=0) > 0
+        out = []
+        for j, name in enumerate(names):
+            if not varies[j]:
+                continue
+            en, zh = _label(name)
+            out.append(
+                {"feature": name, "weight": round(values[name], 4), "measure": kind, "en": en, "zh": zh}
+            )
+        out.sort(key=lambda e: -abs(float(e["weight"])))  # type: ignore[arg-type]
+        return out
 
     # ------------------------------------------------------------------ serving
     def decision_function(self, rows: Sequence[dict[str, float | None]]) -> np.ndarray:

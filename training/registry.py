@@ -194,8 +194,10 @@ class ModelRegistry:
         ci: dict[str, Any] | None = None,
         status: str = "candidate",
         artefact_dir: str | os.PathLike | None = None,
+        learned: list[dict[str, Any]] | None = None,
     ) -> ModelVersion:
-        """Store a fitted estimator (or, for encoders, point at a model directory) as a new version."""
+        """Store a fitted estimator (or, for encoders, point at a model directory) as a new version;
+        `learned` is what the model says it learned (a ranker's feature effects), kept in the manifest."""
         import joblib
 
         if kind not in KINDS:
@@ -215,6 +217,8 @@ class ModelRegistry:
             "ci": ci or {},
             "library_versions": library_versions(),
         }
+        if learned:
+            manifest["learned"] = learned
         if estimator is not None:
             if hasattr(estimator, "version"):
                 estimator.version = model_id

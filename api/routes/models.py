@@ -30,6 +30,7 @@ class ModelPublic(BaseModel):
     ci: dict[str, Any] = {}
     library_versions: dict[str, str] = {}
     trial: dict[str, Any] = {}
+    learned: list[dict[str, Any]] = []  # a ranker's feature effects, strongest first (bilingual labels)
 
 
 class ModelsPublic(BaseModel):
@@ -68,6 +69,7 @@ def _public(v) -> ModelPublic:
         ci=m.get("ci") or {},
         library_versions=m.get("library_versions") or {},
         trial=m.get("trial") or {},
+        learned=m.get("learned") or [],
     )
 
 
