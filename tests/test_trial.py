@@ -336,3 +336,33 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
         assert again["previous_trial"]["model"] == out["model"]
         assert again["previous_trial"]["decision"] == "continue"  # no interleaved list served yet
         assert reg.trial()["id"] == out["model"] and not again["trial"]
+
+
+def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, engine, caplog):
+    import logging
+    import threading
+    import time
+
+    from matcher.ranker import TransparentRanker
+    from tests.test_registry import _fitted
+    from training.registry import ModelRegistry, follow_registry
+
+    class FakeEngine:
+        ranker = TransparentRanker()
+        trial = None
+        db = engine
+
+    reg = ModelRegistry.for_settings(settings)
+    v = reg.register(_fitted())
+    reg.start_trial(v.id, incumbent="transparent-1")
+    (reg.root / v.id / "model.joblib").write_bytes(b"garbage")
+    eng, stop = FakeEngine(), threading.Event()
+    with caplog.at_level(logging.ERROR, logger="training.registry"):
+        t = threading.Thread(target=follow_registry, args=(eng, settings, stop), kwargs={"every": 0.01})
+        t.start()
+        time.sleep(0.5)  # many ticks
+        stop.set()
+        t.join(5)
+    assert eng.trial is None
+    refusals = [r for r in caplog.records if "refusing the ranker on trial" in r.getMessage()]
+    assert len(refusals) == 1 and "checksum" in refusals[0].getMessage()

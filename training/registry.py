@@ -405,6 +405,11 @@ def install_trial(engine: Any, settings: Any) -> str | None:
 
     The trial is served only while the engine's ranker is the one it is compared with; a trial artefact that
     fails to load is logged and not served. Returns the version on trial in the engine afterwards."""
+    return _install_trial(engine, settings)[0]
+
+
+def _install_trial(engine: Any, settings: Any) -> tuple[str | None, str | None]:
+    """`install_trial`, also returning the id of a trial artefact refused at load (else None)."""
     from matcher.engine import Trial
 
     registry = ModelRegistry.for_settings(settings)
@@ -414,18 +419,18 @@ def install_trial(engine: Any, settings: Any) -> str | None:
         if current is not None:
             engine.trial = None
             logger.info("no ranker trial to serve: serving %s alone", engine.ranker.version)
-        return None
+        return None, None
     if current is not None and current.ranker.version == t["id"]:
-        return str(t["id"])
+        return str(t["id"]), None
     try:
         est = registry.load(str(t["id"]))
     except ValidationFailed as exc:
         logger.error("refusing the ranker on trial: %s", exc.detail)
         engine.trial = None
-        return None
+        return None, str(t["id"])
     engine.trial = Trial(est, float(settings.trial_share))
     logger.info("ranker %s on interleaved trial against %s", est.version, engine.ranker.version)
-    return str(est.version)
+    return str(est.version), None
 
 
 def judge_trial(engine: Any, settings: Any) -> Any:
@@ -449,6 +454,7 @@ def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> N
 
     registry = ModelRegistry.for_settings(settings)
     refused: str | None = None  # an active artefact that failed to load is not retried every tick
+    trial_refused: str | None = None
     encoder_seen = registry.active_id("encoder")
     last_judged = time.monotonic()
     while not stop.wait(every):
@@ -460,8 +466,15 @@ def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> N
                     logger.info("no active ranker in the registry: serving %s", engine.ranker.version)
             elif active not in (engine.ranker.version, refused):
                 refused = None if install_active_ranker(engine, settings) == active else active
-            if registry.trial("ranker") is not None or engine.trial is not None:
-                install_trial(engine, settings)
+            trial = registry.trial("ranker")
+            wanted = None if trial is None else str(trial["id"])
+            if wanted is None:
+                if engine.trial is not None:
+                    _install_trial(engine, settings)  # the trial ended: serve the ranker alone
+                trial_refused = None
+            elif wanted != trial_refused:
+                # a trial artefact that fails to load is refused once, not logged again every tick
+                trial_refused = _install_trial(engine, settings)[1]
             if (
                 engine.trial is not None
                 and settings.trial_check_s > 0
