@@ -103,8 +103,8 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
-        """``{"active": {kind: id}, "history": {kind: [ids]}}``: each kind (ranker, encoder) has its own active
-        version and rollback history. A state written by older versions (one active id, one history list) is
+        """``{"active": {kind: id}, "history": {kind: [ids]}, "trial": {kind: {...}}}``: each kind (ranker,
+        encoder) has its own active version, rollback history and running trial. A state written by older versions (one active id, one history list) is
         read by the kinds of the ids it names."""
         empty: dict[str, Any] = {"active": {}, "history": {}, "trial": {}}
         path = self.root / STATE
@@ -352,13 +352,11 @@ class ModelRegistry:
             self._save_state(state)
             model_id = str(t["id"])
             try:
-                v = self.get(model_id)
+                self._set_status(model_id, status)
+                if verdict is not None:
+                    self.record_trial(model_id, verdict)
             except NotFound:
-                return model_id
-            v.manifest["status"] = status
-            if verdict is not None:
-                v.manifest["trial"] = verdict
-            _write_json(self.root / model_id / MANIFEST, v.manifest)
+                pass
             return model_id
 
     def record_trial(self, model_id: str, verdict: Any) -> None:
