@@ -149,14 +149,20 @@ def run(
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """The options every csl-need2doc-dev ranker benchmark takes: the set, its split, the encoder and where
+    to train one, a work directory and the seed."""
     p.add_argument("--dataset", default=DEFAULT_SET)
     p.add_argument("--split", default="dev")
     p.add_argument("--encoder", type=Path, default=None, help="an encoder directory (default: train one)")
     p.add_argument("--corpus", default=DEFAULT_CORPUS, help="records for training the bench encoder")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "parkmatch-ranker-bench")
     p.add_argument("--seed", type=int, default=0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_dataset_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     args.work_dir.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ import logging
 import math
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,52 +37,21 @@ from typing import Any
 
 import numpy as np
 
-from bench.ranker_eval import DEFAULT_CORPUS, DEFAULT_SET, bench_encoder
+from bench.ranker_eval import add_dataset_args, bench_encoder
 
+_TEXT = ["dense", "lexical"]
+_SPLIT = ["lex_words", "lex_bigrams"]
+_COVERAGE = ["cov_words", "cov_bigrams"]
+_TITLE = ["title_words", "title_bigrams"]
+_REST = ["sent_words", "sent_bigrams", "doc_len", "soft"]
 SETS: dict[str, list[str]] = {
-    "service": ["dense", "lexical", "relevance"],
-    "split": ["dense", "lexical", "lex_words", "lex_bigrams"],
-    "coverage": ["dense", "lexical", "lex_words", "lex_bigrams", "cov_words", "cov_bigrams"],
-    "coverage+title": [
-        "dense",
-        "lexical",
-        "lex_words",
-        "lex_bigrams",
-        "cov_words",
-        "cov_bigrams",
-        "title_words",
-        "title_bigrams",
-    ],
-    "soft": ["dense", "lexical", "soft"],
-    "all": [
-        "dense",
-        "lexical",
-        "lex_words",
-        "lex_bigrams",
-        "cov_words",
-        "cov_bigrams",
-        "title_words",
-        "title_bigrams",
-        "sent_words",
-        "sent_bigrams",
-        "doc_len",
-        "soft",
-    ],
-    "all+list": [
-        "dense",
-        "lexical",
-        "lex_words",
-        "lex_bigrams",
-        "cov_words",
-        "cov_bigrams",
-        "title_words",
-        "title_bigrams",
-        "sent_words",
-        "sent_bigrams",
-        "doc_len",
-        "soft",
-        "list",
-    ],
+    "service": [*_TEXT, "relevance"],
+    "split": _TEXT + _SPLIT,
+    "coverage": _TEXT + _SPLIT + _COVERAGE,
+    "coverage+title": _TEXT + _SPLIT + _COVERAGE + _TITLE,
+    "soft": [*_TEXT, "soft"],
+    "all": _TEXT + _SPLIT + _COVERAGE + _TITLE + _REST,
+    "all+list": [*_TEXT, *_SPLIT, *_COVERAGE, *_TITLE, *_REST, "list"],
 }
 _SENTENCE = re.compile(r"[。；;！!？?，,.]")
 
@@ -304,13 +272,8 @@ def run(queries: list[dict[str, Any]], *, folds: int = 5, seed: int = 0) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default=DEFAULT_SET)
-    p.add_argument("--split", default="dev")
-    p.add_argument("--encoder", type=Path, default=None, help="an encoder directory (default: train one)")
-    p.add_argument("--corpus", default=DEFAULT_CORPUS, help="records for training the bench encoder")
-    p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "parkmatch-ranker-bench")
+    add_dataset_args(p)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if not Path(args.dataset).is_dir():
