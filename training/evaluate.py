@@ -120,6 +120,23 @@ class Comparison:
             "promote": self.promote,
         }
 
+    def manifest_metrics(self) -> dict[str, Any]:
+        """The registry manifest's `metrics` for the candidate this comparison evaluated."""
+        return {
+            "ndcg@10": round(self.candidate, 4),
+            "ndcg@10_incumbent": round(self.incumbent, 4),
+            "queries": self.queries,
+        }
+
+    def manifest_ci(self) -> dict[str, Any]:
+        """The registry manifest's `ci`: the paired bootstrap interval of the gain."""
+        return {
+            "diff": round(self.diff, 4),
+            "low": round(self.ci_low, 4),
+            "high": round(self.ci_high, 4),
+            "level": 0.95,
+        }
+
 
 def should_promote(ci_low: float) -> bool:
     """The promotion rule: the candidate must be better with 95 % confidence, not merely on average."""

@@ -49,19 +49,10 @@ def train_and_decide(
         ranker,
         data=source | {"rows": len(data), "lists": data.n_groups, "positives": data.n_positive} | split_info,
         params=ranker.get_params() | {"incumbent": str(incumbent.version)},
-        metrics={
-            "ndcg@10": round(result.candidate, 4),
-            "ndcg@10_incumbent": round(result.incumbent, 4),
-            "queries": result.queries,
-        },
-        ci={
-            "diff": round(result.diff, 4),
-            "low": round(result.ci_low, 4),
-            "high": round(result.ci_high, 4),
-            "level": 0.95,
-        },
+        metrics=result.manifest_metrics(),
+        ci=result.manifest_ci(),
         status="candidate" if result.promote else "rejected",
-        learned=getattr(ranker, "effects_", None),
+        learned=ranker.effects_,
     )
     logged = data.source.get("kind") != "qrels"
     trial_running = registry.trial("ranker") is not None
@@ -89,10 +80,7 @@ def train_and_decide(
         "model": v.id,
         "ranker": ranker,
         "evaluation": result.as_dict(),
-        "learned": [
-            {k: e[k] for k in ("feature", "weight", "en", "zh")}
-            for e in (getattr(ranker, "effects_", None) or [])[:5]
-        ],
+        "learned": [{k: e[k] for k in ("feature", "weight", "en", "zh")} for e in ranker.effects_[:5]],
         "activated": activated,
         "trial": on_trial,
         "note": note,

@@ -112,8 +112,6 @@ def _trial_public(state, reg: ModelRegistry, verdict: Any = None) -> TrialPublic
 def trial_status(state: StateDep, caller: CallerDep) -> TrialPublic:
     """The ranker on trial and its evidence so far (votes of interleaved lists, 95 % interval); read-only."""
     reg = ModelRegistry.for_settings(state.settings)
-    if reg.trial("ranker") is None:
-        raise NotFound("no ranker is on trial")
     with Session(state.db) as session:
         verdict = evaluate_trial(session, reg, act=False, planned=state.settings.trial_votes)
     return _trial_public(state, reg, verdict)

@@ -200,26 +200,13 @@ def train_encoder(
             "seed": seed,
             "incumbent": incumbent_id,
         },
-        metrics={}
-        if result is None
-        else {
-            "ndcg@10": round(result.candidate, 4),
-            "ndcg@10_incumbent": round(result.incumbent, 4),
-            "queries": result.queries,
-        },
-        ci={}
-        if result is None
-        else {
-            "diff": round(result.diff, 4),
-            "low": round(result.ci_low, 4),
-            "high": round(result.ci_high, 4),
-            "level": 0.95,
-        },
+        metrics={} if result is None else result.manifest_metrics(),
+        ci={} if result is None else result.manifest_ci(),
         status="candidate" if install else status,
     )
     if (
         install
-    ):  # the registry's active encoder; the one installed before it is retired (and can be rolled back to)
+    ):  # the registry's active encoder; the one installed before is retired (and can be rolled back to)
         v = registry.activate(v.id)
     typer.echo(
         json.dumps(
