@@ -204,9 +204,8 @@ def train_encoder(
         ci={} if result is None else result.manifest_ci(),
         status="candidate" if install else status,
     )
-    if (
-        install
-    ):  # the registry's active encoder; the one installed before is retired (and can be rolled back to)
+    if install:
+        # the registry's active encoder; the one installed before is retired (and can be rolled back to)
         v = registry.activate(v.id)
     typer.echo(
         json.dumps(
