@@ -11,10 +11,10 @@ from api.errors import install_error_handlers
 from api.middleware import install_middleware
 from api.routes import routers
 from api.state import AppState
-from matcher.db import init_db, make_engine
-from matcher.events import ChangeHub
+from matcher.domain.taxonomy import default_taxonomy
 from matcher.settings import Settings
-from matcher.taxonomy import default_taxonomy
+from matcher.store.db import init_db, make_engine
+from matcher.store.events import ChangeHub
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.state import AppState
-from matcher.auth import Caller, verify_key
 from matcher.errors import Forbidden, ServiceUnavailable, Unauthorized
+from matcher.store.keys import Caller, verify_key
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 

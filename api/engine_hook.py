@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from api.state import AppState
-from matcher.encoding import load_configured_encoder
-from matcher.engine import MatchEngine
+from matcher.matching.engine import MatchEngine
+from matcher.models.encoder import load_configured_encoder
 from training.registry import follow_registry, install_active_ranker, install_trial
 
 

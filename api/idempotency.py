@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import CallerDep
-from matcher import idempotency
-from matcher.idempotency import IdempotencyScope
+from matcher.store import idempotency
+from matcher.store.idempotency import IdempotencyScope
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 

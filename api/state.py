@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from matcher.events import ChangeHub
+from matcher.domain.taxonomy import Taxonomy
 from matcher.settings import Settings
-from matcher.taxonomy import Taxonomy
+from matcher.store.events import ChangeHub
 
 
 @dataclass
@@ -18,6 +18,6 @@ class AppState:
     db: Engine
     hub: ChangeHub
     taxonomy: Taxonomy
-    matcher: Any = None  # matcher.engine.MatchEngine once the indexes are loaded
+    matcher: Any = None  # matcher.matching.engine.MatchEngine once the indexes are loaded
     extras: dict[str, Any] = field(default_factory=dict)
     ready: bool = False

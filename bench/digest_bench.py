@@ -15,7 +15,7 @@ Usage::
 * 'configured' (the default): what the service would load. MATCHER_ENCODER when it names a path or model;
   otherwise the project's default static model in the configured data dir (`<MATCHER_DATA_DIR>/models/
   encoder-default`); when there is none, a model of that same type is trained here with the project's trainer
-  and default recipe (`training.encoder.train_static_encoder`, as `matcher demo` does) on a sample of the
+  and default recipe (`training.encoders.train.train_static_encoder`, as `matcher demo` does) on a sample of the
   synthetic records (`--train-records`), into the work dir, and loaded the way the service loads it;
 * a model path or name;
 * 'hashing': a feature-hashing stand-in with the Encoder interface (not the production model).
@@ -89,7 +89,7 @@ class HashingEncoder:
 def populate(db, n_ent: int, n_res: int, seed: int) -> None:
     from sqlmodel import Session
 
-    from matcher.models import Enterprise, Need, Resource, Tenant
+    from matcher.domain.tables import Enterprise, Need, Resource, Tenant
 
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -187,7 +187,7 @@ def training_records(db, limit: int, seed: int) -> list[dict]:
     """A sample of the synthetic resources, enterprises and needs as training records for the static model."""
     from sqlmodel import Session, select
 
-    from matcher.models import Enterprise, Need, Resource
+    from matcher.domain.tables import Enterprise, Need, Resource
 
     rng = random.Random(seed)
     with Session(db) as s:
@@ -201,7 +201,7 @@ def training_records(db, limit: int, seed: int) -> list[dict]:
 
 def resolve_encoder(args, work: Path, db):
     """(encoder, label, seconds spent training): see the module docstring for what --encoder means."""
-    from matcher.encoding import load_configured_encoder
+    from matcher.models.encoder import load_configured_encoder
     from matcher.settings import Settings
 
     if args.encoder == "hashing":
@@ -217,7 +217,7 @@ def resolve_encoder(args, work: Path, db):
         return load_configured_encoder(configured), f"MATCHER_ENCODER={configured.encoder}", 0.0
     if configured.default_encoder_dir.exists():
         return load_configured_encoder(configured), f"default model at {configured.default_encoder_dir}", 0.0
-    from training.encoder import train_static_encoder
+    from training.encoders.train import train_static_encoder
 
     local = Settings(data_dir=work, encoder="default")
     if not local.default_encoder_dir.exists():
@@ -262,13 +262,13 @@ def main(argv: list[str] | None = None) -> None:
 def run(args, work: Path) -> None:
     from sqlmodel import Session, func, select
 
-    from matcher.db import init_db, make_engine
-    from matcher.digest.compose import DigestComposer, period_of
-    from matcher.digest.sources import EngineSource
-    from matcher.engine import MatchEngine
-    from matcher.models import Enterprise, Need
+    from matcher.digests.compose import DigestComposer, period_of
+    from matcher.digests.sources import EngineSource
+    from matcher.domain.tables import Enterprise, Need
+    from matcher.domain.taxonomy import default_taxonomy
+    from matcher.matching.engine import MatchEngine
     from matcher.settings import Settings
-    from matcher.taxonomy import default_taxonomy
+    from matcher.store.db import init_db, make_engine
 
     shutil.rmtree(
         work / "store", ignore_errors=True

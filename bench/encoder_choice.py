@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoders import load_encoder
-from embeddings.static_zh import StaticZhEmbedding, text_tokens
-from training.beir import judged_doc_ids, load_beir, qrels_splits
-from training.encoder import StaticRecipe, train_static_encoder
-from training.metrics import evaluate, per_query
-from training.pairs import find_problem_clause
+from embeddings.encoders.sentence import load_encoder
+from embeddings.encoders.static_zh import StaticZhEmbedding, text_tokens
+from training.data.beir import judged_doc_ids, load_beir, qrels_splits
+from training.data.pairs import find_problem_clause
+from training.encoders.train import StaticRecipe, train_static_encoder
+from training.evaluation.metrics import evaluate, per_query
 
 logger = logging.getLogger("bench.encoder_choice")
 
@@ -58,7 +58,7 @@ DEPTH = 100  # candidates per system before fusion
 WEIGHTS = [round(x * 0.05, 2) for x in range(21)]
 RRF_K = 60
 
-# static recipe variants: name -> overrides of training.encoder.StaticRecipe
+# static recipe variants: name -> overrides of training.encoders.train.StaticRecipe
 STATIC_VARIANTS: dict[str, dict] = {
     "static-default": {},  # idf-normed random rows, 20 epochs, lr 0.003, batch 512, all four pair kinds
     "static-untrained": {"epochs": 0},  # the initialisation alone: a random projection of a tf-idf bag
@@ -137,7 +137,7 @@ def load_training_records(data: Path) -> list[dict]:
     records = load_records(data)
     cran = data / "bench" / "cranfield"
     if cran.is_dir():
-        from training.beir import load_corpus
+        from training.data.beir import load_corpus
 
         for doc_id, doc in load_corpus(cran).items():
             records.append({"id": doc_id, "title": doc["title"], "text": doc["text"], "keywords": []})

@@ -4,14 +4,14 @@ For each of ``--folds`` folds (queries split at random, grouped by query; every 
 
 1. the training folds' queries are cut in two: a *tuning slice* (``--tune-fraction``, default 20 %) and the
    rest. The encoder is trained on
-   a. self-supervised pairs (:mod:`training.pairs`) from the set's own ``corpus.jsonl`` documents, minus every
+   a. self-supervised pairs (:mod:`training.data.pairs`) from the set's own ``corpus.jsonl`` documents, minus every
       document a held-out query or a tuning query judges (a judged document of this set has its problem clause,
       i.e. the query, cut out already; the research-results originals, which still contain it, are never read
       for judged documents: only the keywords of unjudged ones are joined from ``--keywords``), plus
    b. the remaining training queries' qrels as supervised (query -> judged document) pairs, each with one
       BM25-mined hard negative, repeated ``--pair-repeats`` times per epoch;
-2. the corpus is indexed exactly as the service indexes it (:func:`matcher.evaluation.build_engine`) and the
-   queries go through ``MatchEngine.match`` (:func:`matcher.evaluation.run_queries`);
+2. the corpus is indexed exactly as the service indexes it (:func:`training.evaluation.match_eval.build_engine`) and the
+   queries go through ``MatchEngine.match`` (:func:`training.evaluation.match_eval.run_queries`);
 3. the fusion dense weight is the one with the best nDCG@10 on the tuning slice (never on the held-out fold);
 4. the held-out fold is scored at that weight, at dense weight 0 (BM25 alone, the same index) and at the
    service's default weight for Chinese.
@@ -72,8 +72,8 @@ def _doc_text(doc: dict[str, str]) -> str:
 
 
 def _score(engine, ids, queries: dict[str, str], qrels, weight: float | None) -> dict[str, float]:
-    from matcher.evaluation import run_queries
-    from training.metrics import evaluate
+    from training.evaluation.match_eval import run_queries
+    from training.evaluation.metrics import evaluate
 
     if not queries:
         return {"ndcg@10": 0.0, "recall@10": 0.0}
@@ -95,9 +95,9 @@ def run_fold(
     recipe: dict[str, Any],
     work: Path,
 ) -> dict[str, Any]:
-    from embeddings.encoders import load_encoder
-    from matcher.evaluation import temporary_engine
-    from training.encoder import train_static_encoder
+    from embeddings.encoders.sentence import load_encoder
+    from training.encoders.train import train_static_encoder
+    from training.evaluation.match_eval import temporary_engine
 
     rng = np.random.default_rng(args.seed + 1000 + fold)
     shuffled = [train_q[i] for i in rng.permutation(len(train_q))]
@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args.weights = [float(w) for w in args.weights.split(",")]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
-    from training.beir import load_beir
-    from training.evaluate import grouped_kfold
+    from training.data.beir import load_beir
+    from training.evaluation.compare import grouped_kfold
 
     data = Path(args.data)
     corpus, queries, qrels = load_beir(data / "bench" / "csl-need2doc-dev", "dev")

@@ -6,8 +6,8 @@ probability (1/p)^eta (position bias); an examined relevant document (qrels) is 
 irrelevant one is rejected with a small probability. Every 50 feedback events, up to 500, a candidate ranker
 is trained on the logged impressions + feedback and compared with the one in service on held-out *sessions*
 (split by query); it is promoted when the 95 % lower bound of its gain is above zero, and put on an
-interleaved trial when the interval straddles zero (the production rule, training/promotion.py and
-training/trial.py; ``--no-trial`` turns trials off). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
+interleaved trial when the interval straddles zero (the production rule, training/rankers/promotion.py and
+training/rankers/trial.py; ``--no-trial`` turns trials off). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
 queries that no simulated user ever saw.
 
 Usage::
@@ -37,11 +37,17 @@ from typing import Any
 import numpy as np
 
 from bench.ranker_eval import DEFAULT_CORPUS, DEFAULT_SET, bench_encoder, collect
-from matcher.interleave import preference, team_draft
-from matcher.ranker import TransparentRanker
-from training.datasets import LabelledRows
-from training.evaluate import NotEnoughData, all_groups, grouped_split, per_query_ndcg, train_and_compare
-from training.trial import PLANNED_VOTES, judge
+from matcher.matching.interleave import preference, team_draft
+from matcher.matching.ranker import TransparentRanker
+from training.data.feedback import LabelledRows
+from training.evaluation.compare import (
+    NotEnoughData,
+    all_groups,
+    grouped_split,
+    per_query_ndcg,
+    train_and_compare,
+)
+from training.rankers.trial import PLANNED_VOTES, judge
 
 
 def simulate(
@@ -58,7 +64,7 @@ def simulate(
 ) -> dict[str, Any]:
     """The stream over precomputed candidates, with the product's promotion rule: a candidate is activated when
     its logged comparison's interval is above zero, and put on interleaved trial (every list team-draft
-    interleaved, judged once at `planned_votes` decided lists, `training.trial.judge`) when it straddles zero."""
+    interleaved, judged once at `planned_votes` decided lists, `training.rankers.trial.judge`) when it straddles zero."""
     rng = np.random.default_rng(seed)
     coin = random.Random(seed)
     pool_g, eval_g = grouped_split(all_groups(data), test_size=0.5, seed=seed)
@@ -113,7 +119,9 @@ def simulate(
             session.add(f"{q}#{sessions}", data.items[i], data.rows[i], label, pos)
             session.units[f"{q}#{sessions}"] = q  # lists of one query stay on one side of a split
         sessions += 1
-        if got == 0:  # nobody reacted: the list is not training data (see training.datasets.from_feedback)
+        if (
+            got == 0
+        ):  # nobody reacted: the list is not training data (see training.data.feedback.from_feedback)
             continue
         if teams is not None and accepted:
             vote = preference(teams, accepted)
@@ -264,7 +272,7 @@ def run_park(args: argparse.Namespace) -> None:
 
     encoder = None
     if args.encoder is not None:
-        from embeddings.encoders import load_encoder
+        from embeddings.encoders.sentence import load_encoder
 
         encoder = load_encoder(str(args.encoder))
     park = Park(n_resources=args.resources, n_needs=args.needs, seed=args.seed, encoder=encoder)

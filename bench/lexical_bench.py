@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from matcher.lexical import LexicalIndex  # noqa: E402
+from embeddings.lexical.bm25 import LexicalIndex  # noqa: E402
 
 DEFAULT_CORPUS = "/work/shared/data/research_results/csl_corpus.jsonl"
 _SENT = re.compile(r"[^。；;！？!?]+[。；;！？!?]?")

@@ -36,7 +36,7 @@ def sentences() -> list[str]:
             for line in fh:
                 out += [s for s in re.split(r"[。；.;]", json.loads(line)["abstract"]) if len(s) > 8]
     else:
-        from matcher.demo import own_records
+        from matcher.demo.records import own_records
 
         for name in ("results", "scenarios", "funds", "incubators", "needs"):
             for r in own_records(name):
@@ -105,7 +105,7 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
                 [
                     sys.executable,
                     "-m",
-                    "matcher.cli",
+                    "matcher.cli.main",
                     "keys",
                     "create",
                     "--tenant",
@@ -130,7 +130,7 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
                 for i in range(start, min(n, start + 20_000)):
                     fh.write(json.dumps(record(rng, sents, i), ensure_ascii=False) + "\n")
             done = subprocess.run(
-                [sys.executable, "-m", "matcher.cli", "import", str(path), "--tenant", "bench"],
+                [sys.executable, "-m", "matcher.cli.main", "import", str(path), "--tenant", "bench"],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -142,7 +142,7 @@ def run_size(n: int, encoder: str, sents: list[str], queries: int, import_n: int
         url = f"http://127.0.0.1:{port}"
         t0 = time.perf_counter()
         server = subprocess.Popen(
-            [sys.executable, "-m", "matcher.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "matcher.cli.main", "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -23,8 +23,8 @@ the transparent default's fixed 30 % fit share assumes, and that is what learnin
 
 Matches are served through the production path: records in a temporary SQLite store, `MatchEngine.match` with
 `need_id` (the code behind ``POST /v1/match``), impressions logged as the match route logs them, feedback
-recorded with `matcher.feedback.record_feedback`, training rows read back with
-`training.datasets.from_feedback`, candidates trained and compared by `training.evaluate.train_and_compare`
+recorded with `matcher.outcomes.feedback.record_feedback`, training rows read back with
+`training.data.feedback.from_feedback`, candidates trained and compared by `training.evaluation.compare.train_and_compare`
 (held-out needs, 95 % bootstrap CI), exactly as ``matcher train ranker`` does."""
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def truly_matches(need: ParkNeed, r: ParkResource, today: date) -> bool:
 
 
 def reject_reason(need: ParkNeed, r: ParkResource, today: date) -> str:
-    """Why a park user would turn this match down (one of matcher.feedback.REASONS)."""
+    """Why a park user would turn this match down (one of matcher.outcomes.feedback.REASONS)."""
     if r.industry != need.industry:
         return "not_relevant"
     f = r.facts
@@ -306,12 +306,12 @@ class Park:
         encoder: Any = None,
         data_dir: Path | None = None,
     ) -> None:
-        from matcher.auth import ensure_tenant
-        from matcher.db import init_db, make_engine
-        from matcher.engine import MatchEngine, Relevance
-        from matcher.models import Enterprise, Need, Resource
+        from matcher.domain.tables import Enterprise, Need, Resource
+        from matcher.domain.taxonomy import default_taxonomy
+        from matcher.matching.engine import MatchEngine, Relevance
         from matcher.settings import Settings
-        from matcher.taxonomy import default_taxonomy
+        from matcher.store.db import init_db, make_engine
+        from matcher.store.keys import ensure_tenant
 
         if encoder is None:
             from bench.digest_bench import HashingEncoder
@@ -396,13 +396,13 @@ class Park:
 
     def serve(self, need_id: int, *, k: int = 10) -> Any:
         """One match for a need through the production path, with the production defaults."""
-        from matcher.engine import MatchQuery
+        from matcher.matching.engine import MatchQuery
 
         return self.engine.match(MatchQuery(need_id=need_id, k=k, explain=False), tenant=TENANT)
 
     def ndcg(self, ranker: Any, need_ids: list[int], *, k: int = 10) -> float:
         """Mean nDCG@k of the lists `ranker` serves for these needs, against every true match in the park."""
-        from training.metrics import per_query
+        from training.evaluation.metrics import per_query
 
         before, trial = self.engine.ranker, self.engine.trial
         self.engine.ranker, self.engine.trial = ranker, None  # this ranker's own lists, never interleaved
@@ -426,16 +426,16 @@ def simulate_park(
     trial: bool = True,
 ) -> dict[str, Any]:
     """Scripted users over the park; every `every` feedback events the product's own learning step runs
-    (`training.promotion`, as `matcher train ranker` does, with interleaved trials unless `trial` is False);
+    (`training.rankers.promotion`, as `matcher train ranker` does, with interleaved trials unless `trial` is False);
     the curve is the served ranker's nDCG@10 on held-out needs."""
     from api.routes.match import _log_impressions  # the match route's own impression logging
-    from matcher.auth import Caller
-    from matcher.feedback import record_feedback
-    from training.datasets import from_feedback
-    from training.evaluate import NotEnoughData, grouped_split
-    from training.promotion import train_and_decide
+    from matcher.outcomes.feedback import record_feedback
+    from matcher.store.keys import Caller
+    from training.data.feedback import from_feedback
+    from training.evaluation.compare import NotEnoughData, grouped_split
+    from training.rankers.promotion import train_and_decide
+    from training.rankers.trial import evaluate_trial
     from training.registry import ModelRegistry, install_active_ranker, install_trial
-    from training.trial import evaluate_trial
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from matcher.ranker import TransparentRanker
-from training.beir import judged_doc_ids, load_beir
-from training.datasets import LabelledRows, from_qrels
-from training.evaluate import all_groups, compare, grouped_kfold, grouped_split, per_query_ndcg
-from training.ranker import LearnedRanker
+from matcher.matching.ranker import TransparentRanker
+from training.data.beir import judged_doc_ids, load_beir
+from training.data.feedback import LabelledRows, from_qrels
+from training.evaluation.compare import all_groups, compare, grouped_kfold, grouped_split, per_query_ndcg
+from training.rankers.fit import LearnedRanker
 
 DEFAULT_SET = "/work/shared/data/bench/csl-need2doc-dev"
 DEFAULT_CORPUS = "/work/shared/data/research_results/csl_corpus.jsonl"
@@ -48,7 +48,7 @@ def bench_encoder(work: Path, corpus_file: str, bench_root: Path, *, retrain: bo
     out = work / "encoder"
     if out.exists() and not retrain:
         return out
-    from training.encoder import train_static_encoder
+    from training.encoders.train import train_static_encoder
 
     judged: set[str] = set()
     for d in bench_root.iterdir():
@@ -66,8 +66,8 @@ def collect(
     """Candidates and features of every judged query from the production match path (cached by `cache`)."""
     import pickle
 
-    from embeddings.encoders import load_encoder
-    from matcher.evaluation import temporary_engine
+    from embeddings.encoders.sentence import load_encoder
+    from training.evaluation.match_eval import temporary_engine
 
     if cache is not None and cache.exists():
         with cache.open("rb") as fh:

@@ -58,10 +58,10 @@ _SENTENCE = re.compile(r"[。；;！!？?，,.]")
 
 def collect(dataset: str, split: str, encoder_dir: Path) -> list[dict[str, Any]]:
     """Each judged query's top 100 from the production match path, with the extra features per candidate."""
-    from embeddings.encoders import load_encoder
+    from embeddings.encoders.sentence import load_encoder
     from embeddings.text import BIGRAM_PREFIX, lexical_terms, tokenize
-    from matcher.evaluation import match_text, temporary_engine
-    from training.beir import load_beir
+    from training.data.beir import load_beir
+    from training.evaluation.match_eval import match_text, temporary_engine
 
     corpus, queries, qrels = load_beir(dataset, split)
     encoder = load_encoder(str(encoder_dir))
@@ -130,7 +130,7 @@ def _coverage(query_terms: list[str], doc_terms: set[str], idf: dict[str, float]
 def _soft_matcher(encoder: Any) -> Callable[[str], Callable[[str], float]] | None:
     """MaxSim over the static encoder's unit word vectors, weighted by the vectors' norms (their learnt
     importance); None for an encoder that is not the project's static one."""
-    from embeddings.static_zh import StaticZhEmbedding, text_tokens
+    from embeddings.encoders.static_zh import StaticZhEmbedding, text_tokens
 
     model = getattr(encoder, "model", None)
     module = model[0] if model is not None and len(model) else None
@@ -252,7 +252,7 @@ def cross_validate(
 
 
 def run(queries: list[dict[str, Any]], *, folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    from training.evaluate import bootstrap_ci
+    from training.evaluation.compare import bootstrap_ci
 
     results: dict[str, Any] = {}
     default_ndcg = None

@@ -22,8 +22,8 @@ import numpy as np
 
 def measure(resources: int, needs: int, seed: int, repeats: int) -> dict[str, Any]:
     from bench.park_sim import Park, simulate_park
-    from matcher.engine import Trial
-    from matcher.ranker import TransparentRanker
+    from matcher.matching.engine import Trial
+    from matcher.matching.ranker import TransparentRanker
     from training.registry import ModelRegistry
 
     park = Park(n_resources=resources, n_needs=needs, seed=seed)

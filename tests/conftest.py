@@ -23,9 +23,9 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel
 
 from api.app import create_app
-from matcher.auth import Caller, create_key
-from matcher.db import import_table_modules, init_db, make_engine, session_scope
 from matcher.settings import Settings
+from matcher.store.db import import_table_modules, init_db, make_engine, session_scope
+from matcher.store.keys import Caller, create_key
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TENANT = "tenant-a"
@@ -289,7 +289,7 @@ def payloads() -> Payloads:
 
 def demo_training_records() -> list[dict[str, Any]]:
     """The project's own demo records as training text (no shared data needed)."""
-    from matcher.demo import own_records
+    from matcher.demo.records import own_records
 
     out = []
     for name in ("results", "scenarios", "funds", "incubators", "enterprises", "needs"):
@@ -308,7 +308,7 @@ def demo_training_records() -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A static encoder trained on the demo records in seconds; shared by every test that needs one."""
-    from training.encoder import train_static_encoder
+    from training.encoders.train import train_static_encoder
 
     out = tmp_path_factory.mktemp("encoder") / "encoder-test"
     train_static_encoder(demo_training_records(), out, dim=64, epochs=8, show_progress=False, min_count=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from matcher.auth import create_key, revoke_key, verify_key
-from matcher.db import session_scope
-from matcher.models import ApiKey, Tenant
+from matcher.domain.tables import ApiKey, Tenant
+from matcher.store.db import session_scope
+from matcher.store.keys import create_key, revoke_key, verify_key
 
 # ---------------------------------------------------------------- the core
 

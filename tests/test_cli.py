@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from matcher.cli import main
+from matcher.cli.main import main
 
 FUNDS = "编号,名称,管理人,投资阶段,最低投资额,最高投资额\nF1,天使基金,示例资本,天使轮,50万,500万\nF2,坏基金,示例资本,天使轮,900万,100万\n"
 

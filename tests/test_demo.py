@@ -12,13 +12,13 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from matcher import demo
-from matcher.auth import verify_key
-from matcher.cli import main
-from matcher.db import init_db, make_engine
-from matcher.models import Enterprise, Need, Resource
+from matcher.cli.main import main
+from matcher.demo import records as demo
+from matcher.domain.tables import Enterprise, Need, Resource
+from matcher.domain.taxonomy import default_taxonomy
 from matcher.settings import Settings
-from matcher.taxonomy import default_taxonomy
+from matcher.store.db import init_db, make_engine
+from matcher.store.keys import verify_key
 
 
 @pytest.fixture
@@ -177,9 +177,9 @@ def fake_training(monkeypatch):
         (out_dir / "records.txt").write_text(str(len(records)))
         return out_dir
 
-    module = types.ModuleType("training.encoder")
+    module = types.ModuleType("training.encoders.train")
     module.train_static_encoder = train_static_encoder
-    monkeypatch.setitem(sys.modules, "training.encoder", module)
+    monkeypatch.setitem(sys.modules, "training.encoders.train", module)
     return calls
 
 
@@ -205,14 +205,14 @@ def test_demo_trains_the_encoder_from_the_stored_texts(env, fake_training, capsy
 
 
 def test_missing_training_code_is_not_fatal(env, monkeypatch):
-    monkeypatch.setitem(sys.modules, "training.encoder", None)
+    monkeypatch.setitem(sys.modules, "training.encoders.train", None)
     assert demo.ensure_default_encoder(env, [], show_progress=False) is None
 
 
 @pytest.mark.slow
 def test_demo_encoder_is_trained_for_real_and_loads(env):
-    pytest.importorskip("training.encoder")
-    from embeddings.encoders import load_encoder
+    pytest.importorskip("training.encoders.train")
+    from embeddings.encoders.sentence import load_encoder
 
     engine = make_engine(env)
     init_db(engine)

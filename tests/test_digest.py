@@ -12,14 +12,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
-from matcher.db import init_db, make_engine
-from matcher.digest.compose import DigestComposer, DigestPolicy, is_due, period_of, period_start
-from matcher.digest.runner import DigestRunner
-from matcher.digest.send import SmtpSender
-from matcher.digest.sources import KeywordSource
-from matcher.digest.tokens import InvalidToken, make_unsubscribe_token, verify_unsubscribe_token
-from matcher.models import DigestLog, Enterprise, Feedback, Need, Resource, Tenant
+from matcher.digests.compose import DigestComposer, DigestPolicy, is_due, period_of, period_start
+from matcher.digests.runner import DigestRunner
+from matcher.digests.send import SmtpSender
+from matcher.digests.sources import KeywordSource
+from matcher.digests.tokens import InvalidToken, make_unsubscribe_token, verify_unsubscribe_token
+from matcher.domain.tables import DigestLog, Enterprise, Feedback, Need, Resource, Tenant
 from matcher.settings import Settings
+from matcher.store.db import init_db, make_engine
 
 PERIOD = "2026-W48"
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # Tuesday of 2026-W48
@@ -350,7 +350,7 @@ def test_crash_mid_run_is_resumed_without_duplicates(env):
 
 def test_template_error_is_recorded_per_enterprise(env, monkeypatch):
     settings, db, runner, inbox, ids = env
-    import matcher.digest.runner as runner_mod
+    import matcher.digests.runner as runner_mod
 
     real = runner_mod.render_digest
 

@@ -10,10 +10,10 @@ from aiosmtpd.controller import Controller
 from sqlmodel import Session
 
 from api.routes.digests import get_digest_source
-from matcher.digest.send import SmtpSender
-from matcher.digest.sources import KeywordSource
-from matcher.digest.tokens import make_unsubscribe_token
-from matcher.models import Enterprise, Resource
+from matcher.digests.send import SmtpSender
+from matcher.digests.sources import KeywordSource
+from matcher.digests.tokens import make_unsubscribe_token
+from matcher.domain.tables import Enterprise, Resource
 from tests.conftest import TENANT
 from tests.test_digest import Inbox, free_port
 
@@ -184,8 +184,8 @@ def test_private_webhook_url_refused_when_disallowed(tmp_path, keys):
     from matcher.settings import Settings
 
     strict = Settings(data_dir=tmp_path / "strict", webhook_allow_private=False)
-    from matcher.auth import create_key
-    from matcher.db import init_db, make_engine, session_scope
+    from matcher.store.db import init_db, make_engine, session_scope
+    from matcher.store.keys import create_key
 
     db = make_engine(strict)
     init_db(db)

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from embeddings.encoders import load_encoder
-from matcher.digest.compose import DemandQuery, DigestComposer, DigestPolicy
-from matcher.digest.sources import EngineSource
-from matcher.engine import MatchEngine
-from matcher.models import Enterprise, Feedback, Need, Resource, Tenant
-from matcher.taxonomy import default_taxonomy
+from embeddings.encoders.sentence import load_encoder
+from matcher.digests.compose import DemandQuery, DigestComposer, DigestPolicy
+from matcher.digests.sources import EngineSource
+from matcher.domain.tables import Enterprise, Feedback, Need, Resource, Tenant
+from matcher.domain.taxonomy import default_taxonomy
+from matcher.matching.engine import MatchEngine
 
 from .conftest import OTHER_TENANT, TENANT
 

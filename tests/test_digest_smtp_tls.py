@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from matcher.digest.send import SendError, SmtpSender
+from matcher.digests.send import SendError, SmtpSender
 
 USER, PASSWORD = "digest@park.example", "s3cret"
 

@@ -4,11 +4,16 @@ import random
 import numpy as np
 import pytest
 
-from embeddings.base import Encoder
-from embeddings.encoders import EncoderNotFoundError, SentenceTransformerEncoder, load_encoder, model_dir_hash
-from embeddings.static_zh import StaticZhEmbedding
-from training.encoder import train_static_encoder
-from training.pairs import Bm25, extract_problem_clause, mine_pairs, split_sentences
+from embeddings.encoders.base import Encoder
+from embeddings.encoders.sentence import (
+    EncoderNotFoundError,
+    SentenceTransformerEncoder,
+    load_encoder,
+    model_dir_hash,
+)
+from embeddings.encoders.static_zh import StaticZhEmbedding
+from training.data.pairs import Bm25, extract_problem_clause, mine_pairs, split_sentences
+from training.encoders.train import train_static_encoder
 
 TOPICS = {
     "battery": (
@@ -88,7 +93,7 @@ def test_saved_layout_and_manifest(model_dir):
     ):
         assert (model_dir / name).is_file(), name
     modules = json.loads((model_dir / "modules.json").read_text())
-    assert modules[0]["type"] == "embeddings.static_zh.StaticZhEmbedding"
+    assert modules[0]["type"] == "embeddings.encoders.static_zh.StaticZhEmbedding"
     manifest = json.loads((model_dir / "training_manifest.json").read_text())
     assert manifest["records_used"] == len(RECORDS)
     assert manifest["recipe"]["dim"] == 32
@@ -238,7 +243,7 @@ def test_parallel_tokenisation_matches_serial(encoder, monkeypatch):
     np.testing.assert_allclose(parallel, serial, atol=1e-6)
     import multiprocessing
 
-    from embeddings import static_zh
+    from embeddings.encoders import static_zh
 
     if "fork" in multiprocessing.get_all_start_methods():
         from embeddings.text import tokenize

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, delete
 
 from api.app import create_app
-from matcher.encoding import EncoderUnavailable
-from matcher.models import Resource
+from matcher.domain.tables import Resource
+from matcher.models.encoder import EncoderUnavailable
 
 BODY = {
     "kind": "result",
@@ -57,7 +57,7 @@ def test_index_from_another_model_is_rebuilt(engine_settings, engine, headers, t
 
 
 def test_lexical_index_tokenised_another_way_is_rebuilt(engine_settings, engine, headers):
-    from embeddings.index import read_manifest
+    from embeddings.vector.index import read_manifest
 
     with TestClient(create_app(engine_settings)) as c:
         rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
@@ -91,7 +91,7 @@ def test_encoder_is_switched_without_stopping_and_catches_up_writes(
 ):
     import shutil
 
-    from embeddings.encoders import load_encoder
+    from embeddings.encoders.sentence import load_encoder
 
     with TestClient(create_app(engine_settings)) as c:
         made = [

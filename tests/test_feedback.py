@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, func, select
 
-from matcher.models import Feedback, Impression
+from matcher.domain.tables import Feedback, Impression
 
 URL = "/v1/feedback"
 
@@ -184,7 +184,7 @@ def test_first_feedback_changes_nothing_and_training_refuses(
     assert r.status_code == 201
     monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
-    from matcher.cli import main
+    from matcher.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["train", "ranker"])

@@ -10,14 +10,14 @@ from datetime import date, datetime
 import pytest
 from sqlmodel import Session, select
 
-from matcher import importer
-from matcher.auth import Caller
-from matcher.columns import load_mapping
+from matcher.domain.tables import Resource
 from matcher.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from matcher.events import ChangeHub
-from matcher.importer import import_file
-from matcher.models import Resource
-from matcher.tabular import decode_text, detect_format
+from matcher.ingest import importer
+from matcher.ingest.columns import load_mapping
+from matcher.ingest.importer import import_file
+from matcher.ingest.tabular import decode_text, detect_format
+from matcher.store.events import ChangeHub
+from matcher.store.keys import Caller
 from tests.conftest import OTHER_TENANT, TENANT, EventLog
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

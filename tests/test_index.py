@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings.base import VectorIndex
-from embeddings.index import (
+from embeddings.encoders.base import VectorIndex
+from embeddings.locks import RWLock
+from embeddings.vector.index import (
     ExactIndex,
     FaissIndex,
     IndexCorruptError,
@@ -26,7 +27,6 @@ from embeddings.index import (
     read_manifest,
     unique_slots,
 )
-from embeddings.locks import RWLock
 
 D = 32
 N = 3000
@@ -370,7 +370,7 @@ def _two_versions(data, tmp_path) -> FaissIndex:
 
 def test_crash_before_pointer_keeps_previous_version(data, tmp_path, monkeypatch) -> None:
     fi = _two_versions(data, tmp_path)
-    import embeddings.index as mod
+    import embeddings.vector.index as mod
 
     real_replace = os.replace
 
@@ -390,7 +390,7 @@ def test_crash_before_pointer_keeps_previous_version(data, tmp_path, monkeypatch
 
 def test_crash_while_writing_files_keeps_previous_version(data, tmp_path, monkeypatch) -> None:
     fi = _two_versions(data, tmp_path)
-    import embeddings.index as mod
+    import embeddings.vector.index as mod
 
     def half_written(index, path):  # a torn write, then the process dies
         Path(path).write_bytes(b"\x00" * 100)
@@ -440,7 +440,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np
     sys.path.insert(0, {repo!r})
-    from embeddings.index import FaissIndex
+    from embeddings.vector.index import FaissIndex
     rng = np.random.default_rng(0)
     fi = FaissIndex(16, kind="hnsw", model_id="kill", background=False)
     n = 0

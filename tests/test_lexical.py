@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from embeddings.index import IndexCorruptError, IndexMismatchError, read_manifest
+from embeddings.lexical.bm25 import LexicalIndex
 from embeddings.text import tokenize
-from matcher.lexical import LexicalIndex
+from embeddings.vector.index import IndexCorruptError, IndexMismatchError, read_manifest
 
 
 def zipf_docs(n: int, *, seed: int = 0, vocab: int = 400) -> list[list[str]]:

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from training.beir import BeirFormatError, judged_doc_ids, load_beir, qrels_splits
-from training.metrics import evaluate, mrr_at_k, ndcg_at_k, per_query, recall_at_k
+from training.data.beir import BeirFormatError, judged_doc_ids, load_beir, qrels_splits
+from training.evaluation.metrics import evaluate, mrr_at_k, ndcg_at_k, per_query, recall_at_k
 
 # q1: graded judgements, d3 judged non-relevant, d5 unjudged
 QRELS = {

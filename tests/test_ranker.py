@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matcher.ranker import Ranker, TransparentRanker
-from training.datasets import LabelledRows
-from training.evaluate import (
+from matcher.matching.ranker import Ranker, TransparentRanker
+from training.data.feedback import LabelledRows
+from training.evaluation.compare import (
     NotEnoughData,
     bootstrap_ci,
     compare,
@@ -17,7 +17,7 @@ from training.evaluate import (
     should_promote,
     train_and_compare,
 )
-from training.ranker import LearnedRanker, ips_weights, propensity
+from training.rankers.fit import LearnedRanker, ips_weights, propensity
 
 
 def synthetic(

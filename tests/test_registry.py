@@ -12,7 +12,7 @@ from training.registry import ModelArtefactError, ModelRegistry
 
 
 def _fitted():
-    from training.ranker import LearnedRanker
+    from training.rankers.fit import LearnedRanker
 
     rng = np.random.default_rng(0)
     rows, y, g = [], [], []
@@ -120,7 +120,7 @@ def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settin
 
 
 def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, caplog):
-    from matcher.ranker import TransparentRanker
+    from matcher.matching.ranker import TransparentRanker
     from training.registry import install_active_ranker
 
     class FakeEngine:
@@ -142,7 +142,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
     import threading
     import time
 
-    from matcher.ranker import TransparentRanker
+    from matcher.matching.ranker import TransparentRanker
     from training.registry import follow_registry
 
     class FakeEngine:
@@ -209,8 +209,8 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
     import threading
     import time
 
-    from embeddings.encoders import load_encoder
-    from matcher.ranker import TransparentRanker
+    from embeddings.encoders.sentence import load_encoder
+    from matcher.matching.ranker import TransparentRanker
     from training.registry import follow_registry
 
     other = tmp_path / "encoder-next"

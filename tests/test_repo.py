@@ -8,12 +8,12 @@ import pytest
 from pydantic import TypeAdapter
 from sqlmodel import Session, select
 
-from matcher import idempotency, repo
+from matcher.domain.schemas import EnterpriseCreate, NeedCreate, NeedUpdate, ResourceCreate, ResourceUpdate
+from matcher.domain.tables import DigestLog, IdempotencyRecord, Need, Resource, utcnow
 from matcher.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from matcher.events import ChangeHub
-from matcher.idempotency import IdempotencyScope
-from matcher.models import DigestLog, IdempotencyRecord, Need, Resource, utcnow
-from matcher.schemas import EnterpriseCreate, NeedCreate, NeedUpdate, ResourceCreate, ResourceUpdate
+from matcher.store import idempotency, repo
+from matcher.store.events import ChangeHub
+from matcher.store.idempotency import IdempotencyScope
 
 pytestmark = pytest.mark.usefixtures("store")
 
@@ -250,7 +250,7 @@ def test_fingerprint_ignores_formatting_only():
 def test_begin_complete_replay(engine):
     scope = IdempotencyScope(tenant="tenant-a", key="k", method="POST", path="/v1/x", body_hash="h1")
     with Session(engine) as s:
-        from matcher.auth import ensure_tenant
+        from matcher.store.keys import ensure_tenant
 
         ensure_tenant(s, "tenant-a")
         s.commit()

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from matcher.cli import main
-from matcher.models import Feedback, Need, Resource, utcnow
+from matcher.cli.main import main
+from matcher.domain.tables import Feedback, Need, Resource, utcnow
 from tests.conftest import demo_training_records
 
 pytestmark = pytest.mark.slow
 
 
 def _cos_to_positive(model_dir, pairs) -> np.ndarray:
-    from embeddings.encoders import load_encoder
+    from embeddings.encoders.sentence import load_encoder
 
     enc = load_encoder(model_dir)
     q = enc.encode_queries([p[0] for p in pairs])
@@ -28,7 +28,7 @@ def _cos_to_positive(model_dir, pairs) -> np.ndarray:
 
 
 def test_supervised_pairs_move_queries_towards_their_positives(tmp_path):
-    from training.encoder import train_static_encoder
+    from training.encoders.train import train_static_encoder
 
     records = demo_training_records()
     docs = [r for r in records if r["id"].startswith(("results-", "scenarios-"))]
@@ -57,7 +57,7 @@ def test_supervised_pairs_move_queries_towards_their_positives(tmp_path):
 
 
 def test_pairs_with_a_given_hard_negative_push_it_away(tmp_path):
-    from training.encoder import train_static_encoder
+    from training.encoders.train import train_static_encoder
 
     records = demo_training_records()
     pos, neg = records[0], records[1]
@@ -73,7 +73,7 @@ def test_pairs_with_a_given_hard_negative_push_it_away(tmp_path):
         pairs=pairs,
         pair_repeats=4,
     )
-    from embeddings.encoders import load_encoder
+    from embeddings.encoders.sentence import load_encoder
 
     enc = load_encoder(out)
     qv = enc.encode_queries([q])[0]
@@ -101,9 +101,9 @@ def cli(*args: str) -> int:
 
 def _demo_store_with_feedback(n_needs: int):
     """The project's demo records in the CLI's store, and one accepted plus one rejected resource for n needs."""
-    from matcher.db import init_db, make_engine
-    from matcher.demo import load_demo
+    from matcher.demo.records import load_demo
     from matcher.settings import Settings
+    from matcher.store.db import init_db, make_engine
 
     settings = Settings()
     db = make_engine(settings)
@@ -177,8 +177,8 @@ def test_cli_with_too_little_feedback_registers_an_unevaluated_candidate(cli_env
 
 
 def test_corrupt_model_directory_is_refused_at_load_and_not_installed(tmp_path, encoder_dir):
-    from embeddings.encoders import load_encoder
-    from matcher.commands.train import _install_default_encoder
+    from embeddings.encoders.sentence import load_encoder
+    from matcher.cli.train import _install_default_encoder
     from matcher.settings import Settings
 
     bad = tmp_path / "bad-model"
@@ -187,7 +187,7 @@ def test_corrupt_model_directory_is_refused_at_load_and_not_installed(tmp_path, 
     with pytest.raises(ValueError, match="damaged or incomplete"):
         load_encoder(bad)
     # the service refuses to start on it with one readable line
-    from matcher.encoding import EncoderUnavailable, load_configured_encoder
+    from matcher.models.encoder import EncoderUnavailable, load_configured_encoder
 
     with pytest.raises(EncoderUnavailable, match="damaged or incomplete"):
         load_configured_encoder(Settings(data_dir=tmp_path / "x", database_url=None, encoder=str(bad)))

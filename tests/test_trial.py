@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from matcher.interleave import CANDIDATE, INCUMBENT, preference, team_draft
-from matcher.models import Impression
-from training.trial import judge, wilson
+from matcher.domain.tables import Impression
+from matcher.matching.interleave import CANDIDATE, INCUMBENT, preference, team_draft
+from training.rankers.trial import judge, wilson
 
 # ---------------------------------------------------------------- team-draft interleaving
 
@@ -118,8 +118,8 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
     store, engine_client, headers, payloads, engine_settings, engine
 ):
     from tests.test_registry import _fitted
+    from training.rankers.trial import evaluate_trial
     from training.registry import ModelRegistry
-    from training.trial import evaluate_trial
 
     c = engine_client
     for title in ("量子传感器导航", "量子传感器测距", "量子传感器芯片", "激光雷达量子探测"):
@@ -191,7 +191,7 @@ def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(client, 
 def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypatch, capsys):
     import json
 
-    from matcher.cli import main
+    from matcher.cli.main import main
     from tests.test_registry import _fitted
     from training.registry import ModelRegistry
 
@@ -228,10 +228,10 @@ def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypa
     ],
 )
 def test_the_promotion_rule_activates_tries_or_keeps(tmp_path, monkeypatch, ci, kind, running, expect):
-    import training.promotion as promotion
+    import training.rankers.promotion as promotion
     from tests.test_registry import _fitted
-    from training.datasets import LabelledRows
-    from training.evaluate import Comparison
+    from training.data.feedback import LabelledRows
+    from training.evaluation.compare import Comparison
     from training.registry import ModelRegistry
 
     reg = ModelRegistry(tmp_path / "registry")
@@ -258,7 +258,7 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
     import threading
     import time
 
-    from matcher.ranker import TransparentRanker
+    from matcher.matching.ranker import TransparentRanker
     from tests.test_registry import _fitted
     from training.registry import ModelRegistry, follow_registry
 
@@ -298,7 +298,7 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
     import json
 
     from bench.park_sim import Park, simulate_park
-    from matcher.cli import main
+    from matcher.cli.main import main
     from training.registry import ModelRegistry
 
     park = Park(n_resources=600, n_needs=60, seed=1, data_dir=tmp_path)
@@ -343,7 +343,7 @@ def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, eng
     import threading
     import time
 
-    from matcher.ranker import TransparentRanker
+    from matcher.matching.ranker import TransparentRanker
     from tests.test_registry import _fitted
     from training.registry import ModelRegistry, follow_registry
 

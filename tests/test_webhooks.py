@@ -12,15 +12,15 @@ from types import SimpleNamespace
 import pytest
 from sqlmodel import Session, select
 
-from matcher.db import init_db, make_engine
+from matcher.domain.tables import Enterprise, Need, Resource, Tenant
 from matcher.errors import ValidationFailed
-from matcher.models import Enterprise, Need, Resource, Tenant
 from matcher.notify.delivery import WebhookDispatcher, new_secret
 from matcher.notify.listener import StandingMatchListener
-from matcher.notify.models import StandingMatch, WebhookDelivery, WebhookSubscription
 from matcher.notify.signing import HEADER, sign, verify
+from matcher.notify.tables import StandingMatch, WebhookDelivery, WebhookSubscription
 from matcher.notify.urls import validate_webhook_url
 from matcher.settings import Settings
+from matcher.store.db import init_db, make_engine
 
 
 class Receiver:
@@ -205,7 +205,7 @@ class FakeReverseEngine:
         self.db = db
 
     def reverse(self, resource_id, *, tenant, k, min_score, include):
-        from matcher.engine import demand_key
+        from matcher.matching.engine import demand_key
 
         with Session(self.db) as s:
             needs = s.exec(select(Need)).all()
@@ -223,7 +223,9 @@ class FakeReverseEngine:
 
 
 def test_standing_matches_recorded_once_and_notified(env, receiver):
-    pytest.importorskip("matcher.engine", reason="the match engine's index modules are not available")
+    pytest.importorskip(
+        "matcher.matching.engine", reason="the match engine's index modules are not available"
+    )
     settings, db, dispatcher = env
     subscribe(db, receiver.url, secret="whsec_x")
     with Session(db, expire_on_commit=False) as s:

@@ -408,7 +408,7 @@ def install_trial(engine: Any, settings: Any) -> str | None:
 
 def _install_trial(engine: Any, settings: Any) -> tuple[str | None, str | None]:
     """`install_trial`, also returning the id of a trial artefact refused at load (else None)."""
-    from matcher.engine import Trial
+    from matcher.matching.engine import Trial
 
     registry = ModelRegistry.for_settings(settings)
     t = registry.trial("ranker")
@@ -432,10 +432,10 @@ def _install_trial(engine: Any, settings: Any) -> tuple[str | None, str | None]:
 
 
 def judge_trial(engine: Any, settings: Any) -> Any:
-    """Judge the running trial on the store's feedback and carry out the verdict (see training/trial.py)."""
+    """Judge the running trial on the store's feedback and carry out the verdict (see training/rankers/trial.py)."""
     from sqlmodel import Session
 
-    from training.trial import evaluate_trial
+    from training.rankers.trial import evaluate_trial
 
     with Session(engine.db) as session:
         return evaluate_trial(session, ModelRegistry.for_settings(settings), planned=settings.trial_votes)
@@ -447,8 +447,8 @@ def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> N
     by hand; and, when an encoder is activated (`matcher train encoder` installs it as the default), the
     configured encoder, switched in without stopping (`MatchEngine.swap_encoder`). A ranker put on trial is
     interleaved with the one in service, and every ``settings.trial_check_s`` its evidence is judged and the
-    verdict carried out (training/trial.py). A bad artefact is refused as at start-up and what serves stays."""
-    from matcher.ranker import TransparentRanker
+    verdict carried out (training/rankers/trial.py). A bad artefact is refused as at start-up and what serves stays."""
+    from matcher.matching.ranker import TransparentRanker
 
     registry = ModelRegistry.for_settings(settings)
     refused: str | None = None  # an active artefact that failed to load is not retried every tick
@@ -490,7 +490,7 @@ def follow_registry(engine: Any, settings: Any, stop: Any, *, every: float) -> N
 
 def _switch_encoder(engine: Any, settings: Any) -> None:
     """Load the configured encoder; when it is not the one serving, rebuild the indexes with it and switch."""
-    from matcher.encoding import EncoderUnavailable, load_configured_encoder
+    from matcher.models.encoder import EncoderUnavailable, load_configured_encoder
 
     try:
         encoder = load_configured_encoder(settings)

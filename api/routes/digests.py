@@ -14,17 +14,17 @@ from sqlmodel import Session, select
 
 from api.deps import CallerDep, OfficerDep, SessionDep, StateDep, WriterDep
 from api.state import AppState
-from matcher.auth import Caller
-from matcher.digest.compose import FREQUENCIES, KINDS, CandidateSource, DigestComposer, period_start
-from matcher.digest.runner import DigestRunner
-from matcher.digest.send import EmailSender, SmtpSender
-from matcher.digest.sources import EngineSource
-from matcher.digest.tokens import verify_unsubscribe_token
+from matcher.digests.compose import FREQUENCIES, KINDS, CandidateSource, DigestComposer, period_start
+from matcher.digests.runner import DigestRunner
+from matcher.digests.send import EmailSender, SmtpSender
+from matcher.digests.sources import EngineSource
+from matcher.digests.tokens import verify_unsubscribe_token
+from matcher.domain.tables import Enterprise, utcnow
 from matcher.errors import NotFound, ServiceUnavailable, ValidationFailed
-from matcher.models import Enterprise, utcnow
 from matcher.notify.delivery import EVENTS, WebhookDispatcher, new_secret
-from matcher.notify.models import WebhookDelivery, WebhookSubscription
+from matcher.notify.tables import WebhookDelivery, WebhookSubscription
 from matcher.notify.urls import validate_webhook_url
+from matcher.store.keys import Caller
 
 router = APIRouter(tags=["digests"])
 

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, OfficerDep, SessionDep, StateDep
-from api.entity_routes import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from api.idempotency import IdempotencyDep
-from matcher import repo
-from matcher.schemas import (
+from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
+from matcher.domain.schemas import (
     EnterpriseCreate,
     EnterprisePublic,
     EnterprisesPublic,
@@ -20,6 +19,7 @@ from matcher.schemas import (
     Tier,
     Visibility,
 )
+from matcher.store import repo
 
 router = APIRouter(prefix="/enterprises", tags=["enterprises"])
 ENTERPRISES = EntityRoutes(

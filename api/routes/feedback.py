@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CallerDep, SessionDep
 from api.idempotency import IdempotencyDep, create_once
-from matcher.feedback import REASONS, Action, Reason, record_feedback
+from matcher.outcomes.feedback import REASONS, Action, Reason, record_feedback
 
 router = APIRouter(tags=["feedback"])
 

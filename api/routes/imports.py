@@ -11,9 +11,9 @@ from starlette.datastructures import UploadFile
 
 from api.deps import StateDep, WriterDep
 from api.state import AppState
-from matcher.auth import Caller
 from matcher.errors import PayloadTooLarge, ValidationFailed
-from matcher.importer import ImportReport, import_file, load_mapping
+from matcher.ingest.importer import ImportReport, import_file, load_mapping
+from matcher.store.keys import Caller
 
 router = APIRouter(tags=["import"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep
-from matcher import repo
-from matcher.models import ApiKey, as_utc
-from matcher.schemas import ApiKeyCreated, ShortText, Strict
+from matcher.domain.schemas import ApiKeyCreated, ShortText, Strict
+from matcher.domain.tables import ApiKey, as_utc
+from matcher.store import repo
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 

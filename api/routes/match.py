@@ -9,11 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlmodel import Session, select
 
 from api.deps import CallerDep, StateDep, get_matcher
-from matcher.auth import Caller
-from matcher.engine import MatchEngine, MatchOutcome, MatchQuery, split_demand_key
-from matcher.models import Enterprise, Impression, Need, Resource
-from matcher.repo import to_public_enterprise, to_public_need, to_public_resource
-from matcher.schemas import EnterprisePublic, NeedPublic, ResourceKind, ResourcePublic, _split_list, _tags
+from matcher.domain.schemas import (
+    EnterprisePublic,
+    NeedPublic,
+    ResourceKind,
+    ResourcePublic,
+    _split_list,
+    _tags,
+)
+from matcher.domain.tables import Enterprise, Impression, Need, Resource
+from matcher.matching.engine import MatchEngine, MatchOutcome, MatchQuery, split_demand_key
+from matcher.store.keys import Caller
+from matcher.store.repo import to_public_enterprise, to_public_need, to_public_resource
 
 router = APIRouter(tags=["match"])
 MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]

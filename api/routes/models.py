@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from api.deps import AdminDep, CallerDep, StateDep
 from matcher.errors import NotFound
-from matcher.ranker import TransparentRanker
+from matcher.matching.ranker import TransparentRanker
+from training.rankers.trial import evaluate_trial
 from training.registry import ModelRegistry, install_trial
-from training.trial import evaluate_trial
 
 router = APIRouter(tags=["models"])
 _swap = threading.Lock()  # one activation at a time; serving never waits on it
@@ -42,7 +42,7 @@ class ModelsPublic(BaseModel):
 
 
 class TrialPublic(BaseModel):
-    """A ranker on interleaved trial and the evidence so far (see training/trial.py)."""
+    """A ranker on interleaved trial and the evidence so far (see training/rankers/trial.py)."""
 
     model: str
     incumbent: str

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep, WriterDep
-from api.entity_routes import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from api.idempotency import IdempotencyDep
-from matcher import repo
-from matcher.schemas import NeedCreate, NeedPublic, NeedsPublic, NeedUpdate, ResourceKind, Visibility
+from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
+from matcher.domain.schemas import NeedCreate, NeedPublic, NeedsPublic, NeedUpdate, ResourceKind, Visibility
+from matcher.store import repo
 
 router = APIRouter(prefix="/needs", tags=["needs"])
 NEEDS = EntityRoutes(

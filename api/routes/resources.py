@@ -8,10 +8,9 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep, WriterDep
-from api.entity_routes import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from api.idempotency import IdempotencyDep
-from matcher import repo
-from matcher.schemas import (
+from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
+from matcher.domain.schemas import (
     ResourceCreate,
     ResourceKind,
     ResourcePublic,
@@ -19,6 +18,7 @@ from matcher.schemas import (
     ResourceUpdate,
     Visibility,
 )
+from matcher.store import repo
 
 router = APIRouter(prefix="/resources", tags=["resources"])
 RESOURCES = EntityRoutes(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import CallerDep, SessionDep, StateDep
-from matcher.report import funnel
+from matcher.outcomes.report import funnel
 
 router = APIRouter(tags=["stats"])
 

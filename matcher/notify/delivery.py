@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from matcher.errors import ValidationFailed
-from matcher.notify.models import WebhookDelivery, WebhookSubscription
 from matcher.notify.signing import HEADER, sign
+from matcher.notify.tables import WebhookDelivery, WebhookSubscription
 from matcher.notify.urls import validate_webhook_url
 from matcher.settings import Settings
 

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from matcher.digest.compose import resource_url
-from matcher.models import Resource
+from matcher.digests.compose import resource_url
+from matcher.domain.tables import Resource
 from matcher.notify.delivery import WebhookDispatcher
-from matcher.notify.models import StandingMatch
+from matcher.notify.tables import StandingMatch
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class StandingMatchListener:
             self.dispatcher.submit(self.process, ids)
 
     def process(self, resource_ids: Sequence[int]) -> list[StandingMatch]:
-        from matcher.engine import split_demand_key
+        from matcher.matching.engine import split_demand_key
 
         created: list[StandingMatch] = []
         for rid in resource_ids:

@@ -1,0 +1,71 @@
+"""The route bodies that the enterprise, need and resource routers share, over each one's repo functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from api.idempotency import create_once
+from api.state import AppState
+from matcher.store import repo
+from matcher.store.idempotency import IdempotencyScope
+from matcher.store.keys import Caller
+
+# query parameters that every list route takes alike
+IndustryQuery = Annotated[str | None, Query(max_length=300, description="taxonomy tag in either language")]
+RegionQuery = Annotated[str | None, Query(max_length=300)]
+CursorQuery = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+LimitQuery = Annotated[int, Query(ge=1, le=repo.MAX_LIMIT)]
+
+
+@dataclass(frozen=True)
+class EntityRoutes:
+    """One entity's repo functions (create_row ... count_rows), its public view and its page model."""
+
+    create_row: Callable[..., Any]
+    get_row: Callable[..., Any]
+    update_row: Callable[..., Any]
+    delete_row: Callable[..., Any]
+    list_rows: Callable[..., tuple[list[Any], str | None]]
+    count_rows: Callable[..., int]
+    to_public: Callable[[Any, Caller], Any]
+    page: type[BaseModel]
+
+    def create(
+        self, session: Session, caller: Caller, state: AppState, idem: IdempotencyScope | None, data: Any
+    ) -> Any | JSONResponse:
+        """Create under the caller's tenant, once per idempotency key."""
+
+        def create() -> Any:
+            row = self.create_row(session, caller=caller, data=data, hub=state.hub, commit=False)
+            return self.to_public(row, caller)
+
+        return create_once(session, idem, create)
+
+    def list(
+        self, session: Session, caller: Caller, cursor: str | None, limit: int, filters: dict[str, Any]
+    ) -> Any:
+        """One page of what the caller can see, with the count over all pages."""
+        rows, next_cursor = self.list_rows(session, caller=caller, cursor=cursor, limit=limit, **filters)
+        return self.page(
+            data=[self.to_public(r, caller) for r in rows],
+            count=self.count_rows(session, caller=caller, **filters),
+            next_cursor=next_cursor,
+        )
+
+    def get(self, session: Session, caller: Caller, id: int) -> Any:
+        return self.to_public(self.get_row(session, caller=caller, id=id), caller)
+
+    def update(self, session: Session, caller: Caller, state: AppState, id: int, data: Any) -> Any:
+        return self.to_public(
+            self.update_row(session, caller=caller, id=id, data=data, hub=state.hub), caller
+        )
+
+    def delete(self, session: Session, caller: Caller, state: AppState, id: int) -> None:
+        self.delete_row(session, caller=caller, id=id, hub=state.hub)

@@ -1,0 +1,1 @@
+"""The matcher command line: the composition root, wiring store, engine, models and training."""

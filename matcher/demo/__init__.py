@@ -1,0 +1,1 @@
+"""The demo park: records the project ships, loaded into the store."""

@@ -1,0 +1,295 @@
+"""Exactly-once digest runs: the log row (items, pending) is written before sending, marked sent after.
+
+A re-run of a period sends nothing new; a crash or an SMTP failure is resumed by the next run, which sends only
+what was not sent (a row left 'sending' is re-sent with the same Message-ID, so a receiver can drop a duplicate);
+a failing address is retried with exponential backoff up to `max_attempts`, then marked failed; one failure
+never stops the run for the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jinja2 import TemplateError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from matcher.digests.compose import (
+    Digest,
+    DigestComposer,
+    DigestItem,
+    ineligible_reason,
+    language_of,
+    period_of,
+)
+from matcher.digests.render import RenderedDigest, render_digest
+from matcher.digests.send import EmailSender, SendError, build_message, new_message_id, unsubscribe_mailto
+from matcher.digests.tokens import make_unsubscribe_token
+from matcher.domain.tables import DigestLog, Enterprise, as_utc
+from matcher.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+EMAIL_PROBLEMS = ("no email address", "invalid email address")
+RESUME_WINDOW = timedelta(days=8)  # pending rows older than this are stale news, not retried
+
+
+@dataclass
+class RunReport:
+    period: str
+    dry_run: bool = False
+    sent: int = 0
+    skipped: int = 0
+    empty: int = 0
+    failed: int = 0
+    retry_later: int = 0
+    already_done: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    previews: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def unsubscribe_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/v1/unsubscribe?token={token}"
+
+
+class DigestRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Engine,
+        composer: DigestComposer,
+        sender: EmailSender,
+        *,
+        max_attempts: int = 4,
+        backoff_s: float = 900.0,
+        chunk: int = 1000,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.composer = composer
+        self.sender = sender
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.chunk = chunk
+
+    # ------------------------------------------------------------------ rendering
+    def render(self, enterprise: Enterprise, digest: Digest) -> tuple[RenderedDigest, str]:
+        token = make_unsubscribe_token(enterprise.id, self.settings.resolved_secret())
+        url = unsubscribe_url(self.settings, token)
+        return render_digest(digest, enterprise_name=enterprise.name, unsubscribe_url=url), token
+
+    def preview(
+        self, session: Session, enterprise: Enterprise, period: str | None = None
+    ) -> tuple[Digest, RenderedDigest]:
+        digest = self.composer.compose(session, enterprise, period or period_of(datetime.now(UTC).date()))
+        rendered, _ = self.render(enterprise, digest)
+        return digest, rendered
+
+    # ------------------------------------------------------------------ the run
+    def run(
+        self,
+        period: str | None = None,
+        *,
+        dry_run: bool = False,
+        tenant: str | None = None,
+        enterprise_ids: Sequence[int] | None = None,
+        now: datetime | None = None,
+    ) -> RunReport:
+        now = now or datetime.now(UTC)
+        period = period or period_of(now.date())
+        report = RunReport(period=period, dry_run=dry_run)
+        with Session(self.db, expire_on_commit=False) as session:
+            stmt = select(Enterprise).order_by(Enterprise.id)
+            if tenant is not None:
+                stmt = stmt.where(Enterprise.tenant_id == tenant)
+            if enterprise_ids is not None:
+                stmt = stmt.where(col(Enterprise.id).in_(list(enterprise_ids)))
+            enterprises = list(session.exec(stmt))
+            logged = {
+                log.enterprise_id: log
+                for log in session.exec(select(DigestLog).where(DigestLog.period == period))
+            }
+            todo: list[Enterprise] = []
+            for e in enterprises:
+                log = logged.get(e.id)
+                if log is not None:
+                    if log.status in ("sent", "skipped", "failed"):
+                        report.already_done += 1
+                    continue  # pending / sending rows are resumed below
+                reason = ineligible_reason(e, period)
+                if reason is None:
+                    todo.append(e)
+                    continue
+                report.skipped += 1
+                if reason.startswith(EMAIL_PROBLEMS) and not dry_run:
+                    self._insert(
+                        session, DigestLog(enterprise_id=e.id, period=period, status="skipped", error=reason)
+                    )
+            for start in range(0, len(todo), self.chunk):
+                part = todo[start : start + self.chunk]
+                errors: dict[int, str] = {}
+                digests = self.composer.compose_many(session, part, period, now=now, errors=errors)
+                for e in part:
+                    if e.id in errors:
+                        report.errors.append({"enterprise_id": e.id, "error": errors[e.id]})
+                        continue
+                    self._plan(session, e, digests[e.id], report, dry_run=dry_run)
+        if not dry_run:
+            self._send_due(report, now=now, tenant=tenant, enterprise_ids=enterprise_ids)
+        return report
+
+    def _insert(self, session: Session, log: DigestLog) -> bool:
+        session.add(log)
+        try:
+            session.commit()
+            return True
+        except IntegrityError:  # a concurrent run planned this enterprise and period first
+            session.rollback()
+            return False
+
+    def _plan(
+        self, session: Session, e: Enterprise, digest: Digest, report: RunReport, *, dry_run: bool
+    ) -> None:
+        if not digest.items:
+            report.empty += 1
+            if not dry_run:
+                self._insert(
+                    session,
+                    DigestLog(
+                        enterprise_id=e.id,
+                        period=digest.period,
+                        status="skipped",
+                        error="nothing new to recommend",
+                    ),
+                )
+            return
+        if dry_run:
+            try:
+                rendered, _ = self.render(e, digest)
+                report.previews.append(
+                    {
+                        "enterprise_id": e.id,
+                        "to": e.email,
+                        "subject": rendered.subject,
+                        "items": len(digest.items),
+                    }
+                )
+            except TemplateError as exc:
+                report.errors.append({"enterprise_id": e.id, "error": f"template error: {exc}"})
+            return
+        self._insert(
+            session,
+            DigestLog(
+                enterprise_id=e.id,
+                period=digest.period,
+                status="pending",
+                items=[i.to_dict() for i in digest.items],
+            ),
+        )
+
+    def _send_due(
+        self, report: RunReport, *, now: datetime, tenant: str | None, enterprise_ids: Sequence[int] | None
+    ) -> None:
+        with Session(self.db, expire_on_commit=False) as session:
+            stmt = (
+                select(DigestLog, Enterprise)
+                .join(Enterprise, Enterprise.id == DigestLog.enterprise_id)
+                .where(col(DigestLog.status).in_(["pending", "sending"]))
+                .where(DigestLog.created_at >= now - RESUME_WINDOW)
+                .order_by(DigestLog.id)
+            )
+            if tenant is not None:
+                stmt = stmt.where(Enterprise.tenant_id == tenant)
+            if enterprise_ids is not None:
+                stmt = stmt.where(col(DigestLog.enterprise_id).in_(list(enterprise_ids)))
+            for log, enterprise in list(session.exec(stmt)):
+                due = as_utc(log.next_attempt_at)
+                if due is not None and due > now:
+                    report.retry_later += 1
+                    continue
+                try:
+                    self._deliver(session, log, enterprise, report, now=now)
+                except Exception as exc:  # noqa: BLE001 - one enterprise's failure never stops the run
+                    logger.exception("digest for enterprise %s failed", enterprise.id)
+                    session.rollback()
+                    report.errors.append(
+                        {"enterprise_id": enterprise.id, "error": f"{type(exc).__name__}: {exc}"}
+                    )
+
+    def _deliver(
+        self, session: Session, log: DigestLog, e: Enterprise, report: RunReport, *, now: datetime
+    ) -> None:
+        reason = ineligible_reason(e, log.period)
+        if reason is not None and not reason.startswith("biweekly"):
+            log.status, log.error = "skipped", reason
+            session.add(log)
+            session.commit()
+            report.skipped += 1
+            return
+        digest = Digest(
+            enterprise_id=e.id,
+            period=log.period,
+            language=language_of(e),
+            items=[DigestItem.from_dict(i) for i in log.items or []],
+        )
+        try:
+            rendered, token = self.render(e, digest)
+        except Exception as exc:  # noqa: BLE001 - a broken template or context fails this digest only
+            self._failed_attempt(
+                session, log, f"template error: {type(exc).__name__}: {exc}", report, now=now
+            )
+            return
+        log.message_id = log.message_id or new_message_id(self.settings.mail_from)
+        log.status = "sending"
+        log.attempts += 1
+        session.add(log)
+        session.commit()
+        message = build_message(
+            rendered,
+            to=e.email.strip(),
+            mail_from=self.settings.mail_from,
+            message_id=log.message_id,
+            unsubscribe_url=unsubscribe_url(self.settings, token),
+            unsubscribe_mailto=unsubscribe_mailto(self.settings.mail_from, token),
+        )
+        try:
+            self.sender.send(message)
+        except SendError as exc:
+            self._failed_attempt(session, log, str(exc), report, now=now, counted=True)
+            return
+        log.status, log.error, log.next_attempt_at = "sent", None, None
+        log.sent_at = datetime.now(UTC)
+        session.add(log)
+        session.commit()
+        report.sent += 1
+
+    def _failed_attempt(
+        self,
+        session: Session,
+        log: DigestLog,
+        error: str,
+        report: RunReport,
+        *,
+        now: datetime,
+        counted: bool = False,
+    ) -> None:
+        if not counted:
+            log.attempts += 1
+        log.error = error[:2000]
+        if log.attempts >= self.max_attempts:
+            log.status, log.next_attempt_at = "failed", None
+            report.failed += 1
+        else:
+            log.status = "pending"
+            log.next_attempt_at = now + timedelta(seconds=self.backoff_s * 2 ** (log.attempts - 1))
+            report.retry_later += 1
+        session.add(log)
+        session.commit()
+        report.errors.append({"enterprise_id": log.enterprise_id, "error": log.error, "status": log.status})

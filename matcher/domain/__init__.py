@@ -1,0 +1,1 @@
+"""What the service talks about: the tables, the API schemas that validate them, the industry taxonomy."""

@@ -1,0 +1,471 @@
+"""API schemas (requests and responses), kept apart from the tables.
+
+Request models forbid unknown and server-owned fields (id, tenant, timestamps); per-kind resource details
+are validated by their own models. Naming follows XCreate / XUpdate / XPublic / XsPublic."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from matcher.domain.taxonomy import default_taxonomy
+
+ResourceKind = Literal["result", "scenario", "fund", "incubator"]
+RESOURCE_KINDS: tuple[str, ...] = ("result", "scenario", "fund", "incubator")
+Visibility = Literal["public", "private"]
+Stage = Literal["seed", "startup", "growth", "mature"]
+Tier = Literal["prospect", "incubating", "key_account"]
+TransferMode = Literal["transfer", "license", "equity", "co-development"]
+Language = Literal["zh", "en"]
+
+MAX_TEXT = 20_000  # characters in a description; bodies are also capped in bytes by the API
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Money = Annotated[float, Field(ge=0, le=1e13)]  # CNY
+
+# bilingual synonyms accepted on the way in
+_STAGE_SYNONYMS = {
+    "seed": "seed",
+    "种子": "seed",
+    "种子期": "seed",
+    "天使": "seed",
+    "天使轮": "seed",
+    "angel": "seed",
+    "pre-seed": "seed",
+    "startup": "startup",
+    "初创": "startup",
+    "初创期": "startup",
+    "early": "startup",
+    "a": "startup",
+    "a轮": "startup",
+    "pre-a": "startup",
+    "series a": "startup",
+    "成长前期": "startup",
+    "growth": "growth",
+    "成长": "growth",
+    "成长期": "growth",
+    "b": "growth",
+    "b轮": "growth",
+    "c": "growth",
+    "c轮": "growth",
+    "series b": "growth",
+    "series c": "growth",
+    "扩张期": "growth",
+    "mature": "mature",
+    "成熟": "mature",
+    "成熟期": "mature",
+    "pre-ipo": "mature",
+    "ipo": "mature",
+    "并购": "mature",
+    "late": "mature",
+}
+_TRANSFER_SYNONYMS = {
+    "transfer": "transfer",
+    "转让": "transfer",
+    "assignment": "transfer",
+    "license": "license",
+    "licence": "license",
+    "许可": "license",
+    "授权": "license",
+    "licensing": "license",
+    "equity": "equity",
+    "作价入股": "equity",
+    "入股": "equity",
+    "作价投资": "equity",
+    "co-development": "co-development",
+    "codevelopment": "co-development",
+    "合作开发": "co-development",
+    "联合开发": "co-development",
+    "技术合作": "co-development",
+}
+
+
+def normalize_stage(value: Any) -> Any:
+    if isinstance(value, str):
+        return _STAGE_SYNONYMS.get(value.strip().lower(), value.strip().lower())
+    return value
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a list, or a string separated by , ; 、 ， ； | / (CSV cells)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p.strip() for p in re.split(r"[,;、，；|/]", value) if p.strip()]
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---------------------------------------------------------------- per-kind resource details
+
+
+class ResultDetails(Strict):
+    """科技成果: a research result offered for transfer."""
+
+    holder: ShortText | None = None
+    trl: int | None = Field(default=None, ge=1, le=9, description="technology readiness level 1-9")
+    ip_status: ShortText | None = Field(default=None, description="e.g. granted, pending, know-how")
+    patents: list[ShortText] = Field(default_factory=list, max_length=200)
+    transfer_modes: list[TransferMode] = Field(default_factory=list)
+    price: Money | None = None
+
+    @field_validator("patents", mode="before")
+    @classmethod
+    def _patents(cls, v: Any) -> Any:
+        return _split_list(v)
+
+    @field_validator("transfer_modes", mode="before")
+    @classmethod
+    def _modes(cls, v: Any) -> Any:
+        items = _split_list(v)
+        if not isinstance(items, list | tuple):
+            return v  # not a list: the field's own validation rejects it with a 422
+        return [_TRANSFER_SYNONYMS.get(str(x).strip().lower(), x) for x in items]
+
+
+class ScenarioDetails(Strict):
+    """应用场景: an application scenario opened by its owner."""
+
+    owner: ShortText | None = None
+    location: ShortText | None = None
+    budget: Money | None = None
+    deadline: date | None = Field(default=None, description="application deadline (ISO date)")
+    validation_window: ShortText | None = None
+    eligibility: Text | None = None
+
+
+class FundDetails(Strict):
+    """基金: a fund and the tickets it writes."""
+
+    manager: ShortText | None = None
+    stages: list[Stage] = Field(default_factory=list)
+    ticket_min: Money | None = None
+    ticket_max: Money | None = None
+    sectors: list[ShortText] = Field(default_factory=list, max_length=50)
+    park_affiliated: bool | None = None
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages(cls, v: Any) -> Any:
+        items = _split_list(v)
+        if not isinstance(items, list | tuple):
+            return v  # not a list: the field's own validation rejects it with a 422
+        return [normalize_stage(x) for x in items]
+
+    @field_validator("sectors", mode="before")
+    @classmethod
+    def _sectors(cls, v: Any) -> Any:
+        return _tags(v)
+
+    @model_validator(mode="after")
+    def _tickets(self) -> FundDetails:
+        if self.ticket_min is not None and self.ticket_max is not None and self.ticket_min > self.ticket_max:
+            raise ValueError(
+                f"ticket_min ({self.ticket_min:g}) is greater than ticket_max ({self.ticket_max:g})"
+            )
+        return self
+
+
+class IncubatorDetails(Strict):
+    """孵化器、加速器、概念验证与共享实验室平台."""
+
+    operator: ShortText | None = None
+    facilities: list[ShortText] = Field(default_factory=list, max_length=100)
+    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    tracks: list[ShortText] = Field(default_factory=list, max_length=50)
+    admission: Text | None = None
+    location: ShortText | None = None
+
+    @field_validator("facilities", "tracks", mode="before")
+    @classmethod
+    def _lists(cls, v: Any) -> Any:
+        return _split_list(v)
+
+
+DETAILS_MODELS: dict[str, type[Strict]] = {
+    "result": ResultDetails,
+    "scenario": ScenarioDetails,
+    "fund": FundDetails,
+    "incubator": IncubatorDetails,
+}
+PROVIDER_FIELD = {"result": "holder", "scenario": "owner", "fund": "manager", "incubator": "operator"}
+
+
+def provider_of(kind: str, details: dict[str, Any]) -> str | None:
+    value = details.get(PROVIDER_FIELD.get(kind, ""))
+    return str(value) if value else None
+
+
+# ---------------------------------------------------------------- shared validators
+
+
+def _tags(v: Any) -> Any:
+    items = _split_list(v)
+    if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
+        return v  # not a list of names: the field's own validation rejects it with a 422
+    return default_taxonomy().normalize_tags(items)[0]
+
+
+class _Tagged(Strict):
+    @field_validator("industries", mode="before", check_fields=False)
+    @classmethod
+    def _industries(cls, v: Any) -> Any:
+        return _tags(v)
+
+
+# ---------------------------------------------------------------- resources
+
+
+class ResourceBase(_Tagged):
+    title: Title
+    description: Text = ""
+    industries: list[ShortText] = Field(default_factory=list, max_length=50)
+    region: ShortText | None = None
+    language: Language | None = Field(
+        default=None, description="zh or en; detected from the text when absent"
+    )
+    valid_until: date | None = None
+    status: Literal["active", "paused", "closed"] = "active"
+    visibility: Visibility = "public"
+    external_id: ExternalId | None = Field(default=None, description="upsert key for imports")
+
+
+class ResultCreate(ResourceBase):
+    kind: Literal["result"]
+    details: ResultDetails = Field(default_factory=ResultDetails)
+
+
+class ScenarioCreate(ResourceBase):
+    kind: Literal["scenario"]
+    details: ScenarioDetails = Field(default_factory=ScenarioDetails)
+
+
+class FundCreate(ResourceBase):
+    kind: Literal["fund"]
+    details: FundDetails = Field(default_factory=FundDetails)
+
+
+class IncubatorCreate(ResourceBase):
+    kind: Literal["incubator"]
+    details: IncubatorDetails = Field(default_factory=IncubatorDetails)
+
+
+ResourceCreate = Annotated[
+    ResultCreate | ScenarioCreate | FundCreate | IncubatorCreate, Field(discriminator="kind")
+]
+
+
+class ResourceUpdate(_Tagged):
+    """PATCH body: only the fields given change; `details` is merged and re-validated for the kind."""
+
+    title: Title | None = None
+    description: Text | None = None
+    industries: list[ShortText] | None = None
+    region: ShortText | None = None
+    language: Language | None = None
+    valid_until: date | None = None
+    status: Literal["active", "paused", "closed"] | None = None
+    visibility: Visibility | None = None
+    external_id: ExternalId | None = None
+    details: dict[str, Any] | None = None
+
+
+class ResourcePublic(BaseModel):
+    id: int
+    kind: ResourceKind
+    title: str
+    description: str
+    industries: list[str]
+    unknown_industries: list[str] = Field(default_factory=list, description="tags not in the taxonomy")
+    region: str | None
+    language: str
+    valid_until: date | None
+    status: str
+    visibility: str
+    external_id: str | None
+    provider: str | None
+    details: dict[str, Any]
+    tenant: str | None = Field(default=None, description="owning tenant; shown to that tenant only")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ResourcesPublic(BaseModel):
+    data: list[ResourcePublic]
+    count: int
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------- enterprises
+
+
+class EnterpriseBase(_Tagged):
+    name: Title
+    description: Text = ""
+    industries: list[ShortText] = Field(default_factory=list, max_length=50)
+    region: ShortText | None = None
+    stage: Stage | None = None
+    tier: Tier | None = None
+    size: Literal["micro", "small", "medium", "large"] | None = None
+    email: EmailStr | None = None
+    digest_frequency: Literal["weekly", "biweekly", "off"] = "weekly"
+    digest_kinds: list[ResourceKind] = Field(default_factory=list)
+    language: Language = "zh"
+    visibility: Visibility = "public"
+    external_id: ExternalId | None = None
+
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _stage(cls, v: Any) -> Any:
+        return normalize_stage(v)
+
+
+class EnterpriseCreate(EnterpriseBase):
+    pass
+
+
+class EnterpriseUpdate(_Tagged):
+    name: Title | None = None
+    description: Text | None = None
+    industries: list[ShortText] | None = None
+    region: ShortText | None = None
+    stage: Stage | None = None
+    tier: Tier | None = None
+    size: Literal["micro", "small", "medium", "large"] | None = None
+    email: EmailStr | None = None
+    digest_frequency: Literal["weekly", "biweekly", "off"] | None = None
+    digest_kinds: list[ResourceKind] | None = None
+    language: Language | None = None
+    visibility: Visibility | None = None
+    external_id: ExternalId | None = None
+
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _stage(cls, v: Any) -> Any:
+        return normalize_stage(v)
+
+
+class EnterprisePublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    industries: list[str]
+    unknown_industries: list[str] = Field(default_factory=list)
+    region: str | None
+    stage: str | None
+    tier: str | None
+    size: str | None
+    visibility: str
+    external_id: str | None = None
+    # contact and preferences: only for the owning tenant (None otherwise)
+    email: str | None = None
+    digest_frequency: str | None = None
+    digest_kinds: list[str] | None = None
+    language: str | None = None
+    unsubscribed: bool | None = None
+    tenant: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnterprisesPublic(BaseModel):
+    data: list[EnterprisePublic]
+    count: int
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------- needs
+
+
+class NeedBase(_Tagged):
+    enterprise_id: int
+    title: Title
+    description: Text = ""
+    kinds: list[ResourceKind] = Field(default_factory=list, description="kinds sought; empty = all")
+    industries: list[ShortText] = Field(default_factory=list, max_length=50)
+    amount: Money | None = Field(default=None, description="budget or amount sought, CNY")
+    region: ShortText | None = None
+    deadline: date | None = None
+    trl_min: int | None = Field(default=None, ge=1, le=9, description="lowest TRL acceptable for results")
+    status: Literal["open", "matched", "closed"] = "open"
+    visibility: Visibility = "public"
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _kinds(cls, v: Any) -> Any:
+        return _split_list(v)
+
+
+class NeedCreate(NeedBase):
+    pass
+
+
+class NeedUpdate(_Tagged):
+    title: Title | None = None
+    description: Text | None = None
+    kinds: list[ResourceKind] | None = None
+    industries: list[ShortText] | None = None
+    amount: Money | None = None
+    region: ShortText | None = None
+    deadline: date | None = None
+    trl_min: int | None = Field(default=None, ge=1, le=9)
+    status: Literal["open", "matched", "closed"] | None = None
+    visibility: Visibility | None = None
+
+
+class NeedPublic(BaseModel):
+    id: int
+    enterprise_id: int
+    title: str
+    description: str
+    kinds: list[str]
+    industries: list[str]
+    unknown_industries: list[str] = Field(default_factory=list)
+    amount: float | None
+    region: str | None
+    deadline: date | None
+    trl_min: int | None
+    status: str
+    visibility: str
+    tenant: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NeedsPublic(BaseModel):
+    data: list[NeedPublic]
+    count: int
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------- keys
+
+
+class ApiKeyCreate(Strict):
+    tenant: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    role: Literal["admin", "officer", "platform"]
+    name: ShortText = ""
+
+
+class ApiKeyCreated(BaseModel):
+    id: int
+    tenant: str
+    role: str
+    key: str = Field(description="shown once; only its hash is stored")

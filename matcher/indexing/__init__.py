@@ -1,0 +1,1 @@
+"""Keeping the indexes in step with the store: documents of records, filter catalogs, the index pairs."""

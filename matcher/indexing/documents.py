@@ -1,0 +1,64 @@
+"""What text of a record gets indexed and encoded, for both sides of the market."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matcher.domain.taxonomy import Taxonomy
+
+# detail fields whose text says what a resource offers (provider names help "who" queries)
+_DETAIL_TEXT = {
+    "result": ("holder", "ip_status"),
+    "scenario": ("owner", "location", "eligibility", "validation_window"),
+    "fund": ("manager",),
+    "incubator": ("operator", "location", "admission"),
+}
+_DETAIL_LISTS = {
+    "result": ("transfer_modes",),
+    "scenario": (),
+    "fund": ("sectors",),
+    "incubator": ("facilities", "tracks"),
+}
+
+
+def tag_labels(tags: list[str], taxonomy: Taxonomy) -> str:
+    """Both languages' labels of the tags: the bilingual bridge between Chinese and English texts."""
+    parts: list[str] = []
+    for t in tags:
+        tag = taxonomy.tags.get(t)
+        if tag is None:
+            parts.append(t)
+        else:
+            parts.extend((tag.zh, tag.en))
+    return " ".join(parts)
+
+
+def resource_text(
+    *,
+    kind: str,
+    title: str,
+    description: str,
+    industries: list[str],
+    details: dict[str, Any],
+    taxonomy: Taxonomy,
+) -> str:
+    extra: list[str] = []
+    for field in _DETAIL_TEXT.get(kind, ()):
+        v = details.get(field)
+        if v:
+            extra.append(str(v))
+    for field in _DETAIL_LISTS.get(kind, ()):
+        v = details.get(field) or []
+        if field == "sectors":
+            extra.append(tag_labels(list(v), taxonomy))
+        else:
+            extra.extend(str(x) for x in v)
+    return "\n".join(p for p in (title, description, " ".join(extra), tag_labels(industries, taxonomy)) if p)
+
+
+def need_text(*, title: str, description: str, industries: list[str], taxonomy: Taxonomy) -> str:
+    return "\n".join(p for p in (title, description, tag_labels(industries, taxonomy)) if p)
+
+
+def enterprise_text(*, name: str, description: str, industries: list[str], taxonomy: Taxonomy) -> str:
+    return "\n".join(p for p in (name, description, tag_labels(industries, taxonomy)) if p)

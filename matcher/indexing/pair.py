@@ -1,0 +1,201 @@
+"""One side's pair of indexes (dense vectors + BM25) kept together, with the stamps that say which version of
+each record they hold, so start-up can reconcile them with the store and re-index only what differs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.encoders.base import Encoder
+from embeddings.lexical.bm25 import LexicalIndex
+from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
+from embeddings.vector.index import FaissIndex, IndexCorruptError, IndexMismatchError, load_index
+from matcher.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _atomic_write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+UPSERT_CHUNK = 8192  # records encoded and indexed per step
+
+
+class IndexPair:
+    def __init__(self, name: str, encoder: Encoder, settings: Settings) -> None:
+        self.name = name
+        self.encoder = encoder
+        self.settings = settings
+        self.root = settings.index_dir / name
+        self.dense = self._new_dense()
+        self.lexical = LexicalIndex(tokenizer_id=LEXICAL_TERMS_ID)
+        self.stamps: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ persistence
+    def load_or_create(self) -> None:
+        """Load what was saved; a mismatched (other model) or corrupt index is dropped and rebuilt."""
+        if not self.root.exists():
+            return
+        try:
+            self.dense = load_index(
+                self.root / "vectors",
+                expected_model_id=self.encoder.model_id,
+                expected_dimension=self.encoder.dimension,
+                approximate_threshold=self.settings.approximate_threshold,
+            )
+            self.lexical = LexicalIndex.load(self.root / "lexical", expected_tokenizer=LEXICAL_TERMS_ID)
+            raw = json.loads((self.root / "stamps.json").read_text())
+            if raw.get("model_id") != self.encoder.model_id:
+                raise IndexMismatchError("stamps were written for another model")
+            self.stamps = {int(k): float(v) for k, v in raw["stamps"].items()}
+        except IndexMismatchError as exc:
+            logger.warning("%s index built by another model (%s): rebuilding from the store", self.name, exc)
+            self._reset()
+        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+            logger.warning("%s index unreadable (%s): rebuilding from the store", self.name, exc)
+            self._reset()
+
+    def _new_dense(self) -> FaissIndex:
+        return FaissIndex(
+            self.encoder.dimension,
+            model_id=self.encoder.model_id,
+            approximate_threshold=self.settings.approximate_threshold,
+        )
+
+    def _reset(self) -> None:
+        self.dense = self._new_dense()
+        self.lexical = LexicalIndex(tokenizer_id=LEXICAL_TERMS_ID)
+        self.stamps = {}
+
+    def reconcile(self, store: dict[int, float]) -> set[int]:
+        """Drop what the store no longer has; return the ids to (re)index: new, changed, or missing anywhere."""
+        dense_ids = set(self.dense.ids().tolist())
+        lex_ids = set(self.lexical.ids())
+        gone = (dense_ids | lex_ids | set(self.stamps)) - set(store)
+        if gone:
+            self.remove(sorted(gone))
+        return {
+            i
+            for i, stamp in store.items()
+            if self.stamps.get(i) != stamp or i not in dense_ids or i not in lex_ids
+        }
+
+    def snapshot_stamps(self) -> dict[int, float]:
+        with self._lock:
+            return dict(self.stamps)
+
+    def save(self, stamps: dict[int, float]) -> None:
+        """Indexes first, stamps last: stamps never claim more than the indexes hold."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.dense.save(str(self.root / "vectors"))
+        self.lexical.save(self.root / "lexical")
+        _atomic_write_json(
+            self.root / "stamps.json",
+            {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}},
+        )
+
+    # ------------------------------------------------------------------ writes
+    def upsert(
+        self,
+        ids: Sequence[int],
+        texts: Sequence[str],
+        stamps: Sequence[float],
+        *,
+        show_progress: bool = False,
+    ) -> None:
+        """Encode and index in chunks, so that a rebuild of a large store holds one chunk's tokens and vectors
+        at a time rather than the whole collection's."""
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            stop = start + UPSERT_CHUNK
+            self._upsert_chunk(
+                ids[start:stop], texts[start:stop], stamps[start:stop], show_progress=show_progress
+            )
+
+    def _upsert_chunk(
+        self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool
+    ) -> None:
+        # lexical terms first: the encoder's tokeniser then finds the batch's clauses segmented and cached
+        terms = [lexical_terms(t) for t in texts]
+        vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
+        arr = np.asarray(ids, dtype=np.int64)
+        self.dense.upsert(arr, vecs)
+        self.lexical.upsert_many([int(i) for i in ids], terms)
+        with self._lock:
+            for i, s in zip(ids, stamps, strict=True):
+                self.stamps[int(i)] = s
+
+    def remove(self, ids: Sequence[int]) -> None:
+        arr = np.asarray(ids, dtype=np.int64)
+        self.dense.remove(arr)
+        self.lexical.remove_many(int(i) for i in ids)
+        with self._lock:
+            for i in ids:
+                self.stamps.pop(int(i), None)
+
+    # ------------------------------------------------------------------ reads
+    def dense_search(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        scores, ids = self.dense.search(qvec.reshape(1, -1), n, allowed=allowed)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def dense_scores(self, qvec: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        arr = np.asarray([int(i) for i in ids], dtype=np.int64)
+        if arr.size == 0:
+            return {}
+        sims = self.dense.similarities(qvec, arr)
+        ok = ~np.isnan(sims)
+        return dict(zip(arr[ok].tolist(), sims[ok].tolist(), strict=True))
+
+    def upper_bound(self, tokens: list[str]) -> float:
+        """The most BM25 any document could score for these tokens (each term saturated): makes lexical
+        scores absolute in [0, 1] and comparable across queries."""
+        stats = self.lexical.term_stats(tokens)
+        counts: dict[str, int] = {}
+        for t in tokens:
+            counts[t] = counts.get(t, 0) + 1
+        return float(sum(stats[t]["idf"] * c for t, c in counts.items() if t in stats))
+
+    def lexical_search(
+        self, tokens: list[str], n: int, allowed: np.ndarray | None, *, upper: float | None = None
+    ) -> list[tuple[int, float]]:
+        """Top n by BM25, scores divided by the query's upper bound (pass `upper` when already known)."""
+        upper = self.upper_bound(tokens) if upper is None else upper
+        if upper <= 0:
+            return []
+        return [(i, s / upper) for i, s in self.lexical.search(tokens, n, allowed=allowed)]
+
+    def lexical_scores(
+        self, tokens: list[str], ids: Sequence[int], *, upper: float | None = None
+    ) -> dict[int, float]:
+        """Normalised BM25 of the given ids (ids matching no token are left out)."""
+        upper = self.upper_bound(tokens) if upper is None else upper
+        if upper <= 0 or not len(ids):
+            return {}
+        arr = np.asarray([int(i) for i in ids], dtype=np.int64)
+        s = self.lexical.score_ids(tokens, arr)
+        hit = s > 0
+        return dict(zip(arr[hit].tolist(), (s[hit] / upper).tolist(), strict=True))

@@ -1,0 +1,1 @@
+"""Bulk import: reading CSV, JSON Lines and XLSX, mapping columns, validating rows."""

@@ -1,0 +1,1 @@
+"""How a match runs: query, candidates, fusion, filters, fit, rank, diversity, explanation."""

@@ -1,0 +1,1 @@
+"""What happened after a match: feedback and the outcome funnel."""

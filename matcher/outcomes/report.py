@@ -1,0 +1,135 @@
+"""The outcome funnel a park reads: what was shown, clicked, contacted, accepted, closed as deals; why matches were
+rejected; which open needs have no good match (what to recruit for); which resources never come up."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from sqlmodel import Session, select
+
+from matcher.domain.tables import Feedback, Impression, Need, Resource
+
+STAGES = ("shown", "clicked", "contacted", "accepted", "deals")
+_ACTION_STAGE = {"clicked": "clicked", "contacted": "contacted", "accepted": "accepted", "deal": "deals"}
+
+
+def _empty() -> dict[str, Any]:
+    return {s: 0 for s in STAGES} | {"deal_amount": 0.0}
+
+
+def _month(dt: Any) -> str:
+    return f"{dt:%Y-%m}" if dt is not None else "unknown"
+
+
+def funnel(
+    session: Session,
+    *,
+    tenant: str | None = None,
+    threshold: float = 0.5,
+    engine: Any = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Counts by kind and by month, rejection reasons, needs without a good match, resources never matched.
+
+    `tenant` scopes everything to one tenant (None: all tenants, for the CLI). With `engine`, needs that were
+    never served are matched live so that their best score is known; otherwise they count as unmatched."""
+    kinds: dict[int, str] = {}
+    rq = select(Resource.id, Resource.kind, Resource.title, Resource.tenant_id)
+    resources = list(session.exec(rq))
+    kinds = {r[0]: r[1] for r in resources}
+
+    iq = select(
+        Impression.request_id,
+        Impression.resource_id,
+        Impression.need_id,
+        Impression.score,
+        Impression.created_at,
+    )
+    if tenant is not None:
+        iq = iq.where(Impression.tenant_id == tenant)
+    by_kind: dict[str, dict[str, Any]] = defaultdict(_empty)
+    by_month: dict[str, dict[str, Any]] = defaultdict(_empty)
+    shown_pairs: set[tuple[str, int]] = set()
+    ever_matched: set[int] = set()
+    best_by_need: dict[int, float] = {}
+    for request_id, resource_id, need_id, score, created_at in session.exec(iq):
+        if (request_id, resource_id) in shown_pairs:
+            continue
+        shown_pairs.add((request_id, resource_id))
+        ever_matched.add(resource_id)
+        kind = kinds.get(resource_id, "deleted")
+        by_kind[kind]["shown"] += 1
+        by_month[_month(created_at)]["shown"] += 1
+        if need_id is not None:
+            best_by_need[need_id] = max(best_by_need.get(need_id, 0.0), float(score))
+
+    fq = select(Feedback)
+    if tenant is not None:
+        fq = fq.where(Feedback.tenant_id == tenant)
+    reasons: Counter[str] = Counter()
+    counted: set[tuple[str | None, int, str]] = set()
+    for fb in session.exec(fq):
+        if fb.action == "rejected":
+            reasons[fb.reason or "unspecified"] += 1
+        stage = _ACTION_STAGE.get(fb.action)
+        key = (fb.request_id, fb.resource_id, fb.action)
+        if stage is None or key in counted:  # one count per match and action, however often it was sent
+            continue
+        counted.add(key)
+        kind = kinds.get(fb.resource_id, "deleted")
+        for bucket in (by_kind[kind], by_month[_month(fb.created_at)]):
+            bucket[stage] += 1
+            if fb.action == "deal" and fb.amount:
+                bucket["deal_amount"] += float(fb.amount)
+
+    nq = select(Need).where(Need.status == "open")
+    if tenant is not None:
+        nq = nq.where(Need.tenant_id == tenant)
+    gaps = []
+    for need in session.exec(nq):
+        best = best_by_need.get(need.id)
+        if best is None and engine is not None:
+            best = _live_best(engine, need, tenant or need.tenant_id)
+        if best is None or best < threshold:
+            gaps.append(
+                {
+                    "need_id": need.id,
+                    "title": need.title,
+                    "kinds": list(need.kinds or []),
+                    "industries": list(need.industries or []),
+                    "best_score": None if best is None else round(best, 4),
+                }
+            )
+    gaps.sort(key=lambda g: (g["best_score"] is not None, g["best_score"] or 0.0))
+
+    own = [r for r in resources if tenant is None or r[3] == tenant]
+    never = [{"resource_id": r[0], "kind": r[1], "title": r[2]} for r in own if r[0] not in ever_matched]
+
+    def rate(b: dict[str, Any]) -> dict[str, Any]:
+        shown = b["shown"] or 0
+        return b | {"acceptance_rate": round(b["accepted"] / shown, 4) if shown else None}
+
+    total = _empty()
+    for b in by_kind.values():
+        for k in total:
+            total[k] += b[k]
+    return {
+        "threshold": threshold,
+        "total": rate(total),
+        "by_kind": {k: rate(v) for k, v in sorted(by_kind.items())},
+        "by_month": {k: rate(v) for k, v in sorted(by_month.items())},
+        "rejection_reasons": dict(reasons.most_common()),
+        "unmatched_needs": {"count": len(gaps), "items": gaps[:limit]},
+        "never_matched_resources": {"count": len(never), "items": never[:limit]},
+    }
+
+
+def _live_best(engine: Any, need: Need, tenant: str) -> float | None:
+    from matcher.matching.engine import MatchQuery
+
+    try:
+        out = engine.match(MatchQuery(need_id=need.id, k=1, min_score=0.0, explain=False), tenant=tenant)
+    except Exception:  # noqa: BLE001 - a need the engine cannot match is reported as unmatched
+        return None
+    return out.candidates[0].score if out.candidates else 0.0

@@ -1,0 +1,77 @@
+"""API keys bound to a tenant and a role; only a SHA-256 of each key is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlmodel import Session, select
+
+from matcher.domain.tables import ApiKey, Tenant, utcnow
+
+Role = Literal["admin", "officer", "platform"]
+ROLES: tuple[str, ...] = ("admin", "officer", "platform")
+KEY_PREFIX = "pm"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: every read and write is scoped by this."""
+
+    tenant: str
+    role: str
+    key_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def ensure_tenant(session: Session, tenant: str, name: str = "") -> Tenant:
+    row = session.get(Tenant, tenant)
+    if row is None:
+        row = Tenant(id=tenant, name=name or tenant)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def create_key(session: Session, *, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned once and never stored."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    ensure_tenant(session, tenant)
+    prefix = secrets.token_hex(6)
+    plaintext = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(tenant_id=tenant, role=role, prefix=prefix, key_hash=_hash(plaintext), name=name)
+    session.add(row)
+    session.flush()
+    return row, plaintext
+
+
+def verify_key(session: Session, plaintext: str) -> Caller | None:
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    row = session.exec(select(ApiKey).where(ApiKey.prefix == parts[1])).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, _hash(plaintext)):
+        return None
+    return Caller(tenant=row.tenant_id, role=row.role, key_id=row.id)
+
+
+def revoke_key(session: Session, key_id: int, *, tenant: str | None = None) -> bool:
+    row = session.get(ApiKey, key_id)
+    if row is None or (tenant is not None and row.tenant_id != tenant):
+        return False
+    row.revoked_at = utcnow()
+    session.add(row)
+    return True

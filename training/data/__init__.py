@@ -1,0 +1,1 @@
+"""Training and evaluation data: BEIR sets, labelled pairs from feedback, encoder training pairs."""

@@ -1,0 +1,1 @@
+"""Encoder training: the default static encoder and fine-tuning sentence-transformers models."""

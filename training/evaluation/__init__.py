@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, paired comparisons, the match path on BEIR sets."""

@@ -1,0 +1,186 @@
+"""Offline evaluation of the production match path on a BEIR-layout set.
+
+The corpus is stored as research results in a temporary store, the engine indexes it exactly as the
+service does, and every query goes through `MatchEngine.match` (the code behind POST /v1/match)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from embeddings.encoders.base import Encoder
+from matcher.domain.tables import Resource, utcnow
+from matcher.domain.taxonomy import default_taxonomy
+from matcher.matching.engine import MatchEngine, MatchOutcome, MatchQuery, Relevance
+from matcher.settings import Settings
+from matcher.store.db import init_db, make_engine
+from matcher.store.keys import ensure_tenant
+from training.data.beir import load_beir
+from training.evaluation.metrics import evaluate
+
+EVAL_TENANT = "eval"
+
+
+def build_engine(
+    corpus: dict[str, dict[str, str]],
+    encoder: Encoder,
+    data_dir: Path,
+    *,
+    dense_weight: float | None = None,
+    show_progress: bool = False,
+) -> tuple[MatchEngine, dict[int, str]]:
+    """A temporary SQLite store holding the corpus as `result` resources, and an engine over it."""
+    settings = Settings(data_dir=data_dir, database_url=None)
+    if dense_weight is not None:
+        settings.dense_weight = dense_weight
+    db = make_engine(settings)
+    init_db(db)
+    now = utcnow()
+    ids: dict[int, str] = {}
+    with Session(db) as session:
+        ensure_tenant(session, EVAL_TENANT)
+        session.commit()
+        rows = []
+        for i, (doc_id, doc) in enumerate(corpus.items(), start=1):
+            ids[i] = doc_id
+            rows.append(
+                {
+                    "id": i,
+                    "tenant_id": EVAL_TENANT,
+                    "kind": "result",
+                    "external_id": doc_id,
+                    "title": doc.get("title") or "",
+                    "description": doc.get("text") or "",
+                    "industries": [],
+                    "language": "zh",
+                    "status": "active",
+                    "visibility": "public",
+                    "details": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(Resource), rows[start : start + 5000])
+        session.commit()
+    engine = MatchEngine(
+        settings, db, default_taxonomy(), encoder, relevance=Relevance(settings.dense_weight)
+    )
+    engine.start(background_save_s=0)
+    return engine, ids
+
+
+def match_text(
+    engine: MatchEngine,
+    text: str,
+    *,
+    k: int = 100,
+    dense_weight: float | None = None,
+    tenant: str = EVAL_TENANT,
+) -> MatchOutcome:
+    """One benchmark query through the production match path: research results only, cut to the query length
+    limit, with no score floor, no per-provider limit and no explanations."""
+    return engine.match(
+        MatchQuery(
+            text=text[: engine.settings.max_query_chars],
+            kinds=("result",),
+            k=k,
+            min_score=0.0,
+            per_provider=0,
+            explain=False,
+            dense_weight=dense_weight,
+        ),
+        tenant=tenant,
+    )
+
+
+@contextmanager
+def temporary_engine(
+    corpus: dict[str, dict[str, str]],
+    encoder: Encoder,
+    *,
+    dense_weight: float | None = None,
+    prefix: str = "parkmatch-eval-",
+) -> Iterator[tuple[MatchEngine, dict[int, str]]]:
+    """`build_engine` in a temporary directory, closed and removed on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        engine, ids = build_engine(corpus, encoder, Path(tmp), dense_weight=dense_weight)
+        try:
+            yield engine, ids
+        finally:
+            engine.close()
+            engine.db.dispose()
+
+
+def run_queries(
+    engine: MatchEngine,
+    queries: dict[str, str],
+    ids: dict[int, str],
+    *,
+    k: int = 100,
+    dense_weight: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, list[tuple[str, float]]], list[float]]:
+    run: dict[str, list[tuple[str, float]]] = {}
+    latencies: list[float] = []
+    for qid, text in queries.items():
+        t0 = time.perf_counter()
+        out = match_text(engine, text, k=k, dense_weight=dense_weight)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        run[qid] = [(ids[c.id], c.score) for c in out.candidates]
+        if progress:
+            progress(1)
+    return run, latencies
+
+
+def evaluate_dataset(
+    dataset_dir: str | Path,
+    encoder: Encoder,
+    *,
+    split: str = "test",
+    dense_weight: float | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    corpus, queries, qrels = load_beir(dataset_dir, split)
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    with temporary_engine(corpus, encoder, dense_weight=dense_weight) as (engine, ids):
+        t_index = time.perf_counter() - t0
+        bar = None
+        if show_progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(queries), desc="queries", unit="q")
+        try:
+            run, lat = run_queries(
+                engine, queries, ids, dense_weight=dense_weight, progress=bar.update if bar else None
+            )
+        finally:
+            if bar:
+                bar.close()
+    metrics = evaluate(run, qrels, ks=(10, 100))
+    lat_arr = np.array(lat) if lat else np.zeros(1)
+    return {
+        "dataset": str(dataset_dir),
+        "split": split,
+        "encoder": encoder.model_id,
+        "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
+        "ndcg@10": round(metrics["ndcg@10"], 4),
+        "recall@10": round(metrics["recall@10"], 4),
+        "recall@100": round(metrics["recall@100"], 4),
+        "mrr@10": round(metrics["mrr@10"], 4),
+        "queries": len(queries),
+        "documents": len(corpus),
+        "index_s": round(t_index, 2),
+        "query_ms_p50": round(float(np.percentile(lat_arr, 50)), 2),
+        "query_ms_p99": round(float(np.percentile(lat_arr, 99)), 2),
+        "total_s": round(time.perf_counter() - t0, 2),
+    }

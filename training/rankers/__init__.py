@@ -1,0 +1,1 @@
+"""Learned rankers: fitting, promotion and interleaved trials."""
