@@ -13,7 +13,7 @@ BENCH_DATA ?= ../shared/data/bench
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run demo serve test lint bench
+.PHONY: help venv install run demo serve test test-all lint bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,12 +40,19 @@ serve: install ## serve the API on HOST:PORT (default 127.0.0.1:8000)
 run: demo serve ## the demo: load the demo data, then serve it
 
 # PostgreSQL tests run when MATCHER_TEST_POSTGRES_URL is set or a server listens on 127.0.0.1:5432
-test: install ## run the whole test suite (PYTEST_ARGS="-m 'not slow'" skips the slow ones)
+define run_pytest
 	@if [ -z "$${MATCHER_TEST_POSTGRES_URL:-}" ] && [ -z "$${MATCHER_SKIP_POSTGRES:-}" ] && \
 	   ! $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
 	  echo "no PostgreSQL on 127.0.0.1:5432: running the SQLite store only"; export MATCHER_SKIP_POSTGRES=1; \
 	fi; \
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(1) $(PYTEST_ARGS)
+endef
+
+test: install ## the fast suite (everything not marked slow)
+	$(call run_pytest,-m "not slow")
+
+test-all: install ## every test, the slow ones (model training, benchmark runs) included; what CI runs
+	$(call run_pytest,)
 
 lint: install ## ruff: lint and formatting check
 	$(BIN)/ruff check .

@@ -8,14 +8,19 @@ MATCHER_SKIP_POSTGRES=1 says to skip them."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
@@ -325,3 +330,66 @@ def engine_client(engine_settings: Settings, engine: Engine) -> Iterator[TestCli
     """A TestClient whose app loads the match engine (indexes in the test's data dir)."""
     with TestClient(create_app(engine_settings)) as c:
         yield c
+
+
+# ---------------------------------------------------------------- learned rankers
+
+
+@pytest.fixture
+def make_ranker() -> Callable[[], Any]:
+    """Fits a small learned ranker on synthetic lists (the first of each list is the relevant one)."""
+
+    def fitted() -> Any:
+        from training.rankers.fit import LearnedRanker
+
+        rng = np.random.default_rng(0)
+        rows, y, g = [], [], []
+        for q in range(20):
+            for i in range(8):
+                rel = float(rng.random())
+                rows.append({"dense": rel, "lexical": float(rng.random()), "relevance": rel})
+                y.append(int(i == 0))
+                g.append(str(q))
+                rows[-1]["relevance"] = 0.9 if i == 0 else rel * 0.8
+        return LearnedRanker().fit(rows, y, groups=g)
+
+    return fitted
+
+
+# ---------------------------------------------------------------- mail
+
+
+class Inbox:
+    """aiosmtpd handler: keeps what it accepts, refuses listed recipients with a 5xx."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.refuse: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def smtp():
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()

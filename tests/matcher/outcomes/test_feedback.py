@@ -193,9 +193,10 @@ def test_first_feedback_changes_nothing_and_training_refuses(
     assert client.get("/v1/models", headers=headers["admin"]).json()["active"] is None
 
 
-def test_end_to_end_match_then_feedback_then_live_swap(engine_client, headers, payloads, engine_settings):
+def test_end_to_end_match_then_feedback_then_live_swap(
+    engine_client, headers, payloads, engine_settings, make_ranker
+):
     """A served match can be rated; activating a model swaps the live ranker and rollback restores the default."""
-    from tests.test_registry import _fitted
     from training.registry import ModelRegistry
 
     c = engine_client
@@ -216,7 +217,7 @@ def test_end_to_end_match_then_feedback_then_live_swap(engine_client, headers, p
     )
     assert fb.status_code == 201, fb.text
     assert fb.json()["position"] == 1
-    v = ModelRegistry.for_settings(engine_settings).register(_fitted())
+    v = ModelRegistry.for_settings(engine_settings).register(make_ranker())
     assert c.post(f"/v1/models/{v.id}/activate", headers=headers["admin"]).json()["serving"] == v.id
     again = c.post(
         "/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"]

@@ -3,13 +3,9 @@ exactly-once runs, resumption after failures, bounded retries, template errors a
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
 from matcher.digests.compose import DigestComposer, DigestPolicy, is_due, period_of, period_start
@@ -23,42 +19,6 @@ from matcher.store.db import init_db, make_engine
 
 PERIOD = "2026-W48"
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # Tuesday of 2026-W48
-
-
-class Inbox:
-    """aiosmtpd handler: keeps what it accepts, refuses listed recipients with a 5xx."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.refuse: set[str] = set()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture()
-def smtp():
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def seed(db) -> dict[str, int]:

@@ -16,7 +16,7 @@ from matcher.domain.tables import Enterprise, Feedback, Need, Resource, Tenant
 from matcher.domain.taxonomy import default_taxonomy
 from matcher.matching.engine import MatchEngine
 
-from .conftest import OTHER_TENANT, TENANT
+from tests.conftest import OTHER_TENANT, TENANT
 
 NOW = datetime.now(UTC)
 RECENT = NOW - timedelta(days=2)

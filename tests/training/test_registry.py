@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from matcher.errors import NotFound, ValidationFailed
 from training.registry import ModelArtefactError, ModelRegistry
-
-
-def _fitted():
-    from training.rankers.fit import LearnedRanker
-
-    rng = np.random.default_rng(0)
-    rows, y, g = [], [], []
-    for q in range(20):
-        for i in range(8):
-            rel = float(rng.random())
-            rows.append({"dense": rel, "lexical": float(rng.random()), "relevance": rel})
-            y.append(int(i == 0))
-            g.append(str(q))
-            rows[-1]["relevance"] = 0.9 if i == 0 else rel * 0.8
-    return LearnedRanker().fit(rows, y, groups=g)
 
 
 @pytest.fixture
@@ -31,8 +15,10 @@ def registry(tmp_path) -> ModelRegistry:
     return ModelRegistry(tmp_path / "models" / "registry")
 
 
-def test_register_writes_a_manifest(registry):
-    v = registry.register(_fitted(), data={"kind": "synthetic"}, metrics={"ndcg@10": 0.5}, ci={"low": 0.01})
+def test_register_writes_a_manifest(registry, make_ranker):
+    v = registry.register(
+        make_ranker(), data={"kind": "synthetic"}, metrics={"ndcg@10": 0.5}, ci={"low": 0.01}
+    )
     m = json.loads((registry.root / v.id / "manifest.json").read_text())
     for key in (
         "kind",
@@ -52,9 +38,9 @@ def test_register_writes_a_manifest(registry):
     assert registry.load_active() is None  # registering does not activate
 
 
-def test_activate_and_rollback(registry):
-    a = registry.register(_fitted())
-    b = registry.register(_fitted())
+def test_activate_and_rollback(registry, make_ranker):
+    a = registry.register(make_ranker())
+    b = registry.register(make_ranker())
     registry.activate(a.id)
     registry.activate(b.id)
     assert registry.active_id() == b.id
@@ -67,10 +53,10 @@ def test_activate_and_rollback(registry):
         registry.rollback()
 
 
-def test_corrupt_artefact_is_refused_and_the_active_one_kept(registry):
-    good = registry.register(_fitted())
+def test_corrupt_artefact_is_refused_and_the_active_one_kept(registry, make_ranker):
+    good = registry.register(make_ranker())
     registry.activate(good.id)
-    bad = registry.register(_fitted())
+    bad = registry.register(make_ranker())
     path = registry.root / bad.id / "model.joblib"
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ModelArtefactError, match="checksum"):
@@ -81,8 +67,8 @@ def test_corrupt_artefact_is_refused_and_the_active_one_kept(registry):
     assert registry.load_active().version == good.id
 
 
-def test_mismatched_library_version_is_refused(registry):
-    v = registry.register(_fitted())
+def test_mismatched_library_version_is_refused(registry, make_ranker):
+    v = registry.register(make_ranker())
     mpath = registry.root / v.id / "manifest.json"
     m = json.loads(mpath.read_text())
     m["library_versions"]["scikit-learn"] = "0.1.0"
@@ -98,14 +84,14 @@ def test_unknown_model_is_not_found(registry):
         registry.get("../etc")
 
 
-def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settings):
+def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settings, make_ranker):
     reg = ModelRegistry.for_settings(settings)
-    a = reg.register(_fitted())
-    bad = reg.register(_fitted())
+    a = reg.register(make_ranker())
+    bad = reg.register(make_ranker())
     (reg.root / bad.id / "model.joblib").write_bytes(b"not a model")
     r = client.get("/v1/models", headers=headers["officer"])
     assert r.status_code == 200 and r.json()["count"] == 2 and r.json()["active"] is None
-    learned = reg.register(_fitted(), learned=_fitted().effects_)
+    learned = reg.register(make_ranker(), learned=make_ranker().effects_)
     shown = {m["id"]: m for m in client.get("/v1/models", headers=headers["officer"]).json()["data"]}
     assert shown[learned.id]["learned"][0]["feature"] == "relevance" and shown[a.id]["learned"] == []
     assert client.post(f"/v1/models/{a.id}/activate", headers=headers["officer"]).status_code == 403
@@ -119,7 +105,7 @@ def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settin
     assert back.status_code == 200 and back.json()["active"] is None
 
 
-def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, caplog):
+def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, caplog, make_ranker):
     from matcher.matching.ranker import TransparentRanker
     from training.registry import install_active_ranker
 
@@ -128,7 +114,7 @@ def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, c
         trial = None
 
     reg = ModelRegistry.for_settings(settings)
-    v = reg.register(_fitted())
+    v = reg.register(make_ranker())
     reg.activate(v.id)
     eng = FakeEngine()
     assert install_active_ranker(eng, settings) == v.id
@@ -138,7 +124,7 @@ def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, c
     assert "refusing the active ranker" in caplog.text
 
 
-def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
+def test_a_running_engine_follows_rankers_activated_elsewhere(settings, make_ranker):
     import threading
     import time
 
@@ -156,7 +142,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
         assert eng.ranker.version == version
 
     reg = ModelRegistry.for_settings(settings)
-    a, b = reg.register(_fitted()), reg.register(_fitted())
+    a, b = reg.register(make_ranker()), reg.register(make_ranker())
     eng, stop = FakeEngine(), threading.Event()
     t = threading.Thread(target=follow_registry, args=(eng, settings, stop), kwargs={"every": 0.02})
     t.start()
@@ -180,8 +166,8 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings):
     assert not t.is_alive()
 
 
-def test_each_kind_has_its_own_active_version_and_history(registry, tmp_path):
-    ranker = registry.register(_fitted())
+def test_each_kind_has_its_own_active_version_and_history(registry, tmp_path, make_ranker):
+    ranker = registry.register(make_ranker())
     enc1 = registry.register(None, kind="encoder", artefact_dir=tmp_path / "enc1")
     enc2 = registry.register(None, kind="encoder", artefact_dir=tmp_path / "enc2")
     registry.activate(ranker.id)
@@ -196,8 +182,8 @@ def test_each_kind_has_its_own_active_version_and_history(registry, tmp_path):
     assert registry.active_id("ranker") is None and registry.active_id("encoder") == enc1.id
 
 
-def test_a_state_file_of_the_older_layout_is_read_by_kind(registry):
-    a, b = registry.register(_fitted()), registry.register(_fitted())
+def test_a_state_file_of_the_older_layout_is_read_by_kind(registry, make_ranker):
+    a, b = registry.register(make_ranker()), registry.register(make_ranker())
     registry.root.mkdir(parents=True, exist_ok=True)
     (registry.root / "state.json").write_text(json.dumps({"active": b.id, "history": [a.id]}))
     assert registry.active_id("ranker") == b.id and registry.active_id("encoder") is None

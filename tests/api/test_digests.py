@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import Session
 
 from api.routes.digests import get_digest_source
@@ -15,18 +14,13 @@ from matcher.digests.sources import KeywordSource
 from matcher.digests.tokens import make_unsubscribe_token
 from matcher.domain.tables import Enterprise, Resource
 from tests.conftest import TENANT
-from tests.test_digest import Inbox, free_port
 
 
 @pytest.fixture()
-def inbox():
-    box = Inbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
+def inbox(smtp):
+    box, port = smtp
     box.port = port
-    yield box
-    controller.stop()
+    return box
 
 
 @pytest.fixture()

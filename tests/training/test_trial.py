@@ -115,9 +115,8 @@ def test_one_look_keeps_false_promotions_at_the_nominal_rate_and_finds_a_clear_w
 
 
 def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
-    store, engine_client, headers, payloads, engine_settings, engine
+    store, engine_client, headers, payloads, engine_settings, engine, make_ranker
 ):
-    from tests.test_registry import _fitted
     from training.rankers.trial import evaluate_trial
     from training.registry import ModelRegistry
 
@@ -126,7 +125,7 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
         r = c.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"])
         assert r.status_code == 201
     reg = ModelRegistry.for_settings(engine_settings)
-    v = reg.register(_fitted())
+    v = reg.register(make_ranker())
     assert c.get("/v1/models/trial", headers=headers["admin"]).status_code == 404
     assert c.post(f"/v1/models/{v.id}/trial", headers=headers["officer"]).status_code == 403
     started = c.post(f"/v1/models/{v.id}/trial", headers=headers["admin"])
@@ -168,12 +167,13 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
     assert scores == sorted(scores, reverse=True)
 
 
-def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(client, headers, settings):
-    from tests.test_registry import _fitted
+def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(
+    client, headers, settings, make_ranker
+):
     from training.registry import ModelRegistry
 
     reg = ModelRegistry.for_settings(settings)
-    a, b = reg.register(_fitted()), reg.register(_fitted())
+    a, b = reg.register(make_ranker()), reg.register(make_ranker())
     assert client.post(f"/v1/models/{a.id}/trial", headers=headers["admin"]).status_code == 201
     assert reg.get(a.id).status == "trial"
     assert client.post(f"/v1/models/{b.id}/activate", headers=headers["admin"]).status_code == 200
@@ -188,11 +188,10 @@ def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(client, 
     assert client.post("/v1/models/nope/trial", headers=headers["admin"]).status_code == 404
 
 
-def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypatch, capsys):
+def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypatch, capsys, make_ranker):
     import json
 
     from matcher.cli.main import main
-    from tests.test_registry import _fitted
     from training.registry import ModelRegistry
 
     monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
@@ -203,7 +202,7 @@ def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypa
     err = capsys.readouterr().err.strip()
     assert "no ranker is on trial" in err and "\n" not in err
     reg = ModelRegistry.for_settings(settings)
-    v = reg.register(_fitted())
+    v = reg.register(make_ranker())
     reg.start_trial(v.id, incumbent="transparent-1")
     with pytest.raises(SystemExit) as exc:
         main(["trial", "--dry-run"])
@@ -227,19 +226,20 @@ def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypa
         ((-0.03, 0.04), "feedback", True, "rejected"),  # a running trial is not replaced
     ],
 )
-def test_the_promotion_rule_activates_tries_or_keeps(tmp_path, monkeypatch, ci, kind, running, expect):
+def test_the_promotion_rule_activates_tries_or_keeps(
+    tmp_path, monkeypatch, ci, kind, running, expect, make_ranker
+):
     import training.rankers.promotion as promotion
-    from tests.test_registry import _fitted
     from training.data.feedback import LabelledRows
     from training.evaluation.compare import Comparison
     from training.registry import ModelRegistry
 
     reg = ModelRegistry(tmp_path / "registry")
     if running:
-        other = reg.register(_fitted())
+        other = reg.register(make_ranker())
         reg.start_trial(other.id, incumbent="transparent-1")
     cmp = Comparison(40, 0.7, 0.69, (ci[0] + ci[1]) / 2, ci[0], ci[1], ci[0] > 0)
-    monkeypatch.setattr(promotion, "train_and_compare", lambda *a, **k: (_fitted(), cmp, {}))
+    monkeypatch.setattr(promotion, "train_and_compare", lambda *a, **k: (make_ranker(), cmp, {}))
     data = LabelledRows(source={"kind": "qrels" if kind == "qrels" else "feedback"})
     out = promotion.train_and_decide(reg, data, source={}, params={})
     status = reg.get(out["model"]).status
@@ -254,12 +254,11 @@ def test_the_promotion_rule_activates_tries_or_keeps(tmp_path, monkeypatch, ci, 
         assert (reg.trial() or {}).get("id") != out["model"]
 
 
-def test_a_running_service_starts_and_stops_interleaving_with_the_registry(settings, engine):
+def test_a_running_service_starts_and_stops_interleaving_with_the_registry(settings, engine, make_ranker):
     import threading
     import time
 
     from matcher.matching.ranker import TransparentRanker
-    from tests.test_registry import _fitted
     from training.registry import ModelRegistry, follow_registry
 
     class FakeEngine:
@@ -279,7 +278,7 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
     t = threading.Thread(target=follow_registry, args=(eng, s, stop), kwargs={"every": 0.01}, daemon=True)
     t.start()
     try:
-        v = reg.register(_fitted())
+        v = reg.register(make_ranker())
         reg.start_trial(v.id, incumbent="transparent-1")
         wait_for(lambda: eng.trial is not None and eng.trial.ranker.version == v.id)
         assert eng.trial.share == settings.trial_share
@@ -338,13 +337,12 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
         assert reg.trial()["id"] == out["model"] and not again["trial"]
 
 
-def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, engine, caplog):
+def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, engine, caplog, make_ranker):
     import logging
     import threading
     import time
 
     from matcher.matching.ranker import TransparentRanker
-    from tests.test_registry import _fitted
     from training.registry import ModelRegistry, follow_registry
 
     class FakeEngine:
@@ -353,7 +351,7 @@ def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, eng
         db = engine
 
     reg = ModelRegistry.for_settings(settings)
-    v = reg.register(_fitted())
+    v = reg.register(make_ranker())
     reg.start_trial(v.id, incumbent="transparent-1")
     (reg.root / v.id / "model.joblib").write_bytes(b"garbage")
     eng, stop = FakeEngine(), threading.Event()

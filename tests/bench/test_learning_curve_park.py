@@ -75,6 +75,7 @@ def test_generated_park_has_topical_non_matches():
         park.close()
 
 
+@pytest.mark.slow
 def test_tiny_park_run_prints_the_curve(tmp_path, capsys):
     main(
         [
@@ -122,6 +123,7 @@ def test_tiny_park_run_prints_the_curve(tmp_path, capsys):
         assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_outcomes_raise_the_served_ranking_through_an_interleaved_trial(tmp_path, capsys):
     """The product's learning loop, end to end: a candidate the logged comparison cannot judge goes on trial,
     users prefer it in interleaved lists, it is promoted, and held-out needs are served better."""
@@ -154,6 +156,7 @@ def test_outcomes_raise_the_served_ranking_through_an_interleaved_trial(tmp_path
     assert result["final_ndcg@10"] > result["start_ndcg@10"] + 0.1
 
 
+@pytest.mark.slow
 def test_trial_cost_bench_times_plain_and_interleaved_matches():
     from bench.trial_cost import measure
 
