@@ -15,7 +15,6 @@ from matcher.digests.sources import EngineSource
 from matcher.domain.tables import Enterprise, Feedback, Need, Resource, Tenant
 from matcher.domain.taxonomy import default_taxonomy
 from matcher.matching.engine import MatchEngine
-
 from tests.conftest import OTHER_TENANT, TENANT
 
 NOW = datetime.now(UTC)
