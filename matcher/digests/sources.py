@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from embeddings.text import tokenize
 from matcher.digests.compose import DemandQuery, Suggestion
 from matcher.domain.tables import Resource, as_utc
+from matcher.domain.visibility import visible_to
 
 
 def _expires(r: Resource) -> date | None:
@@ -54,7 +55,7 @@ class KeywordSource:
         zh = query.language == "zh"
         out = []
         for r, terms, expires, stamp in self._rows or []:
-            if r.status != "active" or (r.visibility != "public" and r.tenant_id != query.tenant):
+            if r.status != "active" or not visible_to(r, query.tenant):
                 continue
             if r.id in query.exclude or stamp < since or (query.kinds and r.kind not in query.kinds):
                 continue

@@ -25,6 +25,7 @@ from embeddings.encoders.base import Encoder
 from embeddings.text import has_cjk, lexical_terms, tokenize
 from matcher.domain.tables import Enterprise, Need, Resource, as_utc
 from matcher.domain.taxonomy import Taxonomy
+from matcher.domain.visibility import is_public, visible_to
 from matcher.errors import NotFound, ValidationFailed
 from matcher.indexing.catalog import Catalog, Meta
 from matcher.indexing.documents import enterprise_text, need_text, resource_text
@@ -293,7 +294,7 @@ class MatchEngine:
             id=r.id,
             kind=r.kind,
             tenant=r.tenant_id,
-            public=r.visibility == "public",
+            public=is_public(r.visibility),
             active=r.status == "active",
             title=r.title,
             industries=frozenset(self.taxonomy.expand(r.industries or [])),
@@ -319,7 +320,7 @@ class MatchEngine:
                     id=demand_key(DEMAND_NEED, n.id),
                     kind="need",
                     tenant=n.tenant_id,
-                    public=n.visibility == "public",
+                    public=is_public(n.visibility),
                     active=n.status == "open",
                     title=n.title,
                     industries=frozenset(self.taxonomy.expand(n.industries or [])),
@@ -339,7 +340,7 @@ class MatchEngine:
                     id=demand_key(DEMAND_ENTERPRISE, e.id),
                     kind="enterprise",
                     tenant=e.tenant_id,
-                    public=e.visibility == "public",
+                    public=is_public(e.visibility),
                     active=True,
                     title=e.name,
                     industries=frozenset(self.taxonomy.expand(e.industries or [])),
@@ -448,13 +449,13 @@ class MatchEngine:
 
     def _load_need(self, session: Session, need_id: int, tenant: str) -> Need:
         need = session.get(Need, need_id)
-        if need is None or (need.visibility != "public" and need.tenant_id != tenant):
+        if need is None or not visible_to(need, tenant):
             raise NotFound(f"need {need_id} not found")
         return need
 
     def _load_enterprise(self, session: Session, enterprise_id: int, tenant: str) -> Enterprise:
         ent = session.get(Enterprise, enterprise_id)
-        if ent is None or (ent.visibility != "public" and ent.tenant_id != tenant):
+        if ent is None or not visible_to(ent, tenant):
             raise NotFound(f"enterprise {enterprise_id} not found")
         return ent
 
@@ -744,7 +745,7 @@ class MatchEngine:
         t0 = time.perf_counter()
         with Session(self.db) as session:
             r = session.get(Resource, resource_id)
-            if r is None or (r.visibility != "public" and r.tenant_id != tenant):
+            if r is None or not visible_to(r, tenant):
                 raise NotFound(f"resource {resource_id} not found")
             text = self.resource_document(r)
         meta = self._resource_meta(r)

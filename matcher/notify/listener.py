@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from matcher.digests.compose import resource_url
 from matcher.domain.tables import Resource
+from matcher.domain.visibility import visible_to
 from matcher.notify.delivery import WebhookDispatcher
 from matcher.notify.tables import StandingMatch
 from matcher.settings import Settings
@@ -59,7 +60,7 @@ class StandingMatchListener:
                     kind, need_id = split_demand_key(c.id)
                     if kind != NEED or c.score < self.settings.notify_threshold:
                         continue
-                    if r.visibility != "public" and c.meta.tenant != r.tenant_id:
+                    if not visible_to(r, c.meta.tenant):
                         continue  # a private resource is only ever shown to its own tenant
                     summary = (outcome.explanations.get(c.id) or {}).get("summary", "")
                     found.append((need_id, c, summary))

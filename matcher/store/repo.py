@@ -38,6 +38,7 @@ from matcher.domain.schemas import (
 )
 from matcher.domain.tables import ApiKey, DigestLog, Enterprise, Need, Resource, as_utc, utcnow
 from matcher.domain.taxonomy import default_taxonomy
+from matcher.domain.visibility import visible_clause, visible_to, writable_by
 from matcher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from matcher.store.events import ChangeHub
 from matcher.store.keys import ROLES, Caller, create_key, ensure_tenant
@@ -139,15 +140,14 @@ def _valid_id(value: int) -> bool:
 
 
 def _visible(model: type[Row], caller: Caller) -> Any:
-    return or_(model.tenant_id == caller.tenant, model.visibility == "public")
+    return visible_clause(model, caller.tenant)
 
 
 def _fetch(session: Session, model: type[Row], caller: Caller, id: int, *, write: bool) -> Any:
     """The row if the caller may see it (or, for writes, owns it); NotFound otherwise, with one message."""
     row = session.get(model, id) if _valid_id(id) else None
     if row is not None:
-        owned = row.tenant_id == caller.tenant
-        if owned or (not write and row.visibility == "public"):
+        if writable_by(row, caller.tenant) if write else visible_to(row, caller.tenant):
             return row
     raise NotFound(f"no {model.__name__.lower()} with id {id}")
 
