@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import faiss  # noqa: E402
 
-from embeddings.vector.index import FaissIndex, load_index  # noqa: E402
+from embeddings.vector.faiss_index import FaissIndex  # noqa: E402
+from embeddings.vector.load import load_index  # noqa: E402
 
 DEFAULT_CORPUS = "/work/shared/data/research_results/csl_corpus.jsonl"
 

@@ -5,41 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from embeddings.encoders.base import Encoder
 from embeddings.lexical.bm25 import LexicalIndex
+from embeddings.persist import IndexCorruptError, IndexMismatchError, atomic_write_json
 from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
-from embeddings.vector.index import FaissIndex, IndexCorruptError, IndexMismatchError, load_index
+from embeddings.vector.faiss_index import FaissIndex
+from embeddings.vector.load import load_index
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def _atomic_write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 UPSERT_CHUNK = 8192  # records encoded and indexed per step
@@ -114,7 +93,7 @@ class IndexPair:
         self.root.mkdir(parents=True, exist_ok=True)
         self.dense.save(str(self.root / "vectors"))
         self.lexical.save(self.root / "lexical")
-        _atomic_write_json(
+        atomic_write_json(
             self.root / "stamps.json",
             {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}},
         )

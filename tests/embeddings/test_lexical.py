@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from embeddings.lexical.bm25 import LexicalIndex
+from embeddings.persist import IndexCorruptError, IndexMismatchError, read_manifest
 from embeddings.text import tokenize
-from embeddings.vector.index import IndexCorruptError, IndexMismatchError, read_manifest
 
 
 def zipf_docs(n: int, *, seed: int = 0, vocab: int = 400) -> list[list[str]]:
@@ -157,7 +157,7 @@ def test_incremental_equals_fresh_build() -> None:
             for i, d in zip(batch_ids, docs, strict=True):
                 live[i] = d
             next_id += 2
-        if idx._dead_postings == 0:
+        if idx.dead_postings == 0:
             compactions_seen += 1
     assert compactions_seen > 1
     fresh = LexicalIndex()
@@ -218,7 +218,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     idx.upsert_many(range(500), docs)
     for i in range(0, 60, 3):
         idx.remove(i)  # stays below the compaction fraction: dead postings are saved too
-    assert idx._dead_postings > 0
+    assert idx.dead_postings > 0
     idx.save(tmp_path)
     m = read_manifest(tmp_path)
     assert (m.backend, m.kind, m.model_id, m.count) == ("bm25", "bm25", "tok/v2", 480)

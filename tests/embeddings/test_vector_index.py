@@ -15,22 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import embeddings.persist
+import embeddings.vector.faiss_index
 from embeddings.encoders.base import VectorIndex
-from embeddings.locks import RWLock
-from embeddings.vector.index import (
-    ExactIndex,
-    FaissIndex,
-    IndexCorruptError,
-    IndexManifest,
-    IndexMismatchError,
-    load_index,
-    read_manifest,
-    unique_slots,
-)
+from embeddings.persist import IndexCorruptError, IndexManifest, IndexMismatchError, read_manifest
+from embeddings.vector.arrays import unique_slots
+from embeddings.vector.exact import ExactIndex
+from embeddings.vector.faiss_index import FaissIndex
+from embeddings.vector.load import load_index
 
 D = 32
 N = 3000
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout whose code the subprocess imports
 
 
 def clustered(n: int, d: int = D, *, seed: int = 0, n_clusters: int = 40) -> np.ndarray:
@@ -370,8 +366,6 @@ def _two_versions(data, tmp_path) -> FaissIndex:
 
 def test_crash_before_pointer_keeps_previous_version(data, tmp_path, monkeypatch) -> None:
     fi = _two_versions(data, tmp_path)
-    import embeddings.vector.index as mod
-
     real_replace = os.replace
 
     def die(src, dst, *a, **kw):  # the process dies right before the pointer is swapped
@@ -379,7 +373,7 @@ def test_crash_before_pointer_keeps_previous_version(data, tmp_path, monkeypatch
             raise KeyboardInterrupt("killed")
         return real_replace(src, dst, *a, **kw)
 
-    monkeypatch.setattr(mod.os, "replace", die)
+    monkeypatch.setattr(embeddings.persist.os, "replace", die)
     with pytest.raises(KeyboardInterrupt):
         fi.save(str(tmp_path))
     monkeypatch.undo()
@@ -390,13 +384,12 @@ def test_crash_before_pointer_keeps_previous_version(data, tmp_path, monkeypatch
 
 def test_crash_while_writing_files_keeps_previous_version(data, tmp_path, monkeypatch) -> None:
     fi = _two_versions(data, tmp_path)
-    import embeddings.vector.index as mod
 
     def half_written(index, path):  # a torn write, then the process dies
         Path(path).write_bytes(b"\x00" * 100)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(mod.faiss, "write_index", half_written)
+    monkeypatch.setattr(embeddings.vector.faiss_index.faiss, "write_index", half_written)
     with pytest.raises(KeyboardInterrupt):
         fi.save(str(tmp_path))
     monkeypatch.undo()
@@ -440,7 +433,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np
     sys.path.insert(0, {repo!r})
-    from embeddings.vector.index import FaissIndex
+    from embeddings.vector.faiss_index import FaissIndex
     rng = np.random.default_rng(0)
     fi = FaissIndex(16, kind="hnsw", model_id="kill", background=False)
     n = 0
@@ -482,47 +475,6 @@ def test_kill_9_during_saves_leaves_a_loadable_version(tmp_path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ threads
-
-
-def test_rwlock_excludes_writers() -> None:
-    lock = RWLock()
-    state = {"readers": 0, "max_readers": 0, "writer_inside": False, "violations": 0}
-    guard = threading.Lock()
-
-    def reader() -> None:
-        for _ in range(200):
-            with lock.read():
-                with guard:
-                    state["readers"] += 1
-                    state["max_readers"] = max(state["max_readers"], state["readers"])
-                    state["violations"] += state["writer_inside"]
-                time.sleep(0.0001)
-                with guard:
-                    state["readers"] -= 1
-
-    def writer() -> None:
-        for _ in range(50):
-            with lock.write():
-                with guard:
-                    state["writer_inside"] = True
-                    state["violations"] += state["readers"] > 0
-                time.sleep(0.0001)
-                with guard:
-                    state["writer_inside"] = False
-
-    threads = [threading.Thread(target=reader) for _ in range(4)] + [
-        threading.Thread(target=writer) for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert state["violations"] == 0 and state["max_readers"] > 1
-    assert lock.acquire_read(timeout=0.1)
-    assert not lock.acquire_write(timeout=0.05)  # a reader holds it
-    lock.release_read()
-    assert lock.acquire_write(timeout=0.1)
-    lock.release_write()
 
 
 def test_concurrent_readers_and_writers(data) -> None:

@@ -57,7 +57,7 @@ def test_index_from_another_model_is_rebuilt(engine_settings, engine, headers, t
 
 
 def test_lexical_index_tokenised_another_way_is_rebuilt(engine_settings, engine, headers):
-    from embeddings.vector.index import read_manifest
+    from embeddings.persist import read_manifest
 
     with TestClient(create_app(engine_settings)) as c:
         rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
