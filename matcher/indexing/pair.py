@@ -1,9 +1,12 @@
 """One side's pair of indexes (dense vectors + BM25) kept together, with the stamps that say which version of
-each record they hold, so start-up can reconcile them with the store and re-index only what differs."""
+each record they hold, so start-up can reconcile them with the store and re-index only what differs.
+
+The stamps are saved inside each index's own versioned save (an attachment checksummed with its data): when
+start-up falls back to an older version of either index, it also gets the stamps that describe that
+version, and a record is trusted only where both loaded versions hold it at the same stamp."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -12,7 +15,7 @@ import numpy as np
 
 from embeddings.encoders.base import Encoder
 from embeddings.lexical.bm25 import LexicalIndex
-from embeddings.persist import IndexCorruptError, IndexMismatchError, atomic_write_json
+from embeddings.persist import IndexCorruptError, IndexMismatchError
 from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
 from embeddings.vector.faiss_index import FaissIndex
 from embeddings.vector.load import load_index
@@ -20,6 +23,7 @@ from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+STAMPS = "stamps"  # name of the attachment that holds a version's stamps
 
 UPSERT_CHUNK = 8192  # records encoded and indexed per step
 
@@ -48,14 +52,13 @@ class IndexPair:
                 approximate_threshold=self.settings.approximate_threshold,
             )
             self.lexical = LexicalIndex.load(self.root / "lexical", expected_tokenizer=LEXICAL_TERMS_ID)
-            raw = json.loads((self.root / "stamps.json").read_text())
-            if raw.get("model_id") != self.encoder.model_id:
-                raise IndexMismatchError("stamps were written for another model")
-            self.stamps = {int(k): float(v) for k, v in raw["stamps"].items()}
+            self.stamps = _agreed_stamps(
+                _stamps_of(self.dense.attachments), _stamps_of(self.lexical.attachments)
+            )
         except IndexMismatchError as exc:
             logger.warning("%s index built by another model (%s): rebuilding from the store", self.name, exc)
             self._reset()
-        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, TypeError, OSError) as exc:
             logger.warning("%s index unreadable (%s): rebuilding from the store", self.name, exc)
             self._reset()
 
@@ -89,14 +92,12 @@ class IndexPair:
             return dict(self.stamps)
 
     def save(self, stamps: dict[int, float]) -> None:
-        """Indexes first, stamps last: stamps never claim more than the indexes hold."""
+        """Each index saves `stamps` inside its own new version, so the stamps loaded with a version are the
+        ones taken before it was written: they never claim more than that version holds."""
+        attachments = {STAMPS: {str(k): v for k, v in stamps.items()}}
         self.root.mkdir(parents=True, exist_ok=True)
-        self.dense.save(str(self.root / "vectors"))
-        self.lexical.save(self.root / "lexical")
-        atomic_write_json(
-            self.root / "stamps.json",
-            {"model_id": self.encoder.model_id, "stamps": {str(k): v for k, v in stamps.items()}},
-        )
+        self.dense.save(str(self.root / "vectors"), attachments=attachments)
+        self.lexical.save(self.root / "lexical", attachments=attachments)
 
     # ------------------------------------------------------------------ writes
     def upsert(
@@ -178,3 +179,17 @@ class IndexPair:
         s = self.lexical.score_ids(tokens, arr)
         hit = s > 0
         return dict(zip(arr[hit].tolist(), (s[hit] / upper).tolist(), strict=True))
+
+
+def _stamps_of(attachments: dict[str, object]) -> dict[int, float]:
+    """The stamps saved with an index version ({} for a version saved without them)."""
+    raw = attachments.get(STAMPS, {})
+    if not isinstance(raw, dict):
+        raise ValueError(f"{STAMPS} attachment is not an object")
+    return {int(k): float(v) for k, v in raw.items()}
+
+
+def _agreed_stamps(dense: dict[int, float], lexical: dict[int, float]) -> dict[int, float]:
+    """The records both loaded versions hold at the same stamp; after a fallback of one index the two can
+    disagree, and a record either side may hold at another version is re-indexed by the reconcile."""
+    return {i: s for i, s in dense.items() if lexical.get(i) == s}

@@ -49,9 +49,8 @@ def test_restart_reconciles_indexes_with_the_store(engine_settings, engine, head
 def test_index_from_another_model_is_rebuilt(engine_settings, engine, headers, tmp_path):
     with TestClient(create_app(engine_settings)) as c:
         rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
-    stamps = engine_settings.index_dir / "supply" / "stamps.json"
-    text = stamps.read_text().replace('"model_id": "', '"model_id": "other-model-')
-    stamps.write_text(text)
+    (manifest,) = (engine_settings.index_dir / "supply" / "vectors").glob("*/manifest.json")
+    manifest.write_text(manifest.read_text().replace('"model_id": "', '"model_id": "other-model-'))
     with TestClient(create_app(engine_settings)) as c:
         assert _ids(c, headers["admin"]) == {rid}
 
