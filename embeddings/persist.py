@@ -1,6 +1,7 @@
-"""Crash-safe persistence: atomic JSON writes, fsync of files and directories, file checksums, the library
-versions an artefact records, and the versioned index directories both the vector and the lexical index save
-into. Every persisted artefact of the project (indexes, models, registry state) writes through these.
+"""Crash-safe persistence: atomic writes, fsync, checksums, library versions and versioned index directories.
+
+Every persisted artefact of the project (indexes, models, registry state) writes through these; both the
+vector and the lexical index save into the versioned directories.
 
 A versioned directory holds one sub-directory per saved version (``v<millis>-<rand>``) and a ``CURRENT``
 pointer file. ``write_versioned`` writes a version through a temporary directory (files fsynced and

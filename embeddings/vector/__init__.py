@@ -1,1 +1,1 @@
-"""Vector indexes: FAISS (exact and approximate) beside an exact reference, with versioned persistence."""
+"""Vector indexes: FAISS (exact and approximate) beside an exact reference, saved through embeddings.persist."""

@@ -1,5 +1,4 @@
-"""The incremental faiss index: exact flat search while small, HNSW (or IVF) once large, rebuilt in the
-background when it switches or when tombstones pile up.
+"""FaissIndex: incremental, exact flat search while small, HNSW (or IVF) once large, rebuilt in the background.
 
 ``FaissIndex`` serves exact ``IndexFlatIP`` while the collection is small and an approximate graph
 (``IndexHNSWFlat``) once it crosses ``approximate_threshold`` live records; the switch happens automatically

@@ -1,5 +1,4 @@
-"""One faiss structure with its slot bookkeeping (slot -> id, live bitmap, id map, tombstones) and the search
-strategies over it.
+"""One faiss structure with its slot bookkeeping (ids, live bitmap, tombstones) and its search strategies.
 
 Every faiss label is a *slot* (row of the underlying storage); an id map turns record ids into slots. HNSW
 cannot delete, so an update or delete tombstones the old slot (filtered out of results with a bitmap
