@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,51 +12,53 @@ from api.middleware import install_middleware
 from api.routes import routers
 from api.state import AppState
 from matcher.domain.taxonomy import default_taxonomy
+from matcher.matching.engine import MatchEngine
+from matcher.models.encoder import load_configured_encoder
+from matcher.models.follower import install_active_ranker, install_trial, start_following
+from matcher.notify.delivery import WebhookDispatcher
+from matcher.notify.listener import StandingMatchListener
 from matcher.settings import Settings
 from matcher.store.db import init_db, make_engine
 from matcher.store.events import ChangeHub
 
-logger = logging.getLogger(__name__)
 
-# hooks run at start-up after the store is ready, in order: (state) -> None; e.g. loading the match engine
-STARTUP_HOOKS: list[str] = [
-    "api.engine_hook:start_engine",
-    "api.routes.digests:start_notifications",
-]
+def start_engine(state: AppState) -> MatchEngine:
+    """Load the encoder, the registry's models and the indexes; the engine follows store changes and the registry."""
+    engine = MatchEngine(state.settings, state.db, state.taxonomy, load_configured_encoder(state.settings))
+    install_active_ranker(engine, state.settings)  # a corrupt artefact is refused; the default keeps serving
+    install_trial(engine, state.settings)
+    engine.start()
+    state.hub.subscribe(engine)
+    state.matcher = engine
+    start_following(engine, state.settings)
+    return engine
 
 
-def _run_hooks(state: AppState) -> None:
-    import importlib
-
-    for spec in STARTUP_HOOKS:
-        mod_name, fn_name = spec.split(":")
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod_name:
-                continue
-            raise
-        getattr(mod, fn_name)(state)
+def start_notifications(state: AppState, engine: MatchEngine) -> None:
+    """Standing-match webhooks follow resource changes; deliveries cut off by a stop between attempts carry on."""
+    dispatcher = WebhookDispatcher(state.settings, state.db)
+    state.webhooks = dispatcher
+    dispatcher.resume_pending()
+    state.hub.subscribe(StandingMatchListener(engine, state.db, state.settings, dispatcher))
 
 
 def create_app(settings: Settings | None = None, *, load_engine: bool = True) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings)
         init_db(db)
         state = AppState(settings=settings, db=db, hub=ChangeHub(), taxonomy=default_taxonomy())
         app.state.app_state = state
         if load_engine:
-            _run_hooks(state)
+            start_notifications(state, start_engine(state))
         state.ready = True
         try:
             yield
         finally:
-            closer = getattr(state.matcher, "close", None)
-            if closer is not None:
-                closer()
+            if state.matcher is not None:
+                state.matcher.close()
             db.dispose()
 
     app = FastAPI(

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from api.state import AppState
 from matcher.errors import Forbidden, ServiceUnavailable, Unauthorized
+from matcher.matching.engine import MatchEngine
 from matcher.store.keys import Caller, verify_key
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
@@ -61,7 +62,7 @@ WriterDep = Annotated[Caller, require_roles("admin", "officer", "platform")]
 OfficerDep = Annotated[Caller, require_roles("admin", "officer")]
 
 
-def get_matcher(state: StateDep):
+def get_matcher(state: StateDep) -> MatchEngine:
     if state.matcher is None:
         raise ServiceUnavailable("the matching indexes are still loading; retry shortly")
     return state.matcher

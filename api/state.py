@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from matcher.digests.send import EmailSender
 from matcher.domain.taxonomy import Taxonomy
+from matcher.matching.engine import MatchEngine
+from matcher.notify.delivery import WebhookDispatcher
 from matcher.settings import Settings
 from matcher.store.events import ChangeHub
 
@@ -18,6 +20,8 @@ class AppState:
     db: Engine
     hub: ChangeHub
     taxonomy: Taxonomy
-    matcher: Any = None  # matcher.matching.engine.MatchEngine once the indexes are loaded
-    extras: dict[str, Any] = field(default_factory=dict)
+    matcher: MatchEngine | None = None  # set once the indexes are loaded
+    # the digest mail sender; None sends through the SMTP server the settings name (tests put a local one here)
+    email_sender: EmailSender | None = None
+    webhooks: WebhookDispatcher | None = None  # standing-match webhooks, once notifications started
     ready: bool = False

@@ -39,6 +39,7 @@ import numpy as np
 from bench.ranker_eval import DEFAULT_CORPUS, DEFAULT_SET, bench_encoder, collect
 from matcher.matching.interleave import preference, team_draft
 from matcher.matching.ranker import TransparentRanker
+from matcher.models.trial import PLANNED_VOTES, judge
 from training.data.feedback import LabelledRows
 from training.evaluation.compare import (
     NotEnoughData,
@@ -47,7 +48,6 @@ from training.evaluation.compare import (
     per_query_ndcg,
     train_and_compare,
 )
-from training.rankers.trial import PLANNED_VOTES, judge
 
 
 def simulate(

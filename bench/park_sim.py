@@ -429,13 +429,14 @@ def simulate_park(
     (`training.rankers.promotion`, as `matcher train ranker` does, with interleaved trials unless `trial` is False);
     the curve is the served ranker's nDCG@10 on held-out needs."""
     from api.routes.match import _log_impressions  # the match route's own impression logging
+    from matcher.models.follower import install_active_ranker, install_trial
+    from matcher.models.trial import evaluate_trial
     from matcher.outcomes.feedback import record_feedback
     from matcher.store.keys import Caller
     from training.data.feedback import from_feedback
     from training.evaluation.compare import NotEnoughData, grouped_split
     from training.rankers.promotion import train_and_decide
-    from training.rankers.trial import evaluate_trial
-    from training.registry import ModelRegistry, install_active_ranker, install_trial
+    from training.registry import TrainingRegistry as ModelRegistry
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ def measure(resources: int, needs: int, seed: int, repeats: int) -> dict[str, An
     from bench.park_sim import Park, simulate_park
     from matcher.matching.engine import Trial
     from matcher.matching.ranker import TransparentRanker
-    from training.registry import ModelRegistry
+    from matcher.models.registry import ModelRegistry
 
     park = Park(n_resources=resources, n_needs=needs, seed=seed)
     try:

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     approximate_threshold: int = 50_000
     # how often a running service looks for a ranker activated outside it (`matcher train ranker`, another worker)
     model_poll_s: float = Field(15.0, ge=0)
-    # while a ranker is on interleaved trial (training/rankers/trial.py): the share of match requests that interleave
+    # while a ranker is on interleaved trial (matcher/models/trial.py): the share of match requests that interleave
     # it (all by default: a park's outcomes are few, and each interleaved list keeps the incumbent's best
     # picks near the top), the decided lists at which it is judged, and how often a running service looks
     trial_share: float = Field(1.0, ge=0.0, le=1.0)

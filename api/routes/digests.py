@@ -21,7 +21,7 @@ from matcher.digests.sources import EngineSource
 from matcher.digests.tokens import verify_unsubscribe_token
 from matcher.domain.tables import Enterprise, utcnow
 from matcher.errors import NotFound, ServiceUnavailable, ValidationFailed
-from matcher.notify.delivery import EVENTS, WebhookDispatcher, new_secret
+from matcher.notify.delivery import EVENTS, new_secret
 from matcher.notify.tables import WebhookDelivery, WebhookSubscription
 from matcher.notify.urls import validate_webhook_url
 from matcher.store.keys import Caller
@@ -37,22 +37,11 @@ def get_digest_source(state: StateDep) -> CandidateSource:
 
 
 def get_email_sender(state: StateDep) -> EmailSender:
-    return state.extras.get("email_sender") or SmtpSender.from_settings(state.settings)
+    return state.email_sender or SmtpSender.from_settings(state.settings)
 
 
 SourceDep = Annotated[CandidateSource, Depends(get_digest_source)]
 SenderDep = Annotated[EmailSender, Depends(get_email_sender)]
-
-
-def start_notifications(state: AppState) -> None:
-    """Start-up hook: standing-match webhooks follow resource changes once the engine is loaded."""
-    from matcher.notify.listener import StandingMatchListener
-
-    dispatcher = WebhookDispatcher(state.settings, state.db)
-    state.extras["webhooks"] = dispatcher
-    dispatcher.resume_pending()  # deliveries cut off by a stop between attempts carry on
-    if state.matcher is not None:
-        state.hub.subscribe(StandingMatchListener(state.matcher, state.db, state.settings, dispatcher))
 
 
 def _runner(state: AppState, source: CandidateSource, sender: EmailSender) -> DigestRunner:

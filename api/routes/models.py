@@ -10,10 +10,12 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import AdminDep, CallerDep, StateDep
+from api.state import AppState
 from matcher.errors import NotFound
 from matcher.matching.ranker import TransparentRanker
-from training.rankers.trial import evaluate_trial
-from training.registry import ModelRegistry, install_trial
+from matcher.models.follower import install_trial
+from matcher.models.registry import ModelRegistry, ModelVersion
+from matcher.models.trial import TrialVerdict, evaluate_trial
 
 router = APIRouter(tags=["models"])
 _swap = threading.Lock()  # one activation at a time; serving never waits on it
@@ -42,7 +44,7 @@ class ModelsPublic(BaseModel):
 
 
 class TrialPublic(BaseModel):
-    """A ranker on interleaved trial and the evidence so far (see training/rankers/trial.py)."""
+    """A ranker on interleaved trial and the evidence so far (see matcher/models/trial.py)."""
 
     model: str
     incumbent: str
@@ -56,7 +58,7 @@ class SwitchPublic(BaseModel):
     serving: str | None
 
 
-def _public(v) -> ModelPublic:
+def _public(v: ModelVersion) -> ModelPublic:
     m = v.manifest
     return ModelPublic(
         id=v.id,
@@ -73,7 +75,7 @@ def _public(v) -> ModelPublic:
     )
 
 
-def _serving(state) -> str | None:
+def _serving(state: AppState) -> str | None:
     return None if state.matcher is None else str(state.matcher.ranker.version)
 
 
@@ -92,7 +94,7 @@ def list_models(state: StateDep, caller: CallerDep) -> ModelsPublic:
     )
 
 
-def _trial_public(state, reg: ModelRegistry, verdict: Any = None) -> TrialPublic:
+def _trial_public(state: AppState, reg: ModelRegistry, verdict: TrialVerdict | None = None) -> TrialPublic:
     t = reg.trial("ranker")
     if t is None:
         raise NotFound("no ranker is on trial")

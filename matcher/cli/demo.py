@@ -3,9 +3,17 @@ and print an admin API key for the demo tenant on the last line."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from matcher.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,14 +37,7 @@ def register(app: typer.Typer) -> None:
         """Load the demo data (idempotent: re-running updates records, never duplicates them)."""
         from matcher.cli.errors import CliError
         from matcher.cli.imports import TENANT_PATTERN
-        from matcher.demo.records import (
-            demo_admin_key,
-            ensure_default_encoder,
-            find_corpus,
-            load_demo,
-            training_records,
-        )
-        from matcher.settings import Settings
+        from matcher.demo.records import demo_admin_key, find_corpus, load_demo, training_records
         from matcher.store.db import init_db, make_engine
 
         if not TENANT_PATTERN.match(tenant):
@@ -85,3 +86,39 @@ def register(app: typer.Typer) -> None:
             f"admin API key for tenant {tenant} (also saved in {settings.data_dir / 'demo-admin.key'}):"
         )
         typer.echo(key)
+
+
+def encoder_present(directory: Path) -> bool:
+    return (directory / "modules.json").is_file() or (directory / "training_manifest.json").is_file()
+
+
+def ensure_default_encoder(
+    settings: Settings,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    retrain: bool = False,
+    show_progress: bool = True,
+) -> Path | None:
+    """Train the default encoder into settings.default_encoder_dir unless one is there (or `retrain`).
+
+    Trains into a sibling directory and swaps it in, so a crash never leaves a half-written model where the
+    service looks for it. Returns the directory, or None when the training code is not installed."""
+    target = settings.default_encoder_dir
+    if encoder_present(target) and not retrain:
+        logger.info("default encoder present at %s", target)
+        return target
+    try:
+        from training.encoders.train import train_static_encoder
+    except ImportError as exc:
+        logger.warning("cannot train the default encoder (%s); matching needs MATCHER_ENCODER set", exc)
+        return None
+    building = target.with_name(target.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    train_static_encoder(list(records), building, show_progress=show_progress)
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    building.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target

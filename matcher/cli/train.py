@@ -6,8 +6,15 @@ import json
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from embeddings.encoders.base import Encoder
+    from matcher.models.registry import ModelVersion
+    from matcher.settings import Settings
+    from training.evaluation.compare import Comparison
 
 train_app = typer.Typer(
     help="Train models from the store's data and feedback; register them.", no_args_is_help=True
@@ -38,21 +45,21 @@ def train_ranker(
 
     From feedback, a candidate the logged comparison cannot prove better but not worse either (the interval
     straddles zero) is put on an interleaved trial: the service shows it beside the ranker in service for a
-    share of requests and promotes it when users prefer it (training/rankers/trial.py). A running trial is judged
+    share of requests and promotes it when users prefer it (matcher/models/trial.py). A running trial is judged
     first, and is not replaced by a new candidate while its evidence is still coming in."""
     from sqlmodel import Session
 
     from matcher.cli.errors import CliError
+    from matcher.models.trial import evaluate_trial
     from matcher.settings import Settings
     from matcher.store.db import init_db, make_engine
     from training.data.feedback import from_feedback
     from training.evaluation.compare import NotEnoughData
     from training.rankers.promotion import train_and_decide
-    from training.rankers.trial import evaluate_trial
-    from training.registry import ModelRegistry
+    from training.registry import TrainingRegistry
 
     settings = Settings()
-    registry = ModelRegistry.for_settings(settings)
+    registry = TrainingRegistry.for_settings(settings)
     running = None
     if qrels is not None:
         data, source = _qrels_rows(settings, qrels, split), {"qrels": str(qrels), "split": split}
@@ -121,7 +128,6 @@ def train_encoder(
     from matcher.settings import Settings
     from training.encoders.train import train_static_encoder
     from training.evaluation.compare import MIN_GROUPS
-    from training.registry import ModelRegistry
 
     settings = Settings()
     data = _encoder_training_data(settings)
@@ -154,6 +160,53 @@ def train_encoder(
     result = None
     if evaluate and incumbent is not None:
         result = _compare_encoders(out, incumbent, data, test_needs, seed=seed)
+    status, install, note = _decide_and_install(settings, out, incumbent, result, data, promote=promote)
+    v = _register_encoder(
+        settings,
+        out,
+        data,
+        pairs,
+        usable=len(usable),
+        split=(train_needs, test_needs),
+        params={
+            "dim": dim,
+            "epochs": epochs,
+            "pair_repeats": pair_repeats,
+            "seed": seed,
+            "incumbent": incumbent_id,
+        },
+        result=result,
+        status=status,
+        install=install,
+    )
+    typer.echo(
+        json.dumps(
+            {
+                "model": v.id,
+                "path": str(out),
+                "records": len(usable),
+                "feedback_pairs": len(pairs),
+                "evaluation": None if result is None else result.as_dict(),
+                "installed": install,
+                "note": note,
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+def _decide_and_install(
+    settings: Settings,
+    out: Path,
+    incumbent: Encoder | None,
+    result: Comparison | None,
+    data: _EncoderData,
+    *,
+    promote: bool,
+) -> tuple[str, bool, str]:
+    """(manifest status, whether to install it as the default encoder, the note the command prints)."""
+    from training.evaluation.compare import MIN_GROUPS
+
     if incumbent is None:
         status, install = "candidate", promote
         note = "no encoder was in service" + ("; installed as the default" if promote else "")
@@ -180,26 +233,40 @@ def train_encoder(
             status = "active"
         except ValueError as exc:
             install, note = False, f"not installed: {exc}; the encoder in service keeps serving"
-    registry = ModelRegistry.for_settings(settings)
+    return status, install, note
+
+
+def _register_encoder(
+    settings: Settings,
+    out: Path,
+    data: _EncoderData,
+    pairs: list[tuple[str, str, str | None]],
+    *,
+    usable: int,
+    split: tuple[list[int], list[int]],
+    params: dict[str, Any],
+    result: Comparison | None,
+    status: str,
+    install: bool,
+) -> ModelVersion:
+    """Register the trained encoder; an installed one becomes the registry's active encoder."""
+    from training.registry import TrainingRegistry
+
+    train_needs, test_needs = split
+    registry = TrainingRegistry.for_settings(settings)
     v = registry.register(
         None,
         kind="encoder",
         artefact_dir=out,
         data={
-            "resources": len(usable),
+            "resources": usable,
             "needs_with_feedback": len(data.positives),
             "feedback_pairs": len(pairs),
             "pairs_with_rejected_negative": sum(1 for p in pairs if p[2]),
             "train_needs": len(train_needs),
             "test_needs": len(test_needs),
         },
-        params={
-            "dim": dim,
-            "epochs": epochs,
-            "pair_repeats": pair_repeats,
-            "seed": seed,
-            "incumbent": incumbent_id,
-        },
+        params=params,
         metrics={} if result is None else result.manifest_metrics(),
         ci={} if result is None else result.manifest_ci(),
         status="candidate" if install else status,
@@ -207,20 +274,7 @@ def train_encoder(
     if install:
         # the registry's active encoder; the one installed before is retired (and can be rolled back to)
         v = registry.activate(v.id)
-    typer.echo(
-        json.dumps(
-            {
-                "model": v.id,
-                "path": str(out),
-                "records": len(usable),
-                "feedback_pairs": len(pairs),
-                "evaluation": None if result is None else result.as_dict(),
-                "installed": install,
-                "note": note,
-            },
-            ensure_ascii=False,
-        )
-    )
+    return v
 
 
 class _EncoderData:
@@ -398,13 +452,13 @@ def register(app: typer.Typer) -> None:
         from sqlmodel import Session
 
         from matcher.cli.errors import CliError
+        from matcher.models.trial import evaluate_trial
         from matcher.settings import Settings
         from matcher.store.db import init_db, make_engine
-        from training.rankers.trial import evaluate_trial
-        from training.registry import ModelRegistry
+        from training.registry import TrainingRegistry
 
         settings = Settings()
-        registry = ModelRegistry.for_settings(settings)
+        registry = TrainingRegistry.for_settings(settings)
         if registry.trial("ranker") is None:
             raise CliError(
                 "no ranker is on trial (`matcher train ranker` starts one when the evidence is unclear)"

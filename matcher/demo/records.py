@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -431,11 +430,7 @@ def demo_admin_key(engine: Engine, settings: Settings, tenant: str = DEMO_TENANT
     return plaintext
 
 
-# ---------------------------------------------------------------------------------------------- default encoder
-
-
-def encoder_present(directory: Path) -> bool:
-    return (directory / "modules.json").is_file() or (directory / "training_manifest.json").is_file()
+# ---------------------------------------------------------------------------------------------- encoder texts
 
 
 def training_records(engine: Engine, corpus: Path | None) -> Iterator[dict[str, Any]]:
@@ -464,35 +459,3 @@ def training_records(engine: Engine, corpus: Path | None) -> Iterator[dict[str, 
             "text": res.description,
             "keywords": [taxonomy.label(t, res.language) for t in res.industries],
         }
-
-
-def ensure_default_encoder(
-    settings: Settings,
-    records: Iterable[Mapping[str, Any]],
-    *,
-    retrain: bool = False,
-    show_progress: bool = True,
-) -> Path | None:
-    """Train the default encoder into settings.default_encoder_dir unless one is there (or `retrain`).
-
-    Trains into a sibling directory and swaps it in, so a crash never leaves a half-written model where the
-    service looks for it. Returns the directory, or None when the training code is not installed."""
-    target = settings.default_encoder_dir
-    if encoder_present(target) and not retrain:
-        logger.info("default encoder present at %s", target)
-        return target
-    try:
-        from training.encoders.train import train_static_encoder
-    except ImportError as exc:
-        logger.warning("cannot train the default encoder (%s); matching needs MATCHER_ENCODER set", exc)
-        return None
-    building = target.with_name(target.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    train_static_encoder(list(records), building, show_progress=show_progress)
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    building.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target

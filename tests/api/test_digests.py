@@ -26,7 +26,7 @@ def inbox(smtp):
 @pytest.fixture()
 def park(client, engine, keys, settings, inbox):
     state = client.app.state.app_state
-    state.extras["email_sender"] = SmtpSender("127.0.0.1", inbox.port, rate_per_second=0)
+    state.email_sender = SmtpSender("127.0.0.1", inbox.port, rate_per_second=0)
     client.app.dependency_overrides[get_digest_source] = lambda: KeywordSource(engine)
     with Session(engine, expire_on_commit=False) as s:
         zh = Enterprise(

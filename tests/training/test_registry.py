@@ -7,12 +7,13 @@ import json
 import pytest
 
 from matcher.errors import NotFound, ValidationFailed
-from training.registry import ModelArtefactError, ModelRegistry
+from matcher.models.registry import ModelArtefactError
+from training.registry import TrainingRegistry
 
 
 @pytest.fixture
-def registry(tmp_path) -> ModelRegistry:
-    return ModelRegistry(tmp_path / "models" / "registry")
+def registry(tmp_path) -> TrainingRegistry:
+    return TrainingRegistry(tmp_path / "models" / "registry")
 
 
 def test_register_writes_a_manifest(registry, make_ranker):
@@ -85,7 +86,7 @@ def test_unknown_model_is_not_found(registry):
 
 
 def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settings, make_ranker):
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     a = reg.register(make_ranker())
     bad = reg.register(make_ranker())
     (reg.root / bad.id / "model.joblib").write_bytes(b"not a model")
@@ -107,13 +108,13 @@ def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settin
 
 def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, caplog, make_ranker):
     from matcher.matching.ranker import TransparentRanker
-    from training.registry import install_active_ranker
+    from matcher.models.follower import install_active_ranker
 
     class FakeEngine:
         ranker = TransparentRanker()
         trial = None
 
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     v = reg.register(make_ranker())
     reg.activate(v.id)
     eng = FakeEngine()
@@ -129,7 +130,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings, make_ran
     import time
 
     from matcher.matching.ranker import TransparentRanker
-    from training.registry import follow_registry
+    from matcher.models.follower import follow_registry
 
     class FakeEngine:
         ranker = TransparentRanker()
@@ -141,7 +142,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings, make_ran
             time.sleep(0.01)
         assert eng.ranker.version == version
 
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     a, b = reg.register(make_ranker()), reg.register(make_ranker())
     eng, stop = FakeEngine(), threading.Event()
     t = threading.Thread(target=follow_registry, args=(eng, settings, stop), kwargs={"every": 0.02})
@@ -194,10 +195,11 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
     import shutil
     import threading
     import time
+    import types
 
     from embeddings.encoders.sentence import load_encoder
     from matcher.matching.ranker import TransparentRanker
-    from training.registry import follow_registry
+    from matcher.models.follower import follow_registry
 
     other = tmp_path / "encoder-next"
     shutil.copytree(encoder_dir, other)
@@ -205,16 +207,16 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
     class FakeEngine:
         ranker = TransparentRanker()
         trial = None
-        encoder = load_encoder(encoder_dir)
+        supply = types.SimpleNamespace(encoder=load_encoder(encoder_dir))
         swapped: list[str] = []
 
         def swap_encoder(self, enc):
             self.swapped.append(enc.model_id)
-            self.encoder = enc
+            self.supply = types.SimpleNamespace(encoder=enc)
 
     eng, stop = FakeEngine(), threading.Event()
     configured = settings.model_copy(update={"encoder": str(other)})
-    reg = ModelRegistry.for_settings(configured)
+    reg = TrainingRegistry.for_settings(configured)
     t = threading.Thread(target=follow_registry, args=(eng, configured, stop), kwargs={"every": 0.02})
     t.start()
     try:
@@ -230,3 +232,60 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
     finally:
         stop.set()
         t.join(timeout=5)
+
+
+ROWS = [
+    {"dense": 0.9, "lexical": 0.2, "relevance": 0.9},
+    {"dense": 0.3, "lexical": 0.7, "relevance": 0.4},
+    {"dense": 0.5, "lexical": 0.1, "relevance": 0.6},
+]
+
+
+def test_a_ranker_artefact_loads_in_a_process_without_training(registry, make_ranker):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    trained = make_ranker()
+    v = registry.register(trained)
+    assert v.manifest["class"] == "matcher.models.learned.LearnedRanker"
+    assert b"training" not in (registry.root / v.id / "model.joblib").read_bytes()
+    script = (
+        "import sys, json\n"
+        "sys.modules['training'] = None  # any import of training fails\n"
+        "from matcher.models.registry import ModelRegistry\n"
+        f"est = ModelRegistry({str(registry.root)!r}).load({v.id!r})\n"
+        f"print(json.dumps([type(est).__module__, est.score({ROWS!r}).tolist()]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    module, scores = json.loads(out.stdout)
+    assert module == "matcher.models.learned"
+    assert scores == pytest.approx(trained.score(ROWS).tolist())
+
+
+def test_an_artefact_saved_under_the_old_class_path_still_loads(registry, make_ranker, monkeypatch):
+    """Artefacts registered before the serving class moved name training.rankers.fit.LearnedRanker and _Platt."""
+    from matcher.models.learned import LearnedRanker, PlattCalibrator
+    from training.rankers import fit
+
+    trained = make_ranker()
+    with monkeypatch.context() as m:  # pickle them as the code before the move did
+        m.delattr(fit.LearnedRanker, "__reduce_ex__")
+        m.setattr(PlattCalibrator, "__module__", "training.rankers.fit")
+        # a type's __qualname__ is a slot monkeypatch cannot restore; set and restore it by hand
+        PlattCalibrator.__qualname__ = "_Platt"
+        try:
+            v = registry.register(trained)
+        finally:
+            PlattCalibrator.__qualname__ = "PlattCalibrator"
+    raw = (registry.root / v.id / "model.joblib").read_bytes()
+    assert b"training.rankers.fit" in raw and b"_Platt" in raw
+    loaded = registry.load(v.id)
+    assert isinstance(loaded, LearnedRanker) and loaded.version == v.id
+    assert loaded.score(ROWS) == pytest.approx(trained.score(ROWS))

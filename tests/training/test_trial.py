@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from matcher.domain.tables import Impression
 from matcher.matching.interleave import CANDIDATE, INCUMBENT, preference, team_draft
-from training.rankers.trial import judge, wilson
+from matcher.models.trial import judge, wilson
 
 # ---------------------------------------------------------------- team-draft interleaving
 
@@ -117,14 +117,14 @@ def test_one_look_keeps_false_promotions_at_the_nominal_rate_and_finds_a_clear_w
 def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
     store, engine_client, headers, payloads, engine_settings, engine, make_ranker
 ):
-    from training.rankers.trial import evaluate_trial
-    from training.registry import ModelRegistry
+    from matcher.models.trial import evaluate_trial
+    from training.registry import TrainingRegistry
 
     c = engine_client
     for title in ("量子传感器导航", "量子传感器测距", "量子传感器芯片", "激光雷达量子探测"):
         r = c.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"])
         assert r.status_code == 201
-    reg = ModelRegistry.for_settings(engine_settings)
+    reg = TrainingRegistry.for_settings(engine_settings)
     v = reg.register(make_ranker())
     assert c.get("/v1/models/trial", headers=headers["admin"]).status_code == 404
     assert c.post(f"/v1/models/{v.id}/trial", headers=headers["officer"]).status_code == 403
@@ -170,9 +170,9 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
 def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(
     client, headers, settings, make_ranker
 ):
-    from training.registry import ModelRegistry
+    from training.registry import TrainingRegistry
 
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     a, b = reg.register(make_ranker()), reg.register(make_ranker())
     assert client.post(f"/v1/models/{a.id}/trial", headers=headers["admin"]).status_code == 201
     assert reg.get(a.id).status == "trial"
@@ -192,7 +192,7 @@ def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypa
     import json
 
     from matcher.cli.main import main
-    from training.registry import ModelRegistry
+    from training.registry import TrainingRegistry
 
     monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
@@ -201,7 +201,7 @@ def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypa
     assert exc.value.code != 0
     err = capsys.readouterr().err.strip()
     assert "no ranker is on trial" in err and "\n" not in err
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     v = reg.register(make_ranker())
     reg.start_trial(v.id, incumbent="transparent-1")
     with pytest.raises(SystemExit) as exc:
@@ -232,9 +232,9 @@ def test_the_promotion_rule_activates_tries_or_keeps(
     import training.rankers.promotion as promotion
     from training.data.feedback import LabelledRows
     from training.evaluation.compare import Comparison
-    from training.registry import ModelRegistry
+    from training.registry import TrainingRegistry
 
-    reg = ModelRegistry(tmp_path / "registry")
+    reg = TrainingRegistry(tmp_path / "registry")
     if running:
         other = reg.register(make_ranker())
         reg.start_trial(other.id, incumbent="transparent-1")
@@ -259,7 +259,8 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
     import time
 
     from matcher.matching.ranker import TransparentRanker
-    from training.registry import ModelRegistry, follow_registry
+    from matcher.models.follower import follow_registry
+    from training.registry import TrainingRegistry
 
     class FakeEngine:
         ranker = TransparentRanker()
@@ -272,7 +273,7 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
             time.sleep(0.01)
         assert cond()
 
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     eng, stop = FakeEngine(), threading.Event()
     s = settings.model_copy(update={"trial_check_s": 0.05})
     t = threading.Thread(target=follow_registry, args=(eng, s, stop), kwargs={"every": 0.01}, daemon=True)
@@ -298,7 +299,7 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
 
     from bench.park_sim import Park, simulate_park
     from matcher.cli.main import main
-    from training.registry import ModelRegistry
+    from training.registry import TrainingRegistry
 
     park = Park(n_resources=600, n_needs=60, seed=1, data_dir=tmp_path)
     try:
@@ -313,7 +314,7 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
         main(["train", "ranker"])
     assert exc.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    reg = ModelRegistry(tmp_path / "models" / "registry")
+    reg = TrainingRegistry(tmp_path / "models" / "registry")
     manifest = reg.get(out["model"]).manifest
     assert manifest["data"]["positives"] >= 10 and manifest["params"]["incumbent"] == "transparent-1"
     # what it learned, in both languages, strongest first (the full list stays in the manifest)
@@ -343,19 +344,20 @@ def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, eng
     import time
 
     from matcher.matching.ranker import TransparentRanker
-    from training.registry import ModelRegistry, follow_registry
+    from matcher.models.follower import follow_registry
+    from training.registry import TrainingRegistry
 
     class FakeEngine:
         ranker = TransparentRanker()
         trial = None
         db = engine
 
-    reg = ModelRegistry.for_settings(settings)
+    reg = TrainingRegistry.for_settings(settings)
     v = reg.register(make_ranker())
     reg.start_trial(v.id, incumbent="transparent-1")
     (reg.root / v.id / "model.joblib").write_bytes(b"garbage")
     eng, stop = FakeEngine(), threading.Event()
-    with caplog.at_level(logging.ERROR, logger="training.registry"):
+    with caplog.at_level(logging.ERROR, logger="matcher.models.follower"):
         t = threading.Thread(target=follow_registry, args=(eng, settings, stop), kwargs={"every": 0.01})
         t.start()
         time.sleep(0.5)  # many ticks

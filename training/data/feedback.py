@@ -15,9 +15,8 @@ import numpy as np
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression
+from matcher.models.trial import POSITIVE_ACTIONS
 
-# outcomes that count as a success of the match; `clicked` alone is too noisy to be one
-POSITIVE_ACTIONS = frozenset({"contacted", "accepted", "deal"})
 NEGATIVE_ACTIONS = frozenset({"rejected"})
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from matcher.matching.ranker import Ranker
 from training.data.feedback import LabelledRows
 from training.evaluation.metrics import per_query
+from training.rankers.fit import LearnedRanker
 
 MIN_GROUPS = 20  # fewer held-out lists than this cannot tell two rankers apart
 MIN_POSITIVES = 10
@@ -52,7 +54,7 @@ def grouped_kfold(
 
 
 def per_query_ndcg(
-    ranker: Any,
+    ranker: Ranker,
     data: LabelledRows,
     groups: Sequence[str],
     *,
@@ -144,8 +146,8 @@ def should_promote(ci_low: float) -> bool:
 
 
 def compare(
-    candidate: Any,
-    incumbent: Any,
+    candidate: Ranker,
+    incumbent: Ranker,
     data: LabelledRows,
     groups: Sequence[str],
     *,
@@ -191,7 +193,7 @@ def check_enough(
 
 def train_and_compare(
     data: LabelledRows,
-    incumbent: Any,
+    incumbent: Ranker,
     *,
     params: dict[str, Any] | None = None,
     test_size: float = 0.5,
@@ -199,14 +201,12 @@ def train_and_compare(
     min_groups: int = MIN_GROUPS,
     min_positives: int = MIN_POSITIVES,
     unit: Callable[[str], str] | None = None,
-) -> tuple[Any, Comparison, dict[str, Any]]:
+) -> tuple[LearnedRanker, Comparison, dict[str, Any]]:
     """Fit a LearnedRanker on the training queries, compare it with `incumbent` on the held-out ones.
 
     `unit` maps a group to the unit that is split (default: `data.units`, else the group itself); lists served
     for the same query under different requests must land on one side.
     Returns (fitted ranker, comparison, split summary). Raises NotEnoughData with the reason."""
-    from training.rankers.fit import LearnedRanker
-
     check_enough(data, min_groups=min_groups, min_positives=min_positives)
     groups = all_groups(data)
     unit = unit or (lambda g: data.units.get(g, g))

@@ -1,1 +1,1 @@
-"""Learned rankers: fitting, promotion and interleaved trials."""
+"""Learned rankers: fitting and promotion (the trial verdict a running service computes is matcher/models/trial.py)."""

@@ -1,6 +1,7 @@
 """LearnedRanker: a scikit-learn model over `feature_matrix`, calibrated so that its score is P(positive outcome).
 
-It implements the `matcher.matching.ranker.Ranker` protocol and is swapped into the engine by the model registry.
+Fitting only: the fitted model is `matcher.models.learned.LearnedRanker` (what serving loads), which the
+`LearnedRanker` here extends with `fit`; the registry swaps it into the engine.
 
 Choices (measured with bench/ranker_eval.py, see docs/learning.md):
 
@@ -19,38 +20,31 @@ Choices (measured with bench/ranker_eval.py, see docs/learning.md):
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import ThreadpoolController
 
 from matcher.matching.fit import FIT_FEATURES
-from matcher.matching.ranker import FEATURE_NAMES, RETRIEVAL_FEATURES, feature_matrix
-
-LIST_FEATURES = tuple(f"{name}_gap" for name in RETRIEVAL_FEATURES) + tuple(
-    f"{name}_rank" for name in RETRIEVAL_FEATURES
+from matcher.matching.ranker import FEATURE_NAMES
+from matcher.models import learned
+from matcher.models.learned import (
+    LIST_FEATURES,
+    IsotonicCalibrator,
+    PlattCalibrator,
+    design_matrix,
+    one_openmp_thread,
 )
 
-
-@functools.lru_cache(maxsize=1)
-def _threadpools() -> ThreadpoolController:
-    """Inspecting the loaded thread pools takes ~2 ms; done once, limiting them afterwards is ~3 µs."""
-    return ThreadpoolController()
-
-
-def _one_openmp_thread():
-    """Gradient boosting on a few hundred rows: OpenMP threads only contend with the serving process."""
-    return _threadpools().limit(limits=1, user_api="openmp")
+# artefacts registered before the serving class moved to matcher/models/learned.py pickled the calibrators
+# under these names; pickle resolves them here, so those artefacts keep loading
+_Platt, _Isotonic = PlattCalibrator, IsotonicCalibrator
 
 
 # what each column of the design matrix means, for `LearnedRanker.effects_` (English, Chinese)
@@ -105,30 +99,6 @@ def ips_weights(positions: np.ndarray | None, labels: np.ndarray, *, eta: float,
     return w
 
 
-def list_features(rows: Sequence[dict[str, float | None]]) -> np.ndarray:
-    """Each retrieval score minus the list's best, and its rank in the list scaled to [0, 1]."""
-    n = len(rows)
-    out = np.zeros((n, len(LIST_FEATURES)), dtype=np.float64)
-    if n == 0:
-        return out
-    k = len(RETRIEVAL_FEATURES)
-    for j, name in enumerate(RETRIEVAL_FEATURES):
-        v = np.array([float(r.get(name) or 0.0) for r in rows])
-        out[:, j] = v - v.max()
-        order = np.argsort(-v, kind="stable")
-        ranks = np.empty(n)
-        ranks[order] = np.arange(n)
-        out[:, k + j] = np.log1p(ranks) / np.log1p(max(n - 1, 1)) if n > 1 else 0.0
-    return out
-
-
-def design_matrix(rows: Sequence[dict[str, float | None]], *, use_list_features: bool) -> np.ndarray:
-    x = feature_matrix(rows).astype(np.float64)
-    if use_list_features:
-        x = np.hstack([x, list_features(rows)])
-    return x
-
-
 def grouped_design(
     rows: Sequence[dict[str, float | None]], groups: Sequence[str], *, use_list_features: bool
 ) -> np.ndarray:
@@ -144,82 +114,17 @@ def grouped_design(
     return x
 
 
-class _Platt:
-    """1-D logistic calibration: P = sigmoid(a * s + b), strictly increasing when a > 0."""
+class LearnedRanker(learned.LearnedRanker):
+    """`matcher.models.learned.LearnedRanker` with its fitting; the parameters are documented there.
 
-    def fit(self, s: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Platt:
-        lr = LogisticRegression(C=1e4)
-        lr.fit(s.reshape(-1, 1), y, sample_weight=w)
-        self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-        if self.a_ <= 0:  # a model worse than chance on held-out folds: keep order, flatten the scale
-            self.a_ = 1e-3
-        return self
+    A fitted one pickles as the serving class (`__reduce_ex__`), so registry artefacts never name training."""
 
-    def predict(self, s: np.ndarray) -> np.ndarray:
-        z = np.clip(self.a_ * s + self.b_, -50, 50)
-        return 1.0 / (1.0 + np.exp(-z))
-
-
-class _Isotonic:
-    def fit(self, s: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Isotonic:
-        self.iso_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
-        self.iso_.fit(s, y, sample_weight=w)
-        self.lo_, self.hi_ = float(s.min()), float(s.max())
-        return self
-
-    def predict(self, s: np.ndarray) -> np.ndarray:
-        p = self.iso_.predict(s)
-        # isotonic steps tie many candidates; a term far below any step keeps the model's own order
-        span = (self.hi_ - self.lo_) or 1.0
-        tie = 1e-6 * np.clip((s - self.lo_) / span, 0.0, 1.0)
-        return np.clip(p * (1 - 1e-6) + tie, 0.0, 1.0)
-
-
-class LearnedRanker(BaseEstimator):
-    """A calibrated outcome model over the ranker features.
-
-    Parameters
-    ----------
-    model : "logistic" or "boosting" (HistGradientBoostingClassifier).
-    objective : "pointwise" (rows labelled by outcome) or "pairwise" (logistic on positive-minus-negative
-        differences within a query; linear only).
-    calibration : "sigmoid" (Platt) or "isotonic".
-    eta : position-bias exponent of the propensity (1/position)^eta; 0 turns weighting off.
-    ips_clip : the largest inverse-propensity weight.
-    use_list_features : add each row's retrieval scores relative to its list (see module docstring).
-    C : inverse regularisation of the logistic model.
-    cv : folds (by query) for the out-of-fold calibration scores.
-    random_state : seed for the boosting model.
-    version : the name the engine reports in `model_version`; the registry sets it to the model id.
-    """
-
-    def __init__(
-        self,
-        *,
-        model: Literal["logistic", "boosting"] = "logistic",
-        objective: Literal["pointwise", "pairwise"] = "pointwise",
-        calibration: Literal["sigmoid", "isotonic"] = "sigmoid",
-        eta: float = 1.0,
-        ips_clip: float = 20.0,
-        use_list_features: bool = False,
-        C: float = 1.0,
-        cv: int = 3,
-        random_state: int = 0,
-        version: str = "learned",
-    ) -> None:
-        self.model = model
-        self.objective = objective
-        self.calibration = calibration
-        self.eta = eta
-        self.ips_clip = ips_clip
-        self.use_list_features = use_list_features
-        self.C = C
-        self.cv = cv
-        self.random_state = random_state
-        self.version = version
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # rebuilt as the serving class from the same state (BaseEstimator.__setstate__ applies it)
+        return (object.__new__, (learned.LearnedRanker,), self.__getstate__())
 
     # ------------------------------------------------------------------ fitting
-    def _base(self):
+    def _base(self) -> Pipeline | HistGradientBoostingClassifier:
         if self.model == "logistic":
             return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
         if self.model == "boosting":
@@ -232,7 +137,7 @@ class LearnedRanker(BaseEstimator):
             )
         raise ValueError(f"model: unknown {self.model!r} (logistic, boosting)")
 
-    def _fit_raw(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray):
+    def _fit_raw(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> Any:
         """A fitted scorer: x -> raw real-valued score (higher = more likely positive)."""
         if self.objective == "pointwise":
             est = clone(self._base())
@@ -240,7 +145,7 @@ class LearnedRanker(BaseEstimator):
                 est.fit(x, y, logisticregression__sample_weight=w)
             else:
                 # small tables: OpenMP threads only contend with the serving process for cores
-                with _one_openmp_thread():
+                with one_openmp_thread():
                     est.fit(x, y, sample_weight=w)
             return est
         if self.objective != "pairwise":
@@ -265,15 +170,6 @@ class LearnedRanker(BaseEstimator):
         lr = LogisticRegression(C=self.C, fit_intercept=False, max_iter=2000)
         lr.fit(xd, yd, sample_weight=np.concatenate([dw, dw]))
         return make_pipeline(scaler, lr)
-
-    def _raw(self, est, x: np.ndarray) -> np.ndarray:
-        if hasattr(est, "decision_function"):
-            if self.model == "boosting":
-                with _one_openmp_thread():
-                    return np.asarray(est.decision_function(x), dtype=np.float64)
-            return np.asarray(est.decision_function(x), dtype=np.float64)
-        p = np.clip(est.predict_proba(x)[:, 1], 1e-9, 1 - 1e-9)
-        return np.log(p / (1 - p))
 
     def fit(
         self,
@@ -309,7 +205,7 @@ class LearnedRanker(BaseEstimator):
         ok = ~np.isnan(oof)
         if ok.sum() < 2 or y_arr[ok].min() == y_arr[ok].max():  # too few groups: calibrate in-sample
             oof, ok = self._raw(self.estimator_, x), np.ones(len(y_arr), dtype=bool)
-        cal = _Platt() if self.calibration == "sigmoid" else _Isotonic()
+        cal = PlattCalibrator() if self.calibration == "sigmoid" else IsotonicCalibrator()
         if self.calibration not in ("sigmoid", "isotonic"):
             raise ValueError(f"calibration: unknown {self.calibration!r} (sigmoid, isotonic)")
         # calibrate on the unweighted outcome rate among the rows shown, after IPS re-weighting of positives
@@ -338,7 +234,7 @@ class LearnedRanker(BaseEstimator):
         else:
             from sklearn.inspection import permutation_importance
 
-            with _one_openmp_thread():
+            with one_openmp_thread():
                 imp = permutation_importance(
                     est, x, y, scoring="roc_auc", n_repeats=3, random_state=self.random_state
                 )
@@ -354,28 +250,4 @@ class LearnedRanker(BaseEstimator):
                 {"feature": name, "weight": round(values[name], 4), "measure": kind, "en": en, "zh": zh}
             )
         out.sort(key=lambda e: -abs(float(e["weight"])))  # type: ignore[arg-type]
-        return out
-
-    # ------------------------------------------------------------------ serving
-    def decision_function(self, rows: Sequence[dict[str, float | None]]) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        if not rows:
-            return np.zeros(0)
-        return self._raw(self.estimator_, design_matrix(rows, use_list_features=self.use_list_features))
-
-    def score(self, rows: Sequence[dict[str, float | None]]) -> np.ndarray:  # type: ignore[override]
-        """P(positive outcome) for each row of one served list, in [0, 1]."""
-        check_is_fitted(self, "calibrator_")
-        if not rows:
-            return np.zeros(0)
-        return np.clip(self.calibrator_.predict(self.decision_function(rows)), 0.0, 1.0)
-
-    def score_groups(self, rows: Sequence[dict[str, float | None]], groups: Sequence[str]) -> np.ndarray:
-        """`score` applied list by list (offline evaluation over many queries at once)."""
-        out = np.zeros(len(rows))
-        index: dict[str, list[int]] = {}
-        for i, g in enumerate(groups):
-            index.setdefault(str(g), []).append(i)
-        for idx in index.values():
-            out[idx] = self.score([rows[i] for i in idx])
         return out

@@ -3,7 +3,7 @@
 One routine behind `matcher train ranker` and the simulated feedback streams (bench/), so the benchmarks
 measure the rule the product applies:
 
-1. a running trial is judged first (`training.rankers.trial.evaluate_trial`), so the candidate is compared with the
+1. a running trial is judged first (`matcher.models.trial.evaluate_trial`), so the candidate is compared with the
    ranker that actually serves;
 2. the candidate is fitted on half of the needs and compared with the ranker in service on the other half
    (`training.evaluation.compare.train_and_compare`: lists of one need stay on one side; inverse-propensity weighted
@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from matcher.matching.ranker import Ranker, TransparentRanker
+from matcher.models.registry import ModelArtefactError, ModelRegistry
 from training.data.feedback import LabelledRows
 from training.evaluation.compare import train_and_compare
+from training.registry import TrainingRegistry
 
 
-def incumbent_ranker(registry: Any) -> Any:
+def incumbent_ranker(registry: ModelRegistry) -> Ranker:
     """The active ranker, or the transparent default when none is active or its artefact is refused."""
-    from matcher.matching.ranker import TransparentRanker
-    from training.registry import ModelArtefactError
-
     try:
         return registry.load_active("ranker") or TransparentRanker()
     except ModelArtefactError:
@@ -33,7 +33,7 @@ def incumbent_ranker(registry: Any) -> Any:
 
 
 def train_and_decide(
-    registry: Any,
+    registry: TrainingRegistry,
     data: LabelledRows,
     *,
     source: dict[str, Any],

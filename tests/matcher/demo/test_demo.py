@@ -12,6 +12,7 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, select
 
+from matcher.cli import demo as demo_cli
 from matcher.cli.main import main
 from matcher.demo import records as demo
 from matcher.domain.tables import Enterprise, Need, Resource
@@ -185,12 +186,12 @@ def fake_training(monkeypatch):
 
 def test_default_encoder_is_trained_only_when_missing(env, fake_training):
     records = [{"id": "a", "title": "t", "text": "x", "keywords": []}] * 3
-    target = demo.ensure_default_encoder(env, records, show_progress=False)
+    target = demo_cli.ensure_default_encoder(env, records, show_progress=False)
     assert target == env.default_encoder_dir and fake_training == [3]
-    assert demo.ensure_default_encoder(env, records[:1], show_progress=False) == target and fake_training == [
-        3
-    ]
-    demo.ensure_default_encoder(env, records[:1], retrain=True, show_progress=False)
+    assert demo_cli.ensure_default_encoder(
+        env, records[:1], show_progress=False
+    ) == target and fake_training == [3]
+    demo_cli.ensure_default_encoder(env, records[:1], retrain=True, show_progress=False)
     assert fake_training == [3, 1] and (target / "records.txt").read_text() == "1"
     assert not target.with_name(target.name + ".building").exists()
 
@@ -206,7 +207,7 @@ def test_demo_trains_the_encoder_from_the_stored_texts(env, fake_training, capsy
 
 def test_missing_training_code_is_not_fatal(env, monkeypatch):
     monkeypatch.setitem(sys.modules, "training.encoders.train", None)
-    assert demo.ensure_default_encoder(env, [], show_progress=False) is None
+    assert demo_cli.ensure_default_encoder(env, [], show_progress=False) is None
 
 
 @pytest.mark.slow
@@ -217,7 +218,7 @@ def test_demo_encoder_is_trained_for_real_and_loads(env):
     engine = make_engine(env)
     init_db(engine)
     demo.load_demo(engine, corpus=None)
-    target = demo.ensure_default_encoder(env, demo.training_records(engine, None), show_progress=False)
+    target = demo_cli.ensure_default_encoder(env, demo.training_records(engine, None), show_progress=False)
     engine.dispose()
     encoder = load_encoder(str(target))
     assert encoder.encode_queries(["医院AI影像诊断"]).shape == (1, encoder.dimension)

@@ -197,7 +197,7 @@ def test_end_to_end_match_then_feedback_then_live_swap(
     engine_client, headers, payloads, engine_settings, make_ranker
 ):
     """A served match can be rated; activating a model swaps the live ranker and rollback restores the default."""
-    from training.registry import ModelRegistry
+    from training.registry import TrainingRegistry as ModelRegistry
 
     c = engine_client
     for title in ("量子传感器导航", "激光雷达测距"):

@@ -1,4 +1,4 @@
-"""Interleaved trials: the online half of safe promotion.
+"""Interleaved trials, the online half of safe promotion: the verdict a running service computes and carries out.
 
 The offline comparison (`training.evaluation.compare.train_and_compare`) re-orders what users were shown and credits only
 what they reacted to, so it cannot see a candidate's gains among matches the ranker in service never showed.
@@ -20,7 +20,7 @@ Verdict, on the lists with a vote for one side (ties carry no information about 
 
 The promotion is decided at one look only. Checking a 95 % interval after every few votes and stopping at
 the first that clears 1/2 would promote an equal ranker far more often than 5 % of the time; with a single
-look the rate stays at the nominal 2.5 % (one side of the interval), which `tests/test_trial.py` checks by
+look the rate stays at the nominal 2.5 % (one side of the interval), which `tests/training/test_trial.py` checks by
 simulation.
 
 Interleaving exposes users to at most half of the candidate's picks while the evidence is gathered, and
@@ -39,7 +39,7 @@ from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression
 from matcher.matching.interleave import CANDIDATE, INCUMBENT, preference
-from training.data.feedback import POSITIVE_ACTIONS
+from matcher.models.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ MIN_VOTES = 10
 PLANNED_VOTES = 40
 Z95 = 1.959963984540054
 _CHUNK = 500
+# outcomes that count as a success of the match; `clicked` alone is too noisy to be one
+POSITIVE_ACTIONS = frozenset({"contacted", "accepted", "deal"})
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -137,7 +139,7 @@ def votes(session: Session, model: str, *, since: datetime | None = None) -> tup
 
 def evaluate_trial(
     session: Session,
-    registry: Any,
+    registry: ModelRegistry,
     *,
     act: bool = True,
     planned: int = PLANNED_VOTES,
