@@ -28,8 +28,6 @@ ALLOWED = {
 # Known offenders, each with the rule it still breaks; take a file off when it is split. Nothing here is
 # allowed to import across the layering: that list is empty.
 ALLOWED_LONG_MODULES = {
-    "embeddings/vector/index.py",  # 1,491 lines: being split
-    "embeddings/lexical/bm25.py",  # 720 lines: being split
     "matcher/matching/engine.py",  # 853 lines: being split
     "matcher/store/repo.py",  # 755 lines: being split
     "matcher/ingest/importer.py",  # 506 lines: being split
