@@ -16,6 +16,7 @@ from matcher.ingest import importer
 from matcher.ingest.columns import load_mapping
 from matcher.ingest.importer import import_file
 from matcher.ingest.tabular import decode_text, detect_format
+from matcher.store import bulk
 from matcher.store.events import ChangeHub
 from matcher.store.keys import Caller
 from tests.conftest import OTHER_TENANT, TENANT, EventLog
@@ -283,16 +284,16 @@ def test_duplicate_external_ids_in_one_file_keep_the_first(session, settings):
 @pytest.mark.usefixtures("store")
 def test_a_crash_mid_import_leaves_no_half_written_record(session, settings, monkeypatch):
     run(session, jsonl(fund("U1", title="原标题")), settings=settings)
-    real_apply = importer._apply
+    real_upsert = bulk._upsert_one
     calls = {"n": 0}
 
-    def crashing_apply(*args, **kwargs):
+    def crashing_upsert(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("disk on fire")
-        return real_apply(*args, **kwargs)
+        return real_upsert(*args, **kwargs)
 
-    monkeypatch.setattr(importer, "_apply", crashing_apply)
+    monkeypatch.setattr(bulk, "_upsert_one", crashing_upsert)
     hub = ChangeHub()
     log = EventLog()
     hub.subscribe(log)
@@ -308,16 +309,16 @@ def test_a_crash_mid_import_leaves_no_half_written_record(session, settings, mon
 
 
 def test_a_batch_refused_by_the_database_is_retried_row_by_row(session, settings, monkeypatch):
-    real_apply = importer._apply
+    real_upsert = bulk._upsert_one
 
-    def taken(session_, tenant, plan, existing, dry_run):
-        outcome, res = real_apply(session_, tenant, plan, existing, dry_run)
-        if plan.external_id == "T2" and existing is None and res is not None:
+    def taken(session_, tenant, item, existing, dry_run):
+        outcome, res = real_upsert(session_, tenant, item, existing, dry_run)
+        if item.data.external_id == "T2" and existing is None and res is not None:
             # a concurrent writer takes T2 between our lookup and our insert
             res.external_id = "T1"
         return outcome, res
 
-    monkeypatch.setattr(importer, "_apply", taken)
+    monkeypatch.setattr(bulk, "_upsert_one", taken)
     report = run(session, jsonl(fund("T1"), fund("T2"), fund("T3")), settings=settings)
     assert [r.status for r in report.rows] == ["created", "rejected", "created"]
     assert report.rows[1].reason.startswith("database: ")
