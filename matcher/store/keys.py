@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlmodel import Session, select
 
@@ -14,7 +13,6 @@ from matcher.domain.tables import ApiKey, Tenant, utcnow
 from matcher.errors import Forbidden, NotFound, invalid
 from matcher.store.db import valid_id
 
-Role = Literal["admin", "officer", "platform"]
 ROLES: tuple[str, ...] = ("admin", "officer", "platform")
 KEY_PREFIX = "pm"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import date, datetime
 
 import pytest
@@ -342,6 +343,22 @@ def test_changed_rows_are_announced_once_after_commit(session, settings):
     assert log.calls == [("resources_changed", [ids["H1"], ids["H2"]]), ("resources_changed", [ids["H2"]])]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "result", "title": "成果", "details": {"trl": 12}},
+        {"kind": "result", "description": "没有标题"},
+        {"kind": "fund", "title": "nul\x00", "details": {"manager": "示例资本"}},
+        {"kind": "fund", "title": "基金", "details": {"ticket_min": 90_000_000, "ticket_max": 1_000_000}},
+    ],
+)
+def test_an_imported_row_and_an_api_body_are_refused_alike(session, settings, client, headers, body):
+    report = run(session, jsonl(body), settings=settings)
+    problem = client.post("/v1/resources", json=body, headers=headers["admin"]).json()
+    assert report.rows[0].status == "rejected" and problem["status"] == 422
+    assert report.rows[0].reason == problem["detail"]
+
+
 # ---------------------------------------------------------------- the file itself
 
 
@@ -508,3 +525,17 @@ def test_http_import_may_exceed_the_json_body_limit(settings, engine, keys):
         resp = c.post("/v1/resources:import", content=rows, headers=h)
         assert resp.status_code == 200, resp.text
         assert resp.json()["totals"]["created"] == 20
+
+
+def test_only_the_store_announces_changes():
+    """Change events come from matcher/store alone: the importer and the API hand the hub to the store."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    announce = re.compile(r"\.(resources|demand)_(changed|removed)\(")
+    offenders = [
+        str(path.relative_to(root))
+        for path in [*(root / "api").rglob("*.py"), *(root / "matcher" / "ingest").rglob("*.py")]
+        if announce.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

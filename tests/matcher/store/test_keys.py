@@ -59,6 +59,16 @@ def test_unknown_role_is_refused(engine):
         create_key(s, tenant="park-1", role="root")
 
 
+@pytest.mark.usefixtures("store")
+def test_api_keys_stay_in_their_tenant(session, callers):
+    row, plaintext = create_api_key(session, caller=callers["admin"], role="officer", name="n")
+    assert row.tenant_id == "tenant-a" and plaintext.startswith("pm_")
+    with pytest.raises(NotFound):
+        revoke_api_key(session, caller=callers["other"], id=row.id)
+    assert list_api_keys(session, caller=callers["other"]) == []
+    assert revoke_api_key(session, caller=callers["admin"], id=row.id).revoked_at is not None
+
+
 # ---------------------------------------------------------------- /v1/keys
 
 
@@ -122,13 +132,3 @@ def test_only_admins_manage_keys(client, headers, who):
     assert client.get("/v1/keys", headers=headers[who]).status_code == 403
     assert client.delete("/v1/keys/1", headers=headers[who]).status_code == 403
     assert client.get("/v1/keys", headers=headers["admin"]).json()["count"] == 3
-
-
-@pytest.mark.usefixtures("store")
-def test_api_keys_stay_in_their_tenant(session, callers):
-    row, plaintext = create_api_key(session, caller=callers["admin"], role="officer", name="n")
-    assert row.tenant_id == "tenant-a" and plaintext.startswith("pm_")
-    with pytest.raises(NotFound):
-        revoke_api_key(session, caller=callers["other"], id=row.id)
-    assert list_api_keys(session, caller=callers["other"]) == []
-    assert revoke_api_key(session, caller=callers["admin"], id=row.id).revoked_at is not None
