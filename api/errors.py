@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from matcher.errors import MatcherError
+from matcher.errors import MatcherError, invalid_input
 
 logger = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -23,37 +23,19 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def _field(loc: tuple | list) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    # drop the discriminator tag pydantic puts first for tagged unions (body.fund.details.x -> details.x)
-    if parts and parts[0] in ("result", "scenario", "fund", "incubator") and len(parts) > 1:
-        parts = parts[1:]
-    return ".".join(parts) or "body"
-
-
-def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for e in errors:
-        msg = str(e.get("msg", "invalid"))
-        if e.get("type") == "json_invalid":
-            msg = "malformed JSON: " + str(e.get("ctx", {}).get("error", msg))
-        out.append({"field": _field(e.get("loc", ())), "message": msg, "type": e.get("type")})
-    return out
+def _render(exc: MatcherError) -> JSONResponse:
+    return problem(exc.status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MatcherError)
     async def _domain(_: Request, exc: MatcherError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
+        return _render(exc)
 
+    # a request FastAPI refuses before any route runs is described by the core like any other invalid input
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(list(exc.errors()))
-        first = errors[0] if errors else {"field": "body", "message": "invalid"}
-        detail = f"{first['field']}: {first['message']}"
-        if len(errors) > 1:
-            detail += f" (and {len(errors) - 1} more)"
-        return problem(422, "Validation failed", detail, errors=errors)
+        return _render(invalid_input(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -19,17 +19,18 @@ from matcher.domain.schemas import (
     Tier,
     Visibility,
 )
-from matcher.store import repo
+from matcher.store import queries, records
+from matcher.store.public import to_public_enterprise
 
 router = APIRouter(prefix="/enterprises", tags=["enterprises"])
 ENTERPRISES = EntityRoutes(
-    repo.create_enterprise,
-    repo.get_enterprise,
-    repo.update_enterprise,
-    repo.delete_enterprise,
-    repo.list_enterprises,
-    repo.count_enterprises,
-    repo.to_public_enterprise,
+    records.create_enterprise,
+    records.get_enterprise,
+    records.update_enterprise,
+    records.delete_enterprise,
+    queries.list_enterprises,
+    queries.count_enterprises,
+    to_public_enterprise,
     EnterprisesPublic,
 )
 

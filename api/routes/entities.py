@@ -1,4 +1,4 @@
-"""The route bodies that the enterprise, need and resource routers share, over each one's repo functions."""
+"""The route bodies that the enterprise, need and resource routers share, over each one's store functions."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ from sqlmodel import Session
 
 from api.idempotency import create_once
 from api.state import AppState
-from matcher.store import repo
 from matcher.store.idempotency import IdempotencyScope
 from matcher.store.keys import Caller
+from matcher.store.queries import MAX_LIMIT
 
 # query parameters that every list route takes alike
 IndustryQuery = Annotated[str | None, Query(max_length=300, description="taxonomy tag in either language")]
 RegionQuery = Annotated[str | None, Query(max_length=300)]
 CursorQuery = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
-LimitQuery = Annotated[int, Query(ge=1, le=repo.MAX_LIMIT)]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 @dataclass(frozen=True)
 class EntityRoutes:
-    """One entity's repo functions (create_row ... count_rows), its public view and its page model."""
+    """One entity's store functions (create_row ... count_rows), its public view and its page model."""
 
     create_row: Callable[..., Any]
     get_row: Callable[..., Any]

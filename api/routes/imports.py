@@ -12,7 +12,8 @@ from starlette.datastructures import UploadFile
 from api.deps import StateDep, WriterDep
 from api.state import AppState
 from matcher.errors import PayloadTooLarge, ValidationFailed
-from matcher.ingest.importer import ImportReport, import_file, load_mapping
+from matcher.ingest.columns import load_mapping
+from matcher.ingest.importer import ImportReport, import_file
 from matcher.store.keys import Caller
 
 router = APIRouter(tags=["import"])

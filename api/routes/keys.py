@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import AdminDep, SessionDep
 from matcher.domain.schemas import ApiKeyCreated, ShortText, Strict
 from matcher.domain.tables import ApiKey, as_utc
-from matcher.store import repo
+from matcher.store.keys import create_api_key, list_api_keys, revoke_api_key
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
@@ -52,16 +52,16 @@ def _public(row: ApiKey) -> ApiKeyPublic:
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key")
 def create_key(data: ApiKeyRequest, session: SessionDep, caller: AdminDep) -> ApiKeyCreated:
-    row, plaintext = repo.create_api_key(session, caller=caller, role=data.role, name=data.name)
+    row, plaintext = create_api_key(session, caller=caller, role=data.role, name=data.name)
     return ApiKeyCreated(id=row.id, tenant=row.tenant_id, role=row.role, key=plaintext)
 
 
 @router.get("", response_model=ApiKeysPublic, summary="List the tenant's API keys")
 def list_keys(session: SessionDep, caller: AdminDep) -> ApiKeysPublic:
-    rows = repo.list_api_keys(session, caller=caller)
+    rows = list_api_keys(session, caller=caller)
     return ApiKeysPublic(data=[_public(r) for r in rows], count=len(rows))
 
 
 @router.delete("/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key")
 def revoke_key(key_id: int, session: SessionDep, caller: AdminDep) -> None:
-    repo.revoke_api_key(session, caller=caller, id=key_id)
+    revoke_api_key(session, caller=caller, id=key_id)

@@ -20,7 +20,7 @@ from matcher.domain.schemas import (
 from matcher.domain.tables import Enterprise, Impression, Need, Resource
 from matcher.matching.engine import MatchEngine, MatchOutcome, MatchQuery, split_demand_key
 from matcher.store.keys import Caller
-from matcher.store.repo import to_public_enterprise, to_public_need, to_public_resource
+from matcher.store.public import to_public_enterprise, to_public_need, to_public_resource
 
 router = APIRouter(tags=["match"])
 MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]

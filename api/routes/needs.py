@@ -11,17 +11,18 @@ from api.deps import CallerDep, SessionDep, StateDep, WriterDep
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import NeedCreate, NeedPublic, NeedsPublic, NeedUpdate, ResourceKind, Visibility
-from matcher.store import repo
+from matcher.store import queries, records
+from matcher.store.public import to_public_need
 
 router = APIRouter(prefix="/needs", tags=["needs"])
 NEEDS = EntityRoutes(
-    repo.create_need,
-    repo.get_need,
-    repo.update_need,
-    repo.delete_need,
-    repo.list_needs,
-    repo.count_needs,
-    repo.to_public_need,
+    records.create_need,
+    records.get_need,
+    records.update_need,
+    records.delete_need,
+    queries.list_needs,
+    queries.count_needs,
+    to_public_need,
     NeedsPublic,
 )
 

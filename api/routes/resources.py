@@ -18,17 +18,18 @@ from matcher.domain.schemas import (
     ResourceUpdate,
     Visibility,
 )
-from matcher.store import repo
+from matcher.store import queries, records
+from matcher.store.public import to_public_resource
 
 router = APIRouter(prefix="/resources", tags=["resources"])
 RESOURCES = EntityRoutes(
-    repo.create_resource,
-    repo.get_resource,
-    repo.update_resource,
-    repo.delete_resource,
-    repo.list_resources,
-    repo.count_resources,
-    repo.to_public_resource,
+    records.create_resource,
+    records.get_resource,
+    records.update_resource,
+    records.delete_resource,
+    queries.list_resources,
+    queries.count_resources,
+    to_public_resource,
     ResourcesPublic,
 )
 

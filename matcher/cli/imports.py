@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
 
         from matcher.cli.errors import CliError
         from matcher.errors import MatcherError
-        from matcher.ingest.importer import check_kind, import_file, load_mapping
+        from matcher.ingest.columns import load_mapping
+        from matcher.ingest.importer import check_kind, import_file
         from matcher.settings import Settings
         from matcher.store.db import init_db, make_engine
         from matcher.store.keys import Caller

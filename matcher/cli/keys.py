@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
 
         from matcher.cli.errors import CliError
         from matcher.domain.schemas import ApiKeyCreate
+        from matcher.errors import invalid_input
         from matcher.settings import Settings
         from matcher.store.db import init_db, make_engine, session_scope
         from matcher.store.keys import create_key
@@ -27,8 +28,7 @@ def register(app: typer.Typer) -> None:
         try:
             ApiKeyCreate(tenant=tenant, role=role, name=name)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise CliError(f"{err['loc'][0]}: {err['msg']}") from None
+            raise CliError(invalid_input(exc.errors()).detail) from None
         engine = make_engine(Settings())
         init_db(engine)
         with session_scope(engine) as session:

@@ -355,7 +355,7 @@ def _load_enterprises(
     session: Session, tenant: str, records: list[dict], summary: DemoSummary
 ) -> dict[str, int]:
     from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate
-    from matcher.store import repo
+    from matcher.store import records as repo
 
     caller = Caller(tenant=tenant, role="admin")
     existing = {
@@ -387,7 +387,7 @@ def _load_needs(
 ) -> None:
     """Needs have no external id: (enterprise, title) identifies a demo need."""
     from matcher.domain.schemas import NeedCreate, NeedUpdate
-    from matcher.store import repo
+    from matcher.store import records as repo
 
     caller = Caller(tenant=tenant, role="admin")
     existing = {

@@ -1,66 +1,43 @@
-"""Bulk import of resources from JSONL, CSV and XLSX: decode, map columns, validate, upsert by external_id.
+"""Bulk import of resources from JSONL, CSV and XLSX: decode, map columns, validate, then upsert by external_id.
 
-Each row is validated on its own (one bad row never loses the good ones) and the valid rows are written in
-batches, one transaction per batch; a batch that the database refuses is retried row by row, so every record
-is either written whole or not at all. See docs/import.md for the column mapping and the report."""
+Each row is validated on its own (one bad row never loses the good ones); the valid rows are written by the
+store's bulk upsert (matcher.store.bulk), under the same rules as a single create or update through the API.
+See docs/import.md for the column mapping and the report."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from embeddings.text import has_cjk
 from matcher.domain.schemas import (
-    DETAILS_MODELS,
     PROVIDER_FIELD,
     RESOURCE_KINDS,
     FundCreate,
     IncubatorCreate,
     ResultCreate,
     ScenarioCreate,
-    provider_of,
 )
-from matcher.domain.tables import Resource, utcnow
-from matcher.errors import PayloadTooLarge, ValidationFailed
-from matcher.ingest.columns import (
-    Column,
-    coerce,
-    load_mapping,
-    map_record,
-    normalize_kind,
-    resolve_columns,
-)
+from matcher.errors import PayloadTooLarge, ValidationFailed, invalid, invalid_input
+from matcher.ingest.columns import Column, coerce, map_record, normalize_kind, resolve_columns
 from matcher.ingest.tabular import ParsedFile, detect_format, read_table
 from matcher.settings import Settings
+from matcher.store.bulk import BATCH_SIZE, ResourceUpsert, UpsertStatus, upsert_resources
 from matcher.store.events import ChangeHub
-from matcher.store.keys import Caller, ensure_tenant
+from matcher.store.keys import Caller
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ImportReport",
-    "ImportTotals",
-    "RowOutcome",
-    "check_kind",
-    "import_file",
-    "load_mapping",
-    "upsert_records",
-]
-
-RowStatus = Literal["created", "updated", "unchanged", "rejected"]
 CREATE_MODELS: dict[str, type[BaseModel]] = {
     "result": ResultCreate,
     "scenario": ScenarioCreate,
     "fund": FundCreate,
     "incubator": IncubatorCreate,
 }
-BATCH_SIZE = 500
 
 # ---------------------------------------------------------------------------------------------- report
 
@@ -69,7 +46,7 @@ class RowOutcome(BaseModel):
     row: int = Field(description="line (JSONL) or sheet row (CSV/XLSX, the header is row 1) of the record")
     external_id: str | None = None
     kind: str | None = None
-    status: RowStatus
+    status: UpsertStatus
     id: int | None = Field(default=None, description="the resource id (none for rejected rows and dry runs)")
     reason: str | None = Field(default=None, description="'field: message' for rejected rows")
 
@@ -104,22 +81,25 @@ class _Plan:
     row: int
     kind: str
     external_id: str | None
-    model: BaseModel
-    present: set[str]  # top-level fields the file gives for this row (an empty cell resets the field)
-    present_details: set[str]
+    item: ResourceUpsert
 
 
-def _reason(exc: ValidationError, prefix: str = "") -> str:
-    errors = exc.errors()
-    first = errors[0]
-    loc = ".".join([prefix] * bool(prefix) + [str(p) for p in first.get("loc", ())]) or "row"
-    msg = str(first.get("msg", "invalid"))
-    if first.get("type") == "missing":
-        msg = "required"
-    out = f"{loc}: {msg}"
-    if len(errors) > 1:
-        out += f" (and {len(errors) - 1} more)"
-    return out
+def _rejected(row: int, reason: str, external_id: str | None = None, kind: str | None = None) -> RowOutcome:
+    return RowOutcome(row=row, external_id=external_id, kind=kind, status="rejected", reason=reason)
+
+
+def _row_kind(row_kind: Any, default_kind: str | None) -> str:
+    """The row's kind: its own kind/类型 cell, else the import's; ValidationFailed when unknown or at odds."""
+    kind = default_kind
+    if row_kind is not None:
+        kind = normalize_kind(row_kind)
+        if kind is None:
+            raise invalid("kind", f"unknown kind {row_kind!r}; expected {', '.join(RESOURCE_KINDS)}")
+        if default_kind is not None and kind != default_kind:
+            raise invalid("kind", f"the row says {kind} but the import is for {default_kind}")
+    if kind is None:
+        raise invalid("kind", "missing; give the kind for the whole file or a kind/类型 column")
+    return kind
 
 
 def _plan_row(
@@ -129,66 +109,22 @@ def _plan_row(
     ext = record.get("external_id")
     ext_id = str(ext).strip() if ext is not None and str(ext).strip() else None
     row_kind = record.pop("kind", None)
-    kind = default_kind
-    if row_kind is not None:
-        kind = normalize_kind(row_kind)
-        if kind is None:
-            return RowOutcome(
-                row=row,
-                external_id=ext_id,
-                status="rejected",
-                reason=f"kind: unknown kind {row_kind!r}; expected {', '.join(RESOURCE_KINDS)}",
-            )
-        if default_kind is not None and kind != default_kind:
-            return RowOutcome(
-                row=row,
-                external_id=ext_id,
-                kind=kind,
-                status="rejected",
-                reason=f"kind: the row says {kind} but the import is for {default_kind}",
-            )
-    if kind is None:
-        return RowOutcome(
-            row=row,
-            external_id=ext_id,
-            status="rejected",
-            reason="kind: missing; give the kind for the whole file or a kind/类型 column",
-        )
+    try:
+        kind = _row_kind(row_kind, default_kind)
+    except ValidationFailed as exc:
+        # a known kind at odds with the import's is still named in the report
+        return _rejected(row, exc.detail, ext_id, normalize_kind(row_kind) if row_kind is not None else None)
     provider = record.pop("__provider__", None)
     if provider is not None and isinstance(record.get("details"), dict):
         record["details"].setdefault(PROVIDER_FIELD[kind], coerce("details.x", provider, 1.0))
         present_details.add(PROVIDER_FIELD[kind])
     record["kind"] = kind
-    nul = _nul_path(record)
-    if nul is not None:
-        return RowOutcome(
-            row=row,
-            external_id=ext_id,
-            kind=kind,
-            status="rejected",
-            reason=f"{nul}: contains a NUL character",
-        )
     try:
         model = CREATE_MODELS[kind].model_validate(record)
     except ValidationError as exc:
-        return RowOutcome(row=row, external_id=ext_id, kind=kind, status="rejected", reason=_reason(exc))
-    return _Plan(row, kind, model.external_id, model, present, present_details)  # type: ignore[attr-defined]
-
-
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """Where a NUL character hides (PostgreSQL text cannot hold one; both stores refuse it alike)."""
-    if isinstance(value, str):
-        return (path or "row") if "\x00" in value else None
-    items: Iterable[tuple[Any, Any]] = ()
-    if isinstance(value, Mapping):
-        items = value.items()
-    elif isinstance(value, list | tuple):
-        items = enumerate(value)
-    for k, v in items:
-        found = _nul_path(v, f"{path}.{k}" if path else str(k))
-        if found:
-            return found
-    return None
+        return _rejected(row, invalid_input(exc.errors(), whole="row").detail, ext_id, kind)
+    item = ResourceUpsert(model, frozenset(present), frozenset(present_details))  # type: ignore[arg-type]
+    return _Plan(row, kind, model.external_id, item)  # type: ignore[attr-defined]
 
 
 def plan_rows(
@@ -206,7 +142,7 @@ def plan_rows(
     cache: dict[tuple[str, ...], list[Column]] = {}
     for row, raw in records:
         if isinstance(raw, str):
-            out.append(RowOutcome(row=row, status="rejected", reason=raw))
+            out.append(_rejected(row, raw))
             continue
         cols = columns
         if cols is None:
@@ -218,16 +154,10 @@ def plan_rows(
         ext = planned.external_id
         if ext is not None:
             if ext in seen:
-                out.append(
-                    RowOutcome(
-                        row=row,
-                        external_id=ext,
-                        kind=planned.kind,
-                        status="rejected",
-                        reason=f"external_id: duplicate of row {seen[ext]} in this file "
-                        "(the first occurrence is kept)",
-                    )
+                reason = (
+                    f"external_id: duplicate of row {seen[ext]} in this file (the first occurrence is kept)"
                 )
+                out.append(_rejected(row, reason, ext, planned.kind))
                 continue
             seen[ext] = row
         out.append(planned)
@@ -237,180 +167,45 @@ def plan_rows(
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _values(plan: _Plan, existing: Resource | None) -> dict[str, Any] | str:
-    """Column values for the row: everything for a new record; for an update, the fields the file gives
-    (details merged key by key and validated again). A string is a rejection reason."""
-    m = plan.model
-    data = m.model_dump(mode="python", exclude={"details", "kind"})
-    new_details = m.details.model_dump(mode="json", exclude_none=True)  # type: ignore[attr-defined]
-    if existing is None:
-        values = dict(data)
-        values["details"] = new_details
-        values["language"] = data.get("language") or _language(data["title"], data.get("description", ""))
-    else:
-        given = plan.present | m.model_fields_set
-        values = {k: v for k, v in data.items() if k in given and k != "language"}
-        given_details = plan.present_details | m.details.model_fields_set  # type: ignore[attr-defined]
-        details = dict(existing.details or {})
-        fields = DETAILS_MODELS[plan.kind].model_fields
-        details.update({k: new_details.get(k) for k in given_details if k in fields})
-        try:
-            merged = DETAILS_MODELS[plan.kind].model_validate(details)
-            details = merged.model_dump(mode="json", exclude_none=True)
-        except ValidationError as exc:
-            return _reason(exc, "details")
-        values["details"] = details
-        title = values.get("title", existing.title)
-        description = values.get("description", existing.description)
-        if "language" in given and data.get("language"):
-            values["language"] = data["language"]
-        elif "title" in values or "description" in values:
-            values["language"] = _language(title, description)
-    values["provider"] = provider_of(plan.kind, values["details"])
-    values.pop("external_id", None)
-    return values
-
-
-def _language(title: str, description: str) -> str:
-    return "zh" if has_cjk(f"{title} {description}") else "en"
-
-
-def _changed(existing: Resource, values: Mapping[str, Any]) -> bool:
-    return any(getattr(existing, k) != v for k, v in values.items())
-
-
-def _existing(session: Session, tenant: str, ext_ids: Sequence[str]) -> dict[str, Resource]:
-    if not ext_ids:
-        return {}
-    rows = session.exec(
-        select(Resource).where(Resource.tenant_id == tenant, Resource.external_id.in_(ext_ids))  # type: ignore[union-attr]
-    ).all()
-    return {r.external_id: r for r in rows if r.external_id is not None}
-
-
-def _apply(
-    session: Session, tenant: str, plan: _Plan, existing: Resource | None, dry_run: bool
-) -> tuple[RowOutcome, Resource | None]:
-    base = {"row": plan.row, "external_id": plan.external_id, "kind": plan.kind}
-    if existing is not None and existing.kind != plan.kind:
-        return RowOutcome(
-            **base,
-            status="rejected",
-            reason=f"kind: external_id {plan.external_id!r} already "
-            f"names a {existing.kind} (id {existing.id}) in this tenant",
-        ), None
-    values = _values(plan, existing)
-    if isinstance(values, str):
-        return RowOutcome(**base, status="rejected", reason=values), None
-    if existing is None:
-        if dry_run:
-            return RowOutcome(**base, status="created"), None
-        res = Resource(tenant_id=tenant, kind=plan.kind, external_id=plan.external_id, **values)
-        session.add(res)
-        return RowOutcome(**base, status="created"), res
-    if not _changed(existing, values):
-        return RowOutcome(**base, status="unchanged", id=existing.id), None
-    if dry_run:
-        return RowOutcome(**base, status="updated", id=existing.id), None
-    for k, v in values.items():
-        setattr(existing, k, v)
-    existing.updated_at = utcnow()
-    session.add(existing)
-    return RowOutcome(**base, status="updated", id=existing.id), existing
-
-
 def upsert_planned(
     session: Session,
     *,
-    tenant: str,
+    caller: Caller,
     plans: Sequence[_Plan | RowOutcome],
     report: ImportReport,
     dry_run: bool = False,
     hub: ChangeHub | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
-) -> list[Resource]:
-    """Write validated rows in batches, one transaction each; returns the committed, changed resources.
-
-    `hub.resources_changed` is called once, after the last commit, with every resource that changed (also when
-    a later batch fails, for the batches already committed)."""
-    outcomes: dict[int, RowOutcome] = {}
-    changed: list[Resource] = []
+) -> None:
+    """Write the valid rows through the store's bulk upsert (batches, one transaction and one change event
+    each) and add every row's outcome to the report, in file order."""
     valid = [p for p in plans if isinstance(p, _Plan)]
-    for p in plans:
-        if isinstance(p, RowOutcome):
-            outcomes[id(p)] = p
-            if progress:
-                progress(1)
-    if not dry_run and valid:
-        ensure_tenant(session, tenant)
-        session.commit()
-    try:
-        for start in range(0, len(valid), batch_size):
-            batch = valid[start : start + batch_size]
-            results = _write_batch(session, tenant, batch, dry_run)
-            if results is None:  # the database refused the batch: retry row by row
-                results = [_write_one(session, tenant, p, dry_run) for p in batch]
-            for plan, (outcome, res) in zip(batch, results, strict=True):
-                outcomes[id(plan)] = outcome
-                if res is not None:
-                    changed.append(res)
-                    if outcome.status == "created":
-                        outcome.id = res.id
-            if progress:
-                progress(len(batch))
-    finally:
-        if hub is not None and changed:
-            hub.resources_changed(changed)
-    for p in plans:
-        report.add(outcomes[id(p)])
-    return changed
-
-
-def _write_batch(
-    session: Session, tenant: str, batch: Sequence[_Plan], dry_run: bool
-) -> list[tuple[RowOutcome, Resource | None]] | None:
-    try:
-        existing = _existing(session, tenant, [p.external_id for p in batch if p.external_id])
-        results = [_apply(session, tenant, p, existing.get(p.external_id or ""), dry_run) for p in batch]
-        if dry_run:
-            session.rollback()
-        else:
-            session.commit()
-        return results
-    except SQLAlchemyError:
-        session.rollback()
-        logger.warning("import batch refused by the database; retrying its %d rows one by one", len(batch))
-        return None
-    except BaseException:
-        session.rollback()
-        raise
-
-
-def _write_one(
-    session: Session, tenant: str, plan: _Plan, dry_run: bool
-) -> tuple[RowOutcome, Resource | None]:
-    try:
-        existing = _existing(session, tenant, [plan.external_id] if plan.external_id else [])
-        result = _apply(session, tenant, plan, existing.get(plan.external_id or ""), dry_run)
-        if dry_run:
-            session.rollback()
-        else:
-            session.commit()
-        return result
-    except SQLAlchemyError as exc:
-        session.rollback()
-        msg = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        return RowOutcome(
+    if progress is not None:
+        for _ in range(len(plans) - len(valid)):
+            progress(1)
+    written = upsert_resources(
+        session,
+        caller=caller,
+        items=[p.item for p in valid],
+        dry_run=dry_run,
+        hub=hub,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    outcomes = {
+        id(plan): RowOutcome(
             row=plan.row,
             external_id=plan.external_id,
             kind=plan.kind,
-            status="rejected",
-            reason=f"database: {msg}",
-        ), None
-    except BaseException:
-        session.rollback()
-        raise
+            status=done.status,
+            id=done.id,
+            reason=done.reason,
+        )
+        for plan, done in zip(valid, written, strict=True)
+    }
+    for p in plans:
+        report.add(outcomes[id(p)] if isinstance(p, _Plan) else p)
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -474,7 +269,7 @@ def import_file(
     plans = plan_rows(parsed.records, kind=default_kind, columns=columns, mapping=mapping)
     upsert_planned(
         session,
-        tenant=caller.tenant,
+        caller=caller,
         plans=plans,
         report=report,
         dry_run=dry_run,
@@ -500,7 +295,9 @@ def upsert_records(
     loader and other callers with records already in memory use the same path as file imports."""
     report = ImportReport(format="records", dry_run=dry_run)
     plans = plan_rows(((n, dict(r)) for n, r in enumerate(records, start=1)), kind=check_kind(kind))
+    # trusted code in the process, not an API key: it writes as the tenant's admin would
+    caller = Caller(tenant=tenant, role="admin")
     upsert_planned(
-        session, tenant=tenant, plans=plans, report=report, dry_run=dry_run, hub=hub, progress=progress
+        session, caller=caller, plans=plans, report=report, dry_run=dry_run, hub=hub, progress=progress
     )
     return report

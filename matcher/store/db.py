@@ -12,11 +12,18 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from matcher.settings import Settings
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL; larger ones can only be "not found"
+
 # modules whose tables belong to the schema; each registers its SQLModel classes on import
 TABLE_MODULES = [
     "matcher.domain.tables",
     "matcher.notify.tables",
 ]
+
+
+def valid_id(value: int) -> bool:
+    """Whether `value` can be a row id on every store (looking up a larger one fails on PostgreSQL)."""
+    return 1 <= value <= MAX_ID
 
 
 def import_table_modules() -> None:

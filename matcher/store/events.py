@@ -1,13 +1,18 @@
 """Change notifications from the store to whatever keeps derived state (indexes, standing queries).
 
-Listeners are called after the transaction commits; a listener that fails never undoes a write, because the
-store is the source of truth and derived state is reconciled from it at start-up."""
+Only the store layer announces changes. Listeners are called after the transaction commits; a listener that
+fails never undoes a write, because the store is the source of truth and derived state is reconciled from it at
+start-up."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from typing import Protocol
+
+from sqlalchemy import event
+from sqlalchemy.orm import SessionTransaction
+from sqlmodel import Session
 
 from matcher.domain.tables import Enterprise, Need, Resource
 
@@ -58,3 +63,30 @@ class ChangeHub:
     def demand_removed(self, need_ids: Sequence[int] = (), enterprise_ids: Sequence[int] = ()) -> None:
         if need_ids or enterprise_ids:
             self._emit("demand_removed", list(need_ids), list(enterprise_ids))
+
+
+# ---------------------------------------------------------------- announced after commit
+
+_PENDING = "parkmatch.pending_changes"
+
+
+def notify_after_commit(session: Session, hub: ChangeHub | None, method: str, *args: object) -> None:
+    """Queue a hub call for when this session's transaction commits; dropped if it rolls back."""
+    if hub is None:
+        return
+    if _PENDING not in session.info:
+        session.info[_PENDING] = []
+        event.listen(session, "after_commit", _emit_pending)
+        event.listen(session, "after_transaction_end", _drop_pending)
+    session.info[_PENDING].append((hub, method, args))
+
+
+def _emit_pending(session: Session) -> None:
+    pending, session.info[_PENDING] = session.info[_PENDING], []
+    for hub, method, args in pending:
+        getattr(hub, method)(*args)
+
+
+def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info[_PENDING] = []

@@ -1,4 +1,4 @@
-"""API keys bound to a tenant and a role; only a SHA-256 of each key is stored."""
+"""API keys bound to a tenant and a role (only a SHA-256 of each key is stored), and their management by an admin."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlmodel import Session, select
 
 from matcher.domain.tables import ApiKey, Tenant, utcnow
+from matcher.errors import Forbidden, NotFound, invalid
+from matcher.store.db import valid_id
 
-Role = Literal["admin", "officer", "platform"]
 ROLES: tuple[str, ...] = ("admin", "officer", "platform")
 KEY_PREFIX = "pm"
 
@@ -75,3 +75,44 @@ def revoke_key(session: Session, key_id: int, *, tenant: str | None = None) -> b
     row.revoked_at = utcnow()
     session.add(row)
     return True
+
+
+# ---------------------------------------------------------------- managed by an admin, own tenant only
+
+
+def _require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise Forbidden(f"managing API keys needs the admin role (you are {caller.role})")
+
+
+def create_api_key(
+    session: Session, *, caller: Caller, role: str, name: str = "", commit: bool = True
+) -> tuple[ApiKey, str]:
+    """A new key in the caller's own tenant; the plaintext is returned once and never stored."""
+    _require_admin(caller)
+    if role not in ROLES:
+        raise invalid("role", f"expected one of {', '.join(ROLES)}")
+    row, plaintext = create_key(session, tenant=caller.tenant, role=role, name=name)
+    if commit:
+        session.commit()
+    return row, plaintext
+
+
+def list_api_keys(session: Session, *, caller: Caller) -> list[ApiKey]:
+    _require_admin(caller)
+    return list(session.exec(select(ApiKey).where(ApiKey.tenant_id == caller.tenant).order_by(ApiKey.id)))
+
+
+def revoke_api_key(session: Session, *, caller: Caller, id: int, commit: bool = True) -> ApiKey:
+    """Revoke a key of the caller's tenant (revoking twice keeps the first time); another tenant's is not found."""
+    _require_admin(caller)
+    row = session.get(ApiKey, id) if valid_id(id) else None
+    if row is None or row.tenant_id != caller.tenant:
+        raise NotFound(f"no API key with id {id}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        session.flush()
+    if commit:
+        session.commit()
+    return row

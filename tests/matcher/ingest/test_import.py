@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import date, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from matcher.ingest import importer
 from matcher.ingest.columns import load_mapping
 from matcher.ingest.importer import import_file
 from matcher.ingest.tabular import decode_text, detect_format
+from matcher.store import bulk
 from matcher.store.events import ChangeHub
 from matcher.store.keys import Caller
 from tests.conftest import OTHER_TENANT, TENANT, EventLog
@@ -283,16 +285,16 @@ def test_duplicate_external_ids_in_one_file_keep_the_first(session, settings):
 @pytest.mark.usefixtures("store")
 def test_a_crash_mid_import_leaves_no_half_written_record(session, settings, monkeypatch):
     run(session, jsonl(fund("U1", title="原标题")), settings=settings)
-    real_apply = importer._apply
+    real_upsert = bulk._upsert_one
     calls = {"n": 0}
 
-    def crashing_apply(*args, **kwargs):
+    def crashing_upsert(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("disk on fire")
-        return real_apply(*args, **kwargs)
+        return real_upsert(*args, **kwargs)
 
-    monkeypatch.setattr(importer, "_apply", crashing_apply)
+    monkeypatch.setattr(bulk, "_upsert_one", crashing_upsert)
     hub = ChangeHub()
     log = EventLog()
     hub.subscribe(log)
@@ -308,16 +310,16 @@ def test_a_crash_mid_import_leaves_no_half_written_record(session, settings, mon
 
 
 def test_a_batch_refused_by_the_database_is_retried_row_by_row(session, settings, monkeypatch):
-    real_apply = importer._apply
+    real_upsert = bulk._upsert_one
 
-    def taken(session_, tenant, plan, existing, dry_run):
-        outcome, res = real_apply(session_, tenant, plan, existing, dry_run)
-        if plan.external_id == "T2" and existing is None and res is not None:
+    def taken(session_, tenant, item, existing, dry_run):
+        outcome, res = real_upsert(session_, tenant, item, existing, dry_run)
+        if item.data.external_id == "T2" and existing is None and res is not None:
             # a concurrent writer takes T2 between our lookup and our insert
             res.external_id = "T1"
         return outcome, res
 
-    monkeypatch.setattr(importer, "_apply", taken)
+    monkeypatch.setattr(bulk, "_upsert_one", taken)
     report = run(session, jsonl(fund("T1"), fund("T2"), fund("T3")), settings=settings)
     assert [r.status for r in report.rows] == ["created", "rejected", "created"]
     assert report.rows[1].reason.startswith("database: ")
@@ -339,6 +341,22 @@ def test_changed_rows_are_announced_once_after_commit(session, settings):
     run(session, jsonl(fund("H1"), fund("H2", title="新")), settings=settings, hub=hub)
     ids = {r.external_id: r.id for r in stored(session)}
     assert log.calls == [("resources_changed", [ids["H1"], ids["H2"]]), ("resources_changed", [ids["H2"]])]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "result", "title": "成果", "details": {"trl": 12}},
+        {"kind": "result", "description": "没有标题"},
+        {"kind": "fund", "title": "nul\x00", "details": {"manager": "示例资本"}},
+        {"kind": "fund", "title": "基金", "details": {"ticket_min": 90_000_000, "ticket_max": 1_000_000}},
+    ],
+)
+def test_an_imported_row_and_an_api_body_are_refused_alike(session, settings, client, headers, body):
+    report = run(session, jsonl(body), settings=settings)
+    problem = client.post("/v1/resources", json=body, headers=headers["admin"]).json()
+    assert report.rows[0].status == "rejected" and problem["status"] == 422
+    assert report.rows[0].reason == problem["detail"]
 
 
 # ---------------------------------------------------------------- the file itself
@@ -507,3 +525,17 @@ def test_http_import_may_exceed_the_json_body_limit(settings, engine, keys):
         resp = c.post("/v1/resources:import", content=rows, headers=h)
         assert resp.status_code == 200, resp.text
         assert resp.json()["totals"]["created"] == 20
+
+
+def test_only_the_store_announces_changes():
+    """Change events come from matcher/store alone: the importer and the API hand the hub to the store."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    announce = re.compile(r"\.(resources|demand)_(changed|removed)\(")
+    offenders = [
+        str(path.relative_to(root))
+        for path in [*(root / "api").rglob("*.py"), *(root / "matcher" / "ingest").rglob("*.py")]
+        if announce.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

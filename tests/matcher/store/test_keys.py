@@ -6,8 +6,16 @@ import pytest
 from sqlmodel import select
 
 from matcher.domain.tables import ApiKey, Tenant
+from matcher.errors import NotFound
 from matcher.store.db import session_scope
-from matcher.store.keys import create_key, revoke_key, verify_key
+from matcher.store.keys import (
+    create_api_key,
+    create_key,
+    list_api_keys,
+    revoke_api_key,
+    revoke_key,
+    verify_key,
+)
 
 # ---------------------------------------------------------------- the core
 
@@ -49,6 +57,16 @@ def test_revoked_key_does_not_verify(engine):
 def test_unknown_role_is_refused(engine):
     with session_scope(engine) as s, pytest.raises(ValueError, match="unknown role"):
         create_key(s, tenant="park-1", role="root")
+
+
+@pytest.mark.usefixtures("store")
+def test_api_keys_stay_in_their_tenant(session, callers):
+    row, plaintext = create_api_key(session, caller=callers["admin"], role="officer", name="n")
+    assert row.tenant_id == "tenant-a" and plaintext.startswith("pm_")
+    with pytest.raises(NotFound):
+        revoke_api_key(session, caller=callers["other"], id=row.id)
+    assert list_api_keys(session, caller=callers["other"]) == []
+    assert revoke_api_key(session, caller=callers["admin"], id=row.id).revoked_at is not None
 
 
 # ---------------------------------------------------------------- /v1/keys

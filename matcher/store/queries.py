@@ -1,0 +1,261 @@
+"""Filtered lists of the enterprises, needs and resources a caller can see, with counts and cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, cast, exists, false, func, or_
+from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlmodel import Session, select
+
+from matcher.domain.tables import Enterprise, Need, Resource
+from matcher.domain.taxonomy import default_taxonomy
+from matcher.domain.visibility import visible_clause
+from matcher.errors import invalid
+from matcher.store.db import MAX_ID, valid_id
+from matcher.store.keys import Caller
+from matcher.store.rules import Row
+
+MAX_LIMIT = 200
+
+# the column `q` searches
+_TEXT_COLUMN: dict[type[Row], Any] = {Resource: Resource.title, Enterprise: Enterprise.name, Need: Need.title}
+
+
+def encode_cursor(last_id: int) -> str:
+    raw = json.dumps({"after": last_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        after = json.loads(raw)["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise invalid("cursor", "not a cursor returned by this API") from None
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_ID:
+        raise invalid("cursor", "not a cursor returned by this API")
+    return after
+
+
+def _page(
+    session: Session, model: type[Row], conds: list[Any], cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    stmt = select(model).where(*conds)
+    if cursor:
+        stmt = stmt.where(model.id > decode_cursor(cursor))
+    rows = list(session.exec(stmt.order_by(model.id).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def _count(session: Session, model: type[Row], conds: list[Any]) -> int:
+    return int(session.exec(select(func.count()).select_from(model).where(*conds)).one())
+
+
+def _json_has_any(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """The JSON list in `column` holds at least one of `values` (exact elements, on either store)."""
+    if not values:
+        return false()
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(column, JSONB).has_any(array(list(values)))
+    each = func.json_each(column).table_valued("value").alias()
+    return exists().select_from(each).where(each.c.value.in_(list(values)))
+
+
+def _industry_tags(industry: str) -> list[str]:
+    """A filter tag with its descendants: 智能装备 also finds robotics."""
+    tax = default_taxonomy()
+    tags, _ = tax.normalize_tags([industry])
+    if not tags:
+        return []
+    tag = tags[0]
+    return [tag, *(t for t in tax.tags if tag in tax.ancestors(t))]
+
+
+def _filters(
+    session: Session,
+    model: type[Row],
+    caller: Caller,
+    industry: str | None,
+    region: str | None,
+    visibility: str | None,
+    q: str | None,
+    **equal: str | None,
+) -> list[Any]:
+    """The rows the caller can see, narrowed by the filters given; each of `equal` names a column to match."""
+    conds: list[Any] = [visible_clause(model, caller.tenant)]
+    if industry and industry.strip():
+        conds.append(_json_has_any(session, model.industries, _industry_tags(industry)))
+    if region and region.strip():
+        conds.append(model.region == region.strip())
+    if visibility:
+        conds.append(model.visibility == visibility)
+    if q and q.replace("\x00", "").strip():
+        conds.append(_TEXT_COLUMN[model].icontains(q.replace("\x00", "").strip(), autoescape=True))
+    conds.extend(getattr(model, name) == value for name, value in equal.items() if value)
+    return conds
+
+
+# ---------------------------------------------------------------- resources
+
+
+def _resource_filters(
+    session: Session,
+    caller: Caller,
+    kind: str | None,
+    industry: str | None,
+    region: str | None,
+    status: str | None,
+    visibility: str | None,
+    q: str | None,
+) -> list[Any]:
+    return _filters(session, Resource, caller, industry, region, visibility, q, kind=kind, status=status)
+
+
+def list_resources(
+    session: Session,
+    *,
+    caller: Caller,
+    kind: str | None = None,
+    industry: str | None = None,
+    region: str | None = None,
+    status: str | None = None,
+    visibility: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Resource], str | None]:
+    """One page of the resources the caller can see, oldest first; (rows, next_cursor or None)."""
+    conds = _resource_filters(session, caller, kind, industry, region, status, visibility, q)
+    return _page(session, Resource, conds, cursor, limit)
+
+
+def count_resources(
+    session: Session,
+    *,
+    caller: Caller,
+    kind: str | None = None,
+    industry: str | None = None,
+    region: str | None = None,
+    status: str | None = None,
+    visibility: str | None = None,
+    q: str | None = None,
+) -> int:
+    """How many resources match the same filters as list_resources, over all pages."""
+    return _count(
+        session, Resource, _resource_filters(session, caller, kind, industry, region, status, visibility, q)
+    )
+
+
+# ---------------------------------------------------------------- enterprises
+
+
+def _enterprise_filters(
+    session: Session,
+    caller: Caller,
+    industry: str | None,
+    region: str | None,
+    stage: str | None,
+    tier: str | None,
+    visibility: str | None,
+    q: str | None,
+) -> list[Any]:
+    return _filters(session, Enterprise, caller, industry, region, visibility, q, stage=stage, tier=tier)
+
+
+def list_enterprises(
+    session: Session,
+    *,
+    caller: Caller,
+    industry: str | None = None,
+    region: str | None = None,
+    stage: str | None = None,
+    tier: str | None = None,
+    visibility: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Enterprise], str | None]:
+    """One page of the enterprises the caller can see (`q` searches the name); (rows, next_cursor or None)."""
+    conds = _enterprise_filters(session, caller, industry, region, stage, tier, visibility, q)
+    return _page(session, Enterprise, conds, cursor, limit)
+
+
+def count_enterprises(
+    session: Session,
+    *,
+    caller: Caller,
+    industry: str | None = None,
+    region: str | None = None,
+    stage: str | None = None,
+    tier: str | None = None,
+    visibility: str | None = None,
+    q: str | None = None,
+) -> int:
+    conds = _enterprise_filters(session, caller, industry, region, stage, tier, visibility, q)
+    return _count(session, Enterprise, conds)
+
+
+# ---------------------------------------------------------------- needs
+
+
+def _need_filters(
+    session: Session,
+    caller: Caller,
+    enterprise_id: int | None,
+    kind: str | None,
+    industry: str | None,
+    region: str | None,
+    status: str | None,
+    visibility: str | None,
+    q: str | None,
+) -> list[Any]:
+    conds = _filters(session, Need, caller, industry, region, visibility, q, status=status)
+    if enterprise_id is not None:
+        conds.append(Need.enterprise_id == enterprise_id if valid_id(enterprise_id) else false())
+    if kind:
+        # a need that names no kinds seeks all of them
+        conds.append(or_(_json_has_any(session, Need.kinds, [kind]), func.json_array_length(Need.kinds) == 0))
+    return conds
+
+
+def list_needs(
+    session: Session,
+    *,
+    caller: Caller,
+    enterprise_id: int | None = None,
+    kind: str | None = None,
+    industry: str | None = None,
+    region: str | None = None,
+    status: str | None = None,
+    visibility: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Need], str | None]:
+    """One page of the needs the caller can see, oldest first; (rows, next_cursor or None)."""
+    conds = _need_filters(session, caller, enterprise_id, kind, industry, region, status, visibility, q)
+    return _page(session, Need, conds, cursor, limit)
+
+
+def count_needs(
+    session: Session,
+    *,
+    caller: Caller,
+    enterprise_id: int | None = None,
+    kind: str | None = None,
+    industry: str | None = None,
+    region: str | None = None,
+    status: str | None = None,
+    visibility: str | None = None,
+    q: str | None = None,
+) -> int:
+    conds = _need_filters(session, caller, enterprise_id, kind, industry, region, status, visibility, q)
+    return _count(session, Need, conds)

@@ -1,0 +1,265 @@
+"""Tenant-scoped create, get, update and delete of one enterprise, need or resource, under the shared write rules.
+
+Rows are written under the caller's tenant. A private row of another tenant, and any row of another tenant on a
+write, reads as "not found" so that its existence is never revealed. Change events are queued on the session and
+reach the hub only after the transaction commits (a rolled-back write notifies nobody)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, delete, select
+
+from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreate, NeedUpdate, ResourceUpdate
+from matcher.domain.tables import DigestLog, Enterprise, Need, Resource
+from matcher.domain.visibility import visible_to, writable_by
+from matcher.errors import Conflict, NotFound, invalid
+from matcher.store.db import valid_id
+from matcher.store.events import ChangeHub, notify_after_commit
+from matcher.store.keys import Caller, ensure_tenant
+from matcher.store.rules import (
+    ResourceCreateModel,
+    Row,
+    apply_changes,
+    new_resource,
+    normalize_changes,
+    reject_nul,
+    require_writer,
+)
+
+R = TypeVar("R", Enterprise, Need, Resource)
+
+# the hub method and arguments that announce a created or updated row
+_CHANGED: dict[type[Row], Callable[[Any], tuple[Any, ...]]] = {
+    Resource: lambda row: ("resources_changed", [row]),
+    Enterprise: lambda row: ("demand_changed", [], [row]),
+    Need: lambda row: ("demand_changed", [row], []),
+}
+
+
+def _noun(model: type[Row]) -> str:
+    return model.__name__.lower()
+
+
+def _fetch(session: Session, model: type[R], caller: Caller, id: int, *, write: bool) -> R:
+    """The row if the caller may see it (or, for writes, owns it); NotFound otherwise, with one message."""
+    row = session.get(model, id) if valid_id(id) else None
+    if row is not None:
+        if writable_by(row, caller.tenant) if write else visible_to(row, caller.tenant):
+            return row
+    raise NotFound(f"no {_noun(model)} with id {id}")
+
+
+def _writable(session: Session, model: type[R], caller: Caller, id: int) -> R:
+    """The row the caller may write (role and tenant); Forbidden or NotFound otherwise."""
+    require_writer(caller, _noun(model))
+    return _fetch(session, model, caller, id, write=True)
+
+
+def _external_id_taken(external_id: str, by: str) -> Conflict:
+    return Conflict(
+        f"external_id {external_id!r} is already used by {by} in your tenant",
+        errors=[{"field": "external_id", "message": "already used", "type": "conflict"}],
+    )
+
+
+def _check_external_id(
+    session: Session,
+    model: type[Resource | Enterprise],
+    caller: Caller,
+    external_id: str | None,
+    own_id: int | None,
+) -> None:
+    if external_id is None:
+        return
+    found = session.exec(
+        select(model.id).where(model.tenant_id == caller.tenant, model.external_id == external_id)
+    ).first()
+    if found is not None and found != own_id:
+        raise _external_id_taken(external_id, f"{_noun(model)} {found}")
+
+
+def _flush(session: Session, row: Row) -> None:
+    """Flush a write; a unique constraint lost to a concurrent writer becomes a 409 (the session is rolled back)."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        noun = _noun(type(row))
+        external_id = getattr(row, "external_id", None)
+        if external_id is not None:
+            raise _external_id_taken(external_id, f"another {noun}") from exc
+        raise Conflict(f"the {noun} conflicts with a concurrent write; retry the request") from exc
+
+
+def _finish(session: Session, commit: bool) -> None:
+    if commit:
+        session.commit()
+
+
+def _insert(session: Session, row: R, hub: ChangeHub | None, commit: bool) -> R:
+    _flush(session, row)
+    notify_after_commit(session, hub, *_CHANGED[type(row)](row))
+    _finish(session, commit)
+    return row
+
+
+def _update(
+    session: Session,
+    model: type[R],
+    caller: Caller,
+    id: int,
+    data: BaseModel,
+    hub: ChangeHub | None,
+    commit: bool,
+) -> R:
+    """Apply the fields given, as the table's rules say (see rules.UpdateRules); a new external_id must be free."""
+    row = _writable(session, model, caller, id)
+    changes = normalize_changes(row, data.model_dump(exclude_unset=True))
+    if changes.get("external_id") is not None:
+        _check_external_id(session, model, caller, changes["external_id"], row.id)  # type: ignore[arg-type]
+    if apply_changes(row, changes):
+        _flush(session, row)
+        notify_after_commit(session, hub, *_CHANGED[model](row))
+    _finish(session, commit)
+    return row
+
+
+def _remove(session: Session, row: Row, hub: ChangeHub | None, commit: bool, method: str, *args: Any) -> None:
+    session.delete(row)
+    session.flush()
+    notify_after_commit(session, hub, method, *args)
+    _finish(session, commit)
+
+
+# ---------------------------------------------------------------- resources
+
+
+def create_resource(
+    session: Session,
+    *,
+    caller: Caller,
+    data: ResourceCreateModel,
+    hub: ChangeHub | None = None,
+    commit: bool = True,
+) -> Resource:
+    """Store a resource: provider from its details, language detected when absent, external_id unique per tenant."""
+    require_writer(caller, "resource")
+    row = new_resource(data, caller.tenant)
+    _check_external_id(session, Resource, caller, row.external_id, None)
+    ensure_tenant(session, caller.tenant)
+    return _insert(session, row, hub, commit)
+
+
+def get_resource(session: Session, *, caller: Caller, id: int) -> Resource:
+    return _fetch(session, Resource, caller, id, write=False)
+
+
+def update_resource(
+    session: Session,
+    *,
+    caller: Caller,
+    id: int,
+    data: ResourceUpdate,
+    hub: ChangeHub | None = None,
+    commit: bool = True,
+) -> Resource:
+    """Apply the fields given; `details` is merged with the stored details and re-validated for the kind."""
+    return _update(session, Resource, caller, id, data, hub, commit)
+
+
+def delete_resource(
+    session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
+) -> None:
+    _remove(session, _writable(session, Resource, caller, id), hub, commit, "resources_removed", [id])
+
+
+# ---------------------------------------------------------------- enterprises
+
+
+def create_enterprise(
+    session: Session,
+    *,
+    caller: Caller,
+    data: EnterpriseCreate,
+    hub: ChangeHub | None = None,
+    commit: bool = True,
+) -> Enterprise:
+    require_writer(caller, "enterprise")
+    fields = data.model_dump()
+    reject_nul(fields)
+    _check_external_id(session, Enterprise, caller, fields["external_id"], None)
+    ensure_tenant(session, caller.tenant)
+    return _insert(session, Enterprise(**fields, tenant_id=caller.tenant), hub, commit)
+
+
+def get_enterprise(session: Session, *, caller: Caller, id: int) -> Enterprise:
+    return _fetch(session, Enterprise, caller, id, write=False)
+
+
+def update_enterprise(
+    session: Session,
+    *,
+    caller: Caller,
+    id: int,
+    data: EnterpriseUpdate,
+    hub: ChangeHub | None = None,
+    commit: bool = True,
+) -> Enterprise:
+    return _update(session, Enterprise, caller, id, data, hub, commit)
+
+
+def delete_enterprise(
+    session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
+) -> list[int]:
+    """Delete an enterprise with its needs and digest history; returns the ids of the needs removed with it."""
+    row = _writable(session, Enterprise, caller, id)
+    need_ids = list(session.exec(select(Need.id).where(Need.enterprise_id == id)))
+    session.exec(delete(Need).where(Need.enterprise_id == id))
+    session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
+    _remove(session, row, hub, commit, "demand_removed", need_ids, [id])
+    return need_ids
+
+
+# ---------------------------------------------------------------- needs
+
+
+def create_need(
+    session: Session, *, caller: Caller, data: NeedCreate, hub: ChangeHub | None = None, commit: bool = True
+) -> Need:
+    """Store a need of one of the caller's own enterprises."""
+    require_writer(caller, "need")
+    fields = data.model_dump()
+    reject_nul(fields)
+    enterprise = session.get(Enterprise, data.enterprise_id) if valid_id(data.enterprise_id) else None
+    if enterprise is None or enterprise.tenant_id != caller.tenant:
+        raise invalid(
+            "enterprise_id", f"no enterprise with id {data.enterprise_id} in your tenant", "not_found"
+        )
+    return _insert(session, Need(**fields, tenant_id=caller.tenant), hub, commit)
+
+
+def get_need(session: Session, *, caller: Caller, id: int) -> Need:
+    return _fetch(session, Need, caller, id, write=False)
+
+
+def update_need(
+    session: Session,
+    *,
+    caller: Caller,
+    id: int,
+    data: NeedUpdate,
+    hub: ChangeHub | None = None,
+    commit: bool = True,
+) -> Need:
+    return _update(session, Need, caller, id, data, hub, commit)
+
+
+def delete_need(
+    session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
+) -> None:
+    _remove(session, _writable(session, Need, caller, id), hub, commit, "demand_removed", [id], [])

@@ -1,0 +1,151 @@
+"""The write rules every store write follows, one API body or an imported row alike: roles, NULs, language, details.
+
+Each rule raises the core's ValidationFailed (or Forbidden) with the field at fault, so a rejected CSV row and a
+refused request body read the same."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from embeddings.text import has_cjk
+from matcher.domain.schemas import (
+    DETAILS_MODELS,
+    FundCreate,
+    IncubatorCreate,
+    ResultCreate,
+    ScenarioCreate,
+    provider_of,
+)
+from matcher.domain.tables import Enterprise, Need, Resource, utcnow
+from matcher.errors import Forbidden, invalid, invalid_input
+from matcher.store.keys import Caller
+
+ResourceCreateModel = ResultCreate | ScenarioCreate | FundCreate | IncubatorCreate
+Row = Enterprise | Need | Resource
+
+# who may write what; everyone authenticated may read
+WRITERS: dict[str, tuple[str, ...]] = {
+    "enterprise": ("admin", "officer"),
+    "need": ("admin", "officer", "platform"),
+    "resource": ("admin", "officer", "platform"),
+}
+
+
+def require_writer(caller: Caller, noun: str) -> None:
+    if caller.role not in WRITERS[noun]:
+        raise Forbidden(
+            f"the {caller.role} role cannot write {noun}s (needs one of: {', '.join(WRITERS[noun])})"
+        )
+
+
+def reject_nul(value: Any, path: str = "") -> None:
+    """PostgreSQL text cannot hold NUL characters; refuse them on both stores alike."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise invalid(path or "body", "contains a NUL character")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            reject_nul(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            reject_nul(v, f"{path}.{i}")
+
+
+def detect_language(*texts: str | None) -> str:
+    """zh when the text has any CJK character, else en."""
+    return "zh" if any(has_cjk(t or "") for t in texts) else "en"
+
+
+def merge_details(kind: str, stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored details with the given keys laid over (None clears one), validated again for the kind."""
+    try:
+        model = DETAILS_MODELS[kind].model_validate({**stored, **given})
+    except ValidationError as exc:
+        raise invalid_input(exc.errors(), prefix="details") from None
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def new_resource(data: ResourceCreateModel, tenant: str) -> Resource:
+    """A resource row from a create body: NULs refused, language detected when absent, provider from details."""
+    fields = data.model_dump(exclude={"kind", "details"})
+    details = data.details.model_dump(mode="json", exclude_none=True)
+    reject_nul({**fields, "details": details})
+    fields["language"] = fields["language"] or detect_language(fields["title"], fields["description"])
+    return Resource(
+        **fields, kind=data.kind, details=details, provider=provider_of(data.kind, details), tenant_id=tenant
+    )
+
+
+# ---------------------------------------------------------------- updates
+
+
+def _merge_resource_details(row: Resource, changes: dict[str, Any]) -> None:
+    """`details` given: merged with the stored details and re-validated for the kind; the provider follows."""
+    if changes.get("details") is None:
+        return
+    changes["details"] = merge_details(row.kind, row.details, changes["details"])
+    changes["provider"] = provider_of(row.kind, changes["details"])
+
+
+@dataclass(frozen=True)
+class UpdateRules:
+    """How one table takes a set of changes."""
+
+    not_null: frozenset[str]  # columns that may not be set to null
+    lists: tuple[str, ...] = ()  # list columns that become empty when set to null
+    language_from: tuple[str, ...] = ()  # the fields a language set to null is detected from again
+    details: bool = False  # `details` is merged with the stored details (see _merge_resource_details)
+
+
+UPDATE_RULES: dict[type[Row], UpdateRules] = {
+    Resource: UpdateRules(
+        frozenset({"title", "description", "status", "visibility", "details"}),
+        language_from=("title", "description"),
+        details=True,
+    ),
+    Enterprise: UpdateRules(
+        frozenset({"name", "description", "digest_frequency", "visibility"}),
+        lists=("digest_kinds",),
+        language_from=("name", "description"),
+    ),
+    Need: UpdateRules(frozenset({"title", "description", "status", "visibility"}), lists=("kinds",)),
+}
+
+
+def normalize_changes(row: Row, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes as the row's table takes them (see UpdateRules); NULs refused."""
+    rules = UPDATE_RULES[type(row)]
+    reject_nul(changes)
+    for name in rules.lists:
+        if name in changes and changes[name] is None:
+            changes[name] = []
+    if rules.details:
+        _merge_resource_details(row, changes)  # type: ignore[arg-type]
+    if rules.language_from and "language" in changes and changes["language"] is None:
+        changes["language"] = detect_language(
+            *(changes.get(name, getattr(row, name)) for name in rules.language_from)
+        )
+    return changes
+
+
+def differences(row: Row, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes that would alter the row; a null for a not-null column is refused."""
+    not_null = UPDATE_RULES[type(row)].not_null
+    for name, value in changes.items():
+        if value is None and name in not_null:
+            raise invalid(name, "may not be null", "null_not_allowed")
+    return {name: value for name, value in changes.items() if getattr(row, name) != value}
+
+
+def apply_changes(row: Row, changes: Mapping[str, Any]) -> bool:
+    """Set what differs and stamp updated_at; whether anything changed."""
+    diff = differences(row, changes)
+    for name, value in diff.items():
+        setattr(row, name, value)
+    if diff:
+        row.updated_at = utcnow()
+    return bool(diff)
