@@ -149,7 +149,6 @@ class FaissIndex:
         self._state = FaissState(self._initial_kind(), self.dimension, self._params)
         self._journal: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
         self._rebuild_thread: threading.Thread | None = None
-        self._rebuild_error: BaseException | None = None
         self.last_search_path = ""
         # JSON documents saved with the version this index was loaded from ({} for a new index)
         self.attachments: dict[str, Any] = {}
@@ -325,7 +324,6 @@ class FaissIndex:
         slots = st.live_slots()
         ids = st.slot_ids[slots].copy()
         sample = train_sample(st.vectors(sample_slots(slots))) if target == "ivf" else None
-        self._rebuild_error = None
         t = threading.Thread(
             target=self._rebuild_worker,
             args=(st, target, slots, ids, sample),
@@ -361,9 +359,8 @@ class FaissIndex:
                     "faiss index rebuilt as %s: %d records in %.1f s", target, new.n_live, new.build_seconds
                 )
                 self._after_write()  # the collection may have crossed a threshold meanwhile
-        except BaseException as exc:  # pragma: no cover - logged, the old index keeps serving
+        except BaseException:  # pragma: no cover - logged, the old index keeps serving
             logger.exception("background rebuild of the faiss index failed")
-            self._rebuild_error = exc
             with self._lock.write():
                 self._journal = None
 

@@ -126,9 +126,3 @@ def record_feedback(
     session.add(row)
     session.flush()
     return row
-
-
-def find_by_key(session: Session, *, tenant: str, key: str) -> Feedback | None:
-    return session.exec(
-        select(Feedback).where(Feedback.tenant_id == tenant, Feedback.idempotency_key == key)
-    ).first()
