@@ -20,7 +20,7 @@ from matcher.digests.send import EmailSender, SmtpSender
 from matcher.digests.sources import EngineSource
 from matcher.digests.tokens import verify_unsubscribe_token
 from matcher.domain.tables import Enterprise, utcnow
-from matcher.errors import NotFound, ServiceUnavailable, ValidationFailed
+from matcher.errors import NotFound, ServiceUnavailable, invalid
 from matcher.notify.delivery import EVENTS, new_secret
 from matcher.notify.tables import WebhookDelivery, WebhookSubscription
 from matcher.notify.urls import validate_webhook_url
@@ -61,7 +61,7 @@ def _check_period(period: str | None) -> None:
         try:
             period_start(period)
         except ValueError as exc:
-            raise ValidationFailed(str(exc), errors=[{"field": "period", "message": str(exc)}]) from None
+            raise invalid("period", str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------- digests

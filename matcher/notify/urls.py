@@ -6,7 +6,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from matcher.errors import ValidationFailed
+from matcher.errors import ValidationFailed, invalid
 
 
 def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -29,7 +29,7 @@ def validate_webhook_url(url: str, *, allow_private: bool) -> str:
     check runs again at each delivery against re-pointed names."""
 
     def fail(reason: str) -> ValidationFailed:
-        return ValidationFailed(f"url: {reason}", errors=[{"field": "url", "message": reason}])
+        return invalid("url", reason)
 
     if not isinstance(url, str) or len(url) > 2000:
         raise fail("must be a string of at most 2000 characters")

@@ -12,7 +12,7 @@ from typing import Literal, get_args
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression, Need, Resource
-from matcher.errors import NotFound, ValidationFailed
+from matcher.errors import NotFound, invalid
 from matcher.store.keys import Caller
 
 Action = Literal["clicked", "contacted", "accepted", "rejected", "deal"]
@@ -49,25 +49,19 @@ REASON_CODES: tuple[str, ...] = get_args(Reason)
 assert REASON_CODES == tuple(r.code for r in REASONS)
 
 
-def _invalid(field: str, message: str, type_: str = "value_error") -> ValidationFailed:
-    return ValidationFailed(
-        f"{field}: {message}", errors=[{"field": field, "message": message, "type": type_}]
-    )
-
-
 def validate_event(*, action: str, reason: str | None, amount: float | None) -> None:
     """The rules the schema cannot say alone: a known action and reason; an amount only on a deal."""
     if action not in ACTIONS:
-        raise _invalid("action", f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", "enum")
+        raise invalid("action", f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", "enum")
     if reason is not None and reason not in REASON_CODES:
-        raise _invalid(
+        raise invalid(
             "reason", f"unknown reason {reason!r}; expected one of {', '.join(REASON_CODES)}", "enum"
         )
     if amount is not None:
         if action != "deal":
-            raise _invalid("amount", "an amount is only recorded with action 'deal'")
+            raise invalid("amount", "an amount is only recorded with action 'deal'")
         if amount < 0:
-            raise _invalid("amount", "must be zero or more (CNY)")
+            raise invalid("amount", "must be zero or more (CNY)")
 
 
 def record_feedback(
@@ -101,16 +95,14 @@ def record_feedback(
         .order_by(Impression.id)
     ).first()
     if shown is None:
-        raise _invalid(
+        raise invalid(
             "request_id",
             f"resource {resource_id} was never shown to you under request {request_id!r}; "
             "feedback refers to a served match (the request_id of a /v1/match response)",
             "never_shown",
         )
     if need_id is not None and shown.need_id is not None and shown.need_id != need_id:
-        raise _invalid(
-            "need_id", f"request {request_id!r} was served for need {shown.need_id}, not {need_id}"
-        )
+        raise invalid("need_id", f"request {request_id!r} was served for need {shown.need_id}, not {need_id}")
     row = Feedback(
         tenant_id=caller.tenant,
         request_id=request_id,
