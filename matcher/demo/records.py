@@ -1,4 +1,4 @@
-"""The demo data set: the project's own records (matcher/data/demo) and research results from the public CSL
+"""The demo data set: the project's own records (matcher/demo/data) and research results from the public CSL
 corpus, loaded idempotently into one tenant, plus the default encoder trained when it is missing.
 
 Everything added to a CSL record (holder, TRL, transfer modes, price, region) is synthetic and derived
@@ -40,7 +40,7 @@ RESOURCE_FILES = ("results", "scenarios", "funds", "incubators")
 
 def own_records(name: str) -> list[dict[str, Any]]:
     """Records of one demo file (results, scenarios, funds, incubators, enterprises, needs)."""
-    text = resources.files("matcher").joinpath(f"data/demo/{name}.jsonl").read_text(encoding="utf-8")
+    text = resources.files("matcher.demo").joinpath(f"data/{name}.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

@@ -63,7 +63,7 @@ class RenderedDigest:
 @lru_cache(maxsize=1)
 def _env() -> Environment:
     return Environment(
-        loader=PackageLoader("matcher", "templates"),
+        loader=PackageLoader("matcher.digests", "templates"),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         trim_blocks=True,

@@ -35,7 +35,7 @@ class Taxonomy:
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> Taxonomy:
         if path is None:
-            raw = resources.files("matcher").joinpath("data/taxonomy.json").read_text(encoding="utf-8")
+            raw = resources.files("matcher.domain").joinpath("data/taxonomy.json").read_text(encoding="utf-8")
         else:
             raw = Path(path).read_text(encoding="utf-8")
         data = json.loads(raw)
