@@ -18,7 +18,12 @@ from matcher.domain.schemas import (
     _tags,
 )
 from matcher.domain.tables import Enterprise, Impression, Need, Resource
-from matcher.matching.engine import MatchEngine, MatchOutcome, MatchQuery, split_demand_key
+from matcher.errors import ValidationFailed
+from matcher.indexing.keys import DEMAND_NEED, split_demand_key
+from matcher.matching.engine import MatchEngine
+from matcher.matching.pipeline import MatchOutcome
+from matcher.matching.query import MatchQuery
+from matcher.settings import Settings
 from matcher.store.keys import Caller
 from matcher.store.public import to_public_enterprise, to_public_need, to_public_resource
 
@@ -48,12 +53,14 @@ class MatchFilters(BaseModel):
 
 class MatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(default=None, description="free text (Chinese or English)")
+    text: str | None = Field(
+        default=None, description="free text (Chinese or English), at most MATCHER_MAX_QUERY_CHARS"
+    )
     need_id: int | None = None
     enterprise_id: int | None = None
     kinds: list[ResourceKind] = Field(default_factory=list, description="empty = all kinds")
     filters: MatchFilters = Field(default_factory=MatchFilters)
-    k: int = Field(default=10, ge=1, le=200)
+    k: int = Field(default=10, ge=1, description="at most MATCHER_MAX_K")
     min_score: float | None = Field(default=None, ge=0, le=1)
     dense_weight: float | None = Field(
         default=None, ge=0, le=1, description="fusion weight of the dense side"
@@ -70,9 +77,35 @@ class MatchRequest(BaseModel):
             raise ValueError("give need_id or enterprise_id, not both")
         if not given and not (self.text and self.text.strip()):
             raise ValueError("give one of text, need_id or enterprise_id")
-        if self.text is not None and len(self.text) > 2000:
-            raise ValueError(f"text has {len(self.text)} characters; the limit is 2000")
         return self
+
+
+def check_limits(settings: Settings, *, k: int, text: str | None = None, text_field: str = "text") -> None:
+    """The request limits the settings own (MATCHER_MAX_K, MATCHER_MAX_QUERY_CHARS), checked per request and
+    refused as a 422 problem of the same shape as the schema's own validation errors."""
+    errors = []
+    if k > settings.max_k:
+        errors.append(
+            {
+                "field": "k",
+                "message": f"Input should be less than or equal to {settings.max_k}",
+                "type": "less_than_equal",
+            }
+        )
+    if text is not None and len(text) > settings.max_query_chars:
+        errors.append(
+            {
+                "field": text_field,
+                "message": f"String should have at most {settings.max_query_chars} characters "
+                f"(got {len(text)})",
+                "type": "string_too_long",
+            }
+        )
+    if errors:
+        detail = f"{errors[0]['field']}: {errors[0]['message']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+        raise ValidationFailed(detail, errors=errors)
 
 
 class Match(BaseModel):
@@ -171,6 +204,7 @@ def match(
     body: MatchRequest, state: StateDep, caller: CallerDep, engine: MatcherDep, background: BackgroundTasks
 ) -> MatchResponse:
     """Rank resources for a need, an enterprise, or free text (ranked, filtered, explained)."""
+    check_limits(state.settings, k=body.k, text=body.text)
     q = MatchQuery(
         text=body.text,
         need_id=body.need_id,
@@ -189,7 +223,7 @@ def match(
 
 
 KindsQuery = Annotated[list[ResourceKind] | None, Query(description="repeat for several kinds")]
-KQuery = Annotated[int, Query(ge=1, le=200)]
+KQuery = Annotated[int, Query(ge=1, description="at most MATCHER_MAX_K")]
 MinScoreQuery = Annotated[float | None, Query(ge=0, le=1)]
 
 
@@ -205,6 +239,7 @@ def _subject_matches(
     **subject: int,
 ) -> MatchResponse:
     """The body of the need and enterprise match routes; `subject` is need_id=... or enterprise_id=...."""
+    check_limits(state.settings, k=k)
     q = MatchQuery(**subject, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
     return _respond(state, engine, q, caller, background)
 
@@ -249,7 +284,7 @@ def search(
     caller: CallerDep,
     engine: MatcherDep,
     background: BackgroundTasks,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="free text")],
+    q: Annotated[str, Query(min_length=1, description="free text, at most MATCHER_MAX_QUERY_CHARS")],
     kinds: KindsQuery = None,
     industries: Annotated[list[str] | None, Query()] = None,
     region: str | None = None,
@@ -258,6 +293,7 @@ def search(
     include_inactive: bool = False,
 ) -> MatchResponse:
     """Officers' search: free text over all kinds, with filters."""
+    check_limits(state.settings, k=k, text=q, text_field="q")
     filters: dict[str, Any] = {"include_inactive": include_inactive}
     if industries:
         filters["industries"] = _tags([x for v in industries for x in _split_list(v)])
@@ -280,6 +316,7 @@ def resource_matches(
     include: Annotated[list[Literal["need", "enterprise"]] | None, Query()] = None,
 ) -> DemandMatchResponse:
     """For scenario-opening platforms: the enterprises and open needs a scenario, fund or incubator fits."""
+    check_limits(state.settings, k=k)
     outcome = engine.reverse(
         resource_id,
         tenant=caller.tenant,
@@ -290,7 +327,7 @@ def resource_matches(
     need_ids, ent_ids = [], []
     for c in outcome.candidates:
         typ, rid = split_demand_key(c.id)
-        (need_ids if typ == 0 else ent_ids).append(rid)
+        (need_ids if typ == DEMAND_NEED else ent_ids).append(rid)
     with Session(state.db) as session:
         needs = {n.id: n for n in session.exec(select(Need).where(Need.id.in_(need_ids)))} if need_ids else {}
         ent_ids_all = set(ent_ids) | {n.enterprise_id for n in needs.values()}
@@ -302,7 +339,7 @@ def resource_matches(
     out: list[DemandMatch] = []
     for c in outcome.candidates:
         typ, rid = split_demand_key(c.id)
-        if typ == 0:
+        if typ == DEMAND_NEED:
             need = needs.get(rid)
             if need is None:
                 continue

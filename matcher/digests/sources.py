@@ -1,4 +1,4 @@
-"""Candidate sources for digests: the match engine (batched query encoding, its retrieval and ranking) and an
+"""Candidate sources for digests: the match engine (batched query encoding, then its match pipeline) and an
 exact keyword scorer over the store, the reference used by tests and tiny deployments."""
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from embeddings.text import tokenize
 from matcher.digests.compose import DemandQuery, Suggestion
 from matcher.domain.tables import Resource, as_utc
 from matcher.domain.visibility import visible_to
+from matcher.matching.engine import MatchEngine
+from matcher.matching.query import MatchQuery
+from matcher.matching.retrieval import QueryVector
 
 
 def _expires(r: Resource) -> date | None:
@@ -94,26 +97,24 @@ def _one_blas_thread() -> AbstractContextManager:
 
 
 class EngineSource:
-    """The match engine's own retrieval and ranking, restricted to resources updated since the last digest.
+    """The match pipeline (`MatchEngine.match`), restricted to resources updated since the last digest.
 
-    `prepare` encodes every query text in one batched call; `suggest` then runs the engine's filters, hybrid
-    retrieval (`MatchEngine.retrieve`), ranking (`MatchEngine.rank`) and explanation for one query with that
-    vector, with the engine's per-language dense weight, and explains in the enterprise's language.
+    `prepare` encodes every query text in one batched call; `suggest` then runs the engine's match for one
+    query with that vector: the same filters, hybrid retrieval, ranking and explanation as POST /v1/match, with
+    the `since` filter, no interleaving or provider limit, and the explanation in the enterprise's language.
 
     Nothing per candidate is read from the store: kind, title, provider and expiry come from the engine's
-    catalog, the matched terms of the explanation from its lexical index (both kept current by change
-    events); the update-stamp column for the `since` filter is built once per batch."""
+    catalog, the matched terms of the explanation from its lexical index (both kept current by change events)."""
 
-    def __init__(self, engine: Any, *, batch_size: int = 256) -> None:
+    def __init__(self, engine: MatchEngine, *, batch_size: int = 256) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self._vectors: dict[str, np.ndarray] = {}
         self._model_id: str | None = None
-        self._stamps: np.ndarray | None = None
 
     def prepare(self, queries: Sequence[DemandQuery]) -> None:
         wanted = set(q.text for q in queries)
-        encoder = self.engine.supply.encoder  # the encoder of the index the searches will read
+        encoder = self.engine.encoder  # the encoder of the index the searches will read
         if encoder.model_id != self._model_id:  # the engine switched encoders: earlier vectors are void
             self._vectors, self._model_id = {}, encoder.model_id
         # vectors of an earlier batch are not needed again (each enterprise is composed once per run)
@@ -123,79 +124,37 @@ class EngineSource:
             chunk = texts[i : i + self.batch_size]
             vecs = encoder.encode_queries(chunk)
             self._vectors.update(zip(chunk, np.asarray(vecs, dtype=np.float32), strict=True))
-        self._stamps = None
-
-    def _updated_column(self, n: int) -> np.ndarray:
-        """Update stamps by catalog position (the catalog keeps them per row, not as a column)."""
-        cat = self.engine.resources
-        if self._stamps is None or len(self._stamps) != n:
-            with cat._lock:
-                ids = cat.ids[:n]
-                self._stamps = np.fromiter(
-                    ((m.updated if (m := cat.rows.get(int(i))) is not None else 0.0) for i in ids),
-                    dtype=np.float64,
-                    count=n,
-                )
-        return self._stamps
 
     def suggest(self, query: DemandQuery) -> list[Suggestion]:
         with _one_blas_thread():
             return self._suggest(query)
 
     def _suggest(self, query: DemandQuery) -> list[Suggestion]:
-        from matcher.matching.engine import MatchQuery
-        from matcher.matching.explain import explain
-        from matcher.matching.fit import constraints
-
-        eng = self.engine
-        mq = MatchQuery(
-            need_id=query.need_id,
-            enterprise_id=None if query.need_id is not None else query.enterprise_id,
-            kinds=query.kinds,
-            k=query.k,
-            min_score=query.min_score,
-            filters={"today": query.today},
-        )
-        text, ask, kinds = eng.build_ask(mq, query.tenant)
-        mask = eng.resources.mask(
-            tenant=query.tenant,
-            kinds=kinds or None,
-            today=ask.today,
-            stage=ask.stage if ("fund" in kinds or not kinds) else None,
-            amount=ask.amount if query.need_id is not None else None,
-            trl_min=ask.trl_min,
-            exclude=query.exclude,
-        )
-        if query.since is not None:
-            mask &= self._updated_column(len(mask)) >= query.since.timestamp()
-        if not mask.any():
-            return []
-        allowed = eng.resources.allowed_ids(mask)
-        tokens = tokenize(text)
-        w = eng.dense_weight_for(text)
-        pair = eng.supply  # read once: a switch of encoder during the run changes the pair, never half of it
-        qvec = self._vectors.get(text) if pair.encoder.model_id == self._model_id else None
-        cands = eng.retrieve(pair, eng.resources, text, tokens, allowed, max(50, 4 * query.k), w, qvec=qvec)
-        eng.rank(cands, ask, w)
-        cands = [c for c in cands if c.score >= query.min_score][: query.k]
-        if not cands:
-            return []
-        lexical = pair.lexical
-        out = []
-        for c in cands:
-            m = c.meta
-            expl = explain(
-                query_text="",
-                query_tokens=tokens,
-                # the query words the document holds, read off the lexical index as the match path does
-                doc_tokens=set(lexical.matched_terms(tokens, c.id)),
-                doc_fields={},
-                ask_tags=ask.own_industries,
-                doc_tags=tuple(m.industries),
-                constraints=constraints(ask, m, caller_tenant=query.tenant),
-                components=c.components,
-                taxonomy=eng.taxonomy,
+        vec = self._vectors.get(query.text)
+        outcome = self.engine.match(
+            MatchQuery(
+                need_id=query.need_id,
+                enterprise_id=None if query.need_id is not None else query.enterprise_id,
+                kinds=query.kinds,
+                k=query.k,
+                min_score=query.min_score,
+                filters={"today": query.today},
+                per_provider=0,
+                exclude_ids=query.exclude,
+                since=None if query.since is None else query.since.timestamp(),
+                pool=max(50, 4 * query.k),
+                highlights=False,
                 language=query.language,
-            )
-            out.append(Suggestion(c.id, c.score, m.kind, m.title, m.provider, m.expires, expl["summary"]))
+                interleave=False,
+            ),
+            tenant=query.tenant,
+            vector=None
+            if vec is None or self._model_id is None
+            else QueryVector(self._model_id, query.text, vec),
+        )
+        out = []
+        for c in outcome.candidates:
+            m = c.meta
+            summary = str(outcome.explanations[c.id]["summary"])
+            out.append(Suggestion(c.id, c.score, m.kind, m.title, m.provider, m.expires, summary))
         return out

@@ -2,7 +2,8 @@
 
 One `Catalog` holds the resources (supply side), another the open needs and enterprises (demand side).
 Rows are kept as small frozen dataclasses for fit and explanations; columns are numpy arrays indexed by
-position, grown by doubling, with a tombstone flag for removed records."""
+position, grown by doubling, with a tombstone flag for removed records. Every read is one call under the
+catalog's lock, so a reader sees one state of it however writers interleave."""
 
 from __future__ import annotations
 
@@ -48,6 +49,27 @@ class Meta:
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
+@dataclass(frozen=True)
+class Filter:
+    """The hard filters of one query. Unknown values pass (a fund without a ticket range is not excluded by the
+    amount); fit and the explanation mark them 'unknown'."""
+
+    tenant: str
+    kinds: tuple[str, ...] = ()  # empty: every kind
+    today: date | None = None
+    industries: frozenset[str] = frozenset()  # any of these (taxonomy-expanded); empty: no restriction
+    regions: tuple[str, ...] = ()
+    include_inactive: bool = False
+    stage: str | None = None  # funds whose stages exclude it drop
+    amount: float | None = None  # funds whose ticket range excludes it drop
+    trl_min: int | None = None
+    trl_max: int | None = None
+    sought_kind: str | None = None  # demand side: needs that seek other kinds drop
+    fund: Meta | None = None  # demand side: a fund's stages and ticket range filter enterprises and needs
+    since: float | None = None  # unix seconds: records updated before drop
+    exclude: frozenset[int] = frozenset()
+
+
 def region_key(region: str | None) -> str | None:
     if not region:
         return None
@@ -57,39 +79,44 @@ def region_key(region: str | None) -> str | None:
 class Catalog:
     def __init__(self, capacity: int = 1024) -> None:
         self._lock = threading.RLock()
-        self.rows: dict[int, Meta] = {}
+        self._rows: dict[int, Meta] = {}
         self._pos: dict[int, int] = {}
         self._n = 0
         self._tenants: dict[str, int] = {}
         self._regions: dict[str, int] = {}
+        self._stages: dict[str, int] = {}
         self._tag_pos: dict[str, set[int]] = {}
         self._alloc(capacity)
 
     # ------------------------------------------------------------ storage
     def _alloc(self, capacity: int) -> None:
-        def grow(name: str, dtype: Any, fill: Any) -> None:
+        def grow(name: str, dtype: type[np.generic], fill: float) -> None:
             old = getattr(self, name, None)
             arr = np.full(capacity, fill, dtype=dtype)
             if old is not None:
                 arr[: len(old)] = old
             setattr(self, name, arr)
 
-        grow("ids", np.int64, -1)
-        grow("alive", np.bool_, False)
-        grow("kind", np.int8, 0)
-        grow("tenant", np.int32, -1)
-        grow("public", np.bool_, False)
-        grow("active", np.bool_, False)
-        grow("expires", np.int32, NO_EXPIRY)
-        grow("region", np.int32, -1)
-        grow("trl", np.int8, 0)
-        grow("tmin", np.float64, np.nan)
-        grow("tmax", np.float64, np.nan)
-        grow("stage_bits", np.int8, 0)
-        grow("sought_bits", np.int8, 0)
+        grow("_ids", np.int64, -1)
+        grow("_alive", np.bool_, False)
+        grow("_kind", np.int8, 0)
+        grow("_tenant", np.int32, -1)
+        grow("_public", np.bool_, False)
+        grow("_active", np.bool_, False)
+        grow("_expires", np.int32, NO_EXPIRY)
+        grow("_region", np.int32, -1)
+        grow("_trl", np.int8, 0)
+        grow("_tmin", np.float64, np.nan)
+        grow("_tmax", np.float64, np.nan)
+        grow("_amount", np.float64, np.nan)
+        grow("_stage", np.int32, -1)
+        grow("_stage_bits", np.int8, 0)
+        grow("_sought_bits", np.int8, 0)
+        grow("_updated", np.float64, 0.0)
         self._cap = capacity
 
-    def _intern(self, table: dict[str, int], value: str | None) -> int:
+    @staticmethod
+    def _intern(table: dict[str, int], value: str | None) -> int:
         if value is None:
             return -1
         code = table.get(value)
@@ -98,7 +125,8 @@ class Catalog:
         return code
 
     def __len__(self) -> int:
-        return len(self.rows)
+        with self._lock:
+            return len(self._rows)
 
     def upsert(self, metas: Iterable[Meta]) -> None:
         with self._lock:
@@ -111,27 +139,30 @@ class Catalog:
                     self._n += 1
                     self._pos[m.id] = pos
                 else:
-                    old = self.rows[m.id]
+                    old = self._rows[m.id]
                     for t in old.industries:
                         self._tag_pos.get(t, set()).discard(pos)
-                self.rows[m.id] = m
-                self.ids[pos] = m.id
-                self.alive[pos] = True
-                self.kind[pos] = KIND_CODES.get(m.kind, 0)
-                self.tenant[pos] = self._intern(self._tenants, m.tenant)
-                self.public[pos] = m.public
-                self.active[pos] = m.active
-                self.expires[pos] = m.expires.toordinal() if m.expires else NO_EXPIRY
-                self.region[pos] = self._intern(self._regions, region_key(m.region))
-                self.trl[pos] = m.trl or 0
-                self.tmin[pos] = np.nan if m.ticket_min is None else m.ticket_min
-                self.tmax[pos] = np.nan if m.ticket_max is None else m.ticket_max
-                self.stage_bits[pos] = sum(STAGE_BITS.get(s, 0) for s in m.stages) or (
+                self._rows[m.id] = m
+                self._ids[pos] = m.id
+                self._alive[pos] = True
+                self._kind[pos] = KIND_CODES.get(m.kind, 0)
+                self._tenant[pos] = self._intern(self._tenants, m.tenant)
+                self._public[pos] = m.public
+                self._active[pos] = m.active
+                self._expires[pos] = m.expires.toordinal() if m.expires else NO_EXPIRY
+                self._region[pos] = self._intern(self._regions, region_key(m.region))
+                self._trl[pos] = m.trl or 0
+                self._tmin[pos] = np.nan if m.ticket_min is None else m.ticket_min
+                self._tmax[pos] = np.nan if m.ticket_max is None else m.ticket_max
+                self._amount[pos] = np.nan if m.amount is None else m.amount
+                self._stage[pos] = self._intern(self._stages, m.stage or None)
+                self._stage_bits[pos] = sum(STAGE_BITS.get(s, 0) for s in m.stages) or (
                     STAGE_BITS.get(m.stage or "", 0)
                 )
-                self.sought_bits[pos] = (
+                self._sought_bits[pos] = (
                     sum(1 << KIND_CODES[k] for k in m.kinds_sought if k in KIND_CODES) & 0x7F
                 )
+                self._updated[pos] = m.updated
                 for t in m.industries:
                     self._tag_pos.setdefault(t, set()).add(pos)
 
@@ -141,96 +172,92 @@ class Catalog:
                 pos = self._pos.pop(i, None)
                 if pos is None:
                     continue
-                m = self.rows.pop(i)
+                m = self._rows.pop(i)
                 for t in m.industries:
                     self._tag_pos.get(t, set()).discard(pos)
-                self.alive[pos] = False
-                self.ids[pos] = -1
+                self._alive[pos] = False
+                self._ids[pos] = -1
 
+    # ------------------------------------------------------------ reads
     def get(self, i: int) -> Meta | None:
-        return self.rows.get(i)
+        with self._lock:
+            return self._rows.get(i)
 
-    # ------------------------------------------------------------ filtering
-    def mask(
-        self,
-        *,
-        tenant: str,
-        kinds: Iterable[str] | None = None,
-        today: date | None = None,
-        industries: Iterable[str] | None = None,
-        regions: Iterable[str] | None = None,
-        include_inactive: bool = False,
-        stage: str | None = None,
-        amount: float | None = None,
-        trl_min: int | None = None,
-        trl_max: int | None = None,
-        sought_kind: str | None = None,
-        exclude: Iterable[int] = (),
-        only_tenant: bool = False,
-    ) -> np.ndarray:
-        """Boolean mask over positions [0, n) of records that pass every hard filter.
+    def get_many(self, ids: Iterable[int]) -> dict[int, Meta]:
+        """The rows of those ids still present, read at one instant."""
+        with self._lock:
+            return {i: m for i in ids if (m := self._rows.get(i)) is not None}
 
-        Unknown values pass (a fund without a ticket range is not excluded by the amount); fit and the
-        explanation mark them 'unknown'."""
+    def allowed(self, f: Filter) -> np.ndarray | None:
+        """The ids passing every hard filter, or None when every live record passes (no restriction needed).
+
+        Mask and ids come from one state of the catalog: a record added or removed meanwhile is either wholly
+        in or wholly out."""
         with self._lock:
             n = self._n
-            m = self.alive[:n].copy()
-            tcode = self._tenants.get(tenant, -2)
-            if only_tenant:
-                m &= self.tenant[:n] == tcode
-            else:
-                m &= self.public[:n] | (self.tenant[:n] == tcode)
-            if not include_inactive:
-                m &= self.active[:n]
-            if today is not None:
-                m &= self.expires[:n] >= today.toordinal()
-            if kinds:
-                codes = [KIND_CODES[k] for k in kinds if k in KIND_CODES]
-                m &= np.isin(self.kind[:n], codes)
-            if industries:
-                tagged = np.zeros(n, dtype=bool)
-                for t in industries:
-                    pos = self._tag_pos.get(t)
-                    if pos:
-                        tagged[np.fromiter(pos, dtype=np.int64, count=len(pos))] = True
-                m &= tagged
-            if regions:
-                codes = [self._regions[r] for r in (region_key(x) for x in regions) if r in self._regions]
-                m &= np.isin(self.region[:n], codes)
-            if stage is not None and stage in STAGE_BITS:
-                bits = self.stage_bits[:n]
-                is_fund = self.kind[:n] == KIND_CODES["fund"]
-                m &= ~is_fund | (bits == 0) | ((bits & STAGE_BITS[stage]) != 0)
-            if amount is not None:
-                is_fund = self.kind[:n] == KIND_CODES["fund"]
-                tmin, tmax = self.tmin[:n], self.tmax[:n]
-                ok = (np.isnan(tmin) | (tmin <= amount)) & (np.isnan(tmax) | (tmax >= amount))
-                m &= ~is_fund | ok
-            if trl_min is not None or trl_max is not None:
-                is_result = self.kind[:n] == KIND_CODES["result"]
-                trl = self.trl[:n]
-                ok = trl == 0
-                lo = trl_min or 1
-                hi = trl_max or 9
-                ok |= (trl >= lo) & (trl <= hi)
-                m &= ~is_result | ok
-            if sought_kind is not None:
-                bits = self.sought_bits[:n]
-                m &= (bits == 0) | ((bits & (1 << KIND_CODES[sought_kind])) != 0)
-            for i in exclude:
-                pos = self._pos.get(i)
-                if pos is not None:
-                    m[pos] = False
-            return m
-
-    def allowed_ids(self, mask: np.ndarray) -> np.ndarray | None:
-        """The ids passing a mask, or None when every live record passes (no restriction needed)."""
-        with self._lock:
-            n = self._n
-            if int(mask.sum()) == int(self.alive[:n].sum()):
+            mask = self._mask_locked(f, n)
+            if int(mask.sum()) == int(self._alive[:n].sum()):
                 return None
-            return self.ids[:n][mask].copy()
+            return self._ids[:n][mask].copy()
 
-    def all_ids(self) -> np.ndarray:
-        with self._lock:
-            return self.ids[: self._n][self.alive[: self._n]].copy()
+    def _mask_locked(self, f: Filter, n: int) -> np.ndarray:
+        m = self._alive[:n].copy()
+        kind = self._kind[:n]
+        m &= self._public[:n] | (self._tenant[:n] == self._tenants.get(f.tenant, -2))
+        if not f.include_inactive:
+            m &= self._active[:n]
+        if f.today is not None:
+            m &= self._expires[:n] >= f.today.toordinal()
+        if f.kinds:
+            m &= np.isin(kind, [KIND_CODES[k] for k in f.kinds if k in KIND_CODES])
+        if f.industries:
+            tagged = np.zeros(n, dtype=bool)
+            for t in f.industries:
+                pos = self._tag_pos.get(t)
+                if pos:
+                    tagged[np.fromiter(pos, dtype=np.int64, count=len(pos))] = True
+            m &= tagged
+        if f.regions:
+            codes = [self._regions[r] for r in (region_key(x) for x in f.regions) if r in self._regions]
+            m &= np.isin(self._region[:n], codes)
+        is_fund = kind == KIND_CODES["fund"]
+        if f.stage is not None and f.stage in STAGE_BITS:
+            bits = self._stage_bits[:n]
+            m &= ~is_fund | (bits == 0) | ((bits & STAGE_BITS[f.stage]) != 0)
+        if f.amount is not None:
+            m &= ~is_fund | _within(f.amount, self._tmin[:n], self._tmax[:n])
+        if f.trl_min is not None or f.trl_max is not None:
+            trl = self._trl[:n]
+            ok = (trl == 0) | ((trl >= (f.trl_min or 1)) & (trl <= (f.trl_max or 9)))
+            m &= (kind != KIND_CODES["result"]) | ok
+        if f.sought_kind is not None:
+            bits = self._sought_bits[:n]
+            m &= (bits == 0) | ((bits & (1 << KIND_CODES[f.sought_kind])) != 0)
+        if f.fund is not None:
+            m &= self._fund_fit_locked(f.fund, n)
+        if f.since is not None:
+            m &= self._updated[:n] >= f.since
+        for i in f.exclude:
+            pos = self._pos.get(i)
+            if pos is not None:
+                m[pos] = False
+        return m
+
+    def _fund_fit_locked(self, fund: Meta, n: int) -> np.ndarray:
+        """Demand records a fund can serve: enterprises at one of its stages, needs within its ticket range."""
+        kind = self._kind[:n]
+        ok = np.ones(n, dtype=bool)
+        if fund.stages:
+            stage = self._stage[:n]
+            codes = [self._stages[s] for s in fund.stages if s in self._stages]
+            ok &= (kind != KIND_CODES["enterprise"]) | (stage == -1) | np.isin(stage, codes)
+        amount = self._amount[:n]
+        lo = np.nan if fund.ticket_min is None else fund.ticket_min
+        hi = np.nan if fund.ticket_max is None else fund.ticket_max
+        fits = np.isnan(amount) | ((np.isnan(lo) | (amount >= lo)) & (np.isnan(hi) | (amount <= hi)))
+        return ok & ((kind != KIND_CODES["need"]) | fits)
+
+
+def _within(amount: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Ranges [lo, hi] holding `amount`; a missing bound (NaN) passes."""
+    return (np.isnan(lo) | (lo <= amount)) & (np.isnan(hi) | (hi >= amount))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from matcher.domain.tables import Resource
 from matcher.domain.taxonomy import Taxonomy
 
 # detail fields whose text says what a resource offers (provider names help "who" queries)
@@ -54,6 +55,18 @@ def resource_text(
         else:
             extra.extend(str(x) for x in v)
     return "\n".join(p for p in (title, description, " ".join(extra), tag_labels(industries, taxonomy)) if p)
+
+
+def resource_document(r: Resource, taxonomy: Taxonomy) -> str:
+    """The indexed text of a stored resource (also the query text of its reverse match)."""
+    return resource_text(
+        kind=r.kind,
+        title=r.title,
+        description=r.description,
+        industries=list(r.industries or []),
+        details=r.details or {},
+        taxonomy=taxonomy,
+    )
 
 
 def need_text(*, title: str, description: str, industries: list[str], taxonomy: Taxonomy) -> str:

@@ -1,11 +1,20 @@
-"""Explanations: which terms matched (with spans for highlighting), tags in common, constraints, score parts."""
+"""Explanations: which terms matched (with spans for highlighting), tags in common, constraints, score parts;
+and the pipeline's explanation stage for resources."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from embeddings.lexical.bm25 import LexicalIndex
 from embeddings.text import find_spans
+from matcher.domain.tables import Resource
 from matcher.domain.taxonomy import Taxonomy
+from matcher.matching.fit import Ask, constraints
+from matcher.matching.retrieval import Candidate
 
 MAX_SPAN_TEXT = 4000  # characters of a description scanned for highlights
 
@@ -80,3 +89,51 @@ def summary(
     if score is not None:
         parts.append(f"匹配度 {score:.0%}" if zh else f"match {score:.0%}")
     return ("；" if zh else "; ").join(parts)
+
+
+def resource_explainer(
+    *,
+    db: Engine,
+    taxonomy: Taxonomy,
+    lexical: LexicalIndex,
+    text: str,
+    tokens: list[str],
+    ask: Ask,
+    tenant: str,
+    highlights: bool = True,
+    language: str | None = None,
+) -> Callable[[list[Candidate]], dict[int, dict[str, Any]]]:
+    """The explanation stage of a forward match. With `highlights`, titles and descriptions are read from the
+    store to mark the matched terms (a candidate deleted meanwhile goes unexplained) and each explanation is in
+    its resource's language; without, nothing per candidate is read from the store (digests). `language`
+    overrides the resource's."""
+
+    def stage(cands: list[Candidate]) -> dict[int, dict[str, Any]]:
+        rows: dict[int, Resource] = {}
+        if highlights:
+            with Session(db) as session:
+                ids = [c.id for c in cands]
+                rows = {r.id: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
+        out = {}
+        for c in cands:
+            r = rows.get(c.id)
+            if highlights and r is None:
+                continue
+            # the query words the document holds, read off the lexical index (no re-tokenising)
+            doc_tokens = set(lexical.matched_terms(tokens, c.id))
+            own = "en" if r is not None and r.language == "en" else "zh"
+            out[c.id] = explain(
+                query_text=text if highlights else "",
+                query_tokens=tokens,
+                doc_tokens=doc_tokens,
+                doc_fields={"title": r.title, "description": r.description} if r is not None else {},
+                ask_tags=ask.own_industries,
+                doc_tags=tuple(c.meta.industries),
+                constraints=constraints(ask, c.meta, caller_tenant=tenant),
+                components=c.components,
+                taxonomy=taxonomy,
+                language=language or own,
+            )
+        return out
+
+    return stage

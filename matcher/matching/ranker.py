@@ -50,7 +50,7 @@ def feature_matrix(rows: Sequence[dict[str, float | None]]) -> np.ndarray:
 class TransparentRanker:
     """score = relevance x (0.7 + 0.3 x fit), fit = weighted mean of the known fit features.
 
-    `relevance` is the calibrated text relevance in [0, 1] (`matcher.matching.engine.Relevance`); fit can lift a
+    `relevance` is the calibrated text relevance in [0, 1] (`matcher.matching.retrieval.Relevance`); fit can lift a
     relevant match by up to 30 % of its relevance but never makes an irrelevant text relevant."""
 
     version = "transparent-1"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -14,19 +13,26 @@ from sqlmodel import Session, col, select
 from matcher.digests.compose import resource_url
 from matcher.domain.tables import Resource
 from matcher.domain.visibility import visible_to
+from matcher.indexing.keys import DEMAND_NEED, split_demand_key
+from matcher.matching.engine import MatchEngine
 from matcher.notify.delivery import WebhookDispatcher
 from matcher.notify.tables import StandingMatch
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
-NEED = 0
 
 
 class StandingMatchListener:
     """A ChangeListener; subscribe it after the engine so the engine's indexes already hold the change."""
 
     def __init__(
-        self, engine: Any, db: Engine, settings: Settings, dispatcher: WebhookDispatcher, *, k: int = 50
+        self,
+        engine: MatchEngine,
+        db: Engine,
+        settings: Settings,
+        dispatcher: WebhookDispatcher,
+        *,
+        k: int = 50,
     ) -> None:
         self.engine = engine
         self.db = db
@@ -40,8 +46,6 @@ class StandingMatchListener:
             self.dispatcher.submit(self.process, ids)
 
     def process(self, resource_ids: Sequence[int]) -> list[StandingMatch]:
-        from matcher.matching.engine import split_demand_key
-
         created: list[StandingMatch] = []
         for rid in resource_ids:
             with Session(self.db, expire_on_commit=False) as session:
@@ -51,14 +55,14 @@ class StandingMatchListener:
                 outcome = self.engine.reverse(
                     rid,
                     tenant=r.tenant_id,
-                    k=self.k,
+                    k=min(self.k, self.settings.max_k),  # a deployment may cap k below the default
                     min_score=self.settings.notify_threshold,
                     include=("need",),
                 )
                 found = []
                 for c in outcome.candidates:
                     kind, need_id = split_demand_key(c.id)
-                    if kind != NEED or c.score < self.settings.notify_threshold:
+                    if kind != DEMAND_NEED or c.score < self.settings.notify_threshold:
                         continue
                     if not visible_to(r, c.meta.tenant):
                         continue  # a private resource is only ever shown to its own tenant

@@ -4,11 +4,14 @@ rejected; which open needs have no good match (what to recruit for); which resou
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression, Need, Resource
+from matcher.matching.engine import MatchEngine
+from matcher.matching.query import MatchQuery
 
 STAGES = ("shown", "clicked", "contacted", "accepted", "deals")
 _ACTION_STAGE = {"clicked": "clicked", "contacted": "contacted", "accepted": "accepted", "deal": "deals"}
@@ -18,7 +21,7 @@ def _empty() -> dict[str, Any]:
     return {s: 0 for s in STAGES} | {"deal_amount": 0.0}
 
 
-def _month(dt: Any) -> str:
+def _month(dt: datetime | None) -> str:
     return f"{dt:%Y-%m}" if dt is not None else "unknown"
 
 
@@ -27,7 +30,7 @@ def funnel(
     *,
     tenant: str | None = None,
     threshold: float = 0.5,
-    engine: Any = None,
+    engine: MatchEngine | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
     """Counts by kind and by month, rejection reasons, needs without a good match, resources never matched.
@@ -125,9 +128,7 @@ def funnel(
     }
 
 
-def _live_best(engine: Any, need: Need, tenant: str) -> float | None:
-    from matcher.matching.engine import MatchQuery
-
+def _live_best(engine: MatchEngine, need: Need, tenant: str) -> float | None:
     try:
         out = engine.match(MatchQuery(need_id=need.id, k=1, min_score=0.0, explain=False), tenant=tenant)
     except Exception:  # noqa: BLE001 - a need the engine cannot match is reported as unmatched

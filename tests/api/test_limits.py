@@ -120,3 +120,36 @@ def test_missing_or_invalid_key_is_401(client, keys, auth, method, path):
     r = client.request(method, path, headers={"Authorization": auth} if auth else {}, json={})
     problem = _problem(r, 401)
     assert "API key" in problem["detail"]
+
+
+def test_match_limits_come_from_settings(monkeypatch, engine_settings, engine, headers, payloads):
+    monkeypatch.setenv("MATCHER_MAX_K", "5")
+    monkeypatch.setenv("MATCHER_MAX_QUERY_CHARS", "2500")
+    limited = Settings(
+        data_dir=engine_settings.data_dir,
+        database_url=engine_settings.database_url,
+        encoder=engine_settings.encoder,
+    )
+    assert (limited.max_k, limited.max_query_chars) == (5, 2500)
+    admin = headers["admin"]
+    with TestClient(create_app(limited)) as c:
+        rid = c.post(URL, json=payloads.resource(), headers=admin).json()["id"]
+        refused = [
+            c.post("/v1/match", json={"text": "量子传感", "k": 6}, headers=admin),
+            c.get("/v1/search", params={"q": "量子传感", "k": 6}, headers=admin),
+            c.get(f"/v1/resources/{rid}/matches", params={"k": 6}, headers=admin),
+        ]
+        for r in refused:
+            problem = _problem(r, 422)
+            assert problem["errors"][0]["field"] == "k" and "5" in problem["errors"][0]["message"]
+            assert problem["detail"].startswith("k: ")
+        assert c.post("/v1/match", json={"text": "量子传感", "k": 5}, headers=admin).status_code == 200
+        # 2,400 characters: over the default limit of 2,000, within this one
+        long_text = "量子传感" * 600
+        assert c.post("/v1/match", json={"text": long_text, "k": 5}, headers=admin).status_code == 200
+        assert c.get("/v1/search", params={"q": long_text, "k": 5}, headers=admin).status_code == 200
+        too_long = long_text + "x" * 101
+        problem = _problem(c.post("/v1/match", json={"text": too_long, "k": 5}, headers=admin), 422)
+        assert problem["errors"][0]["field"] == "text" and "2500" in problem["errors"][0]["message"]
+        problem = _problem(c.get("/v1/search", params={"q": too_long, "k": 5}, headers=admin), 422)
+        assert problem["errors"][0]["field"] == "q"

@@ -19,7 +19,10 @@ from sqlmodel import Session
 from embeddings.encoders.base import Encoder
 from matcher.domain.tables import Resource, utcnow
 from matcher.domain.taxonomy import default_taxonomy
-from matcher.matching.engine import MatchEngine, MatchOutcome, MatchQuery, Relevance
+from matcher.matching.engine import MatchEngine
+from matcher.matching.pipeline import MatchOutcome
+from matcher.matching.query import MatchQuery
+from matcher.matching.retrieval import Relevance
 from matcher.settings import Settings
 from matcher.store.db import init_db, make_engine
 from matcher.store.keys import ensure_tenant

@@ -240,13 +240,13 @@ def test_dense_weight_follows_the_query_language(world, monkeypatch):
         "solid state battery"
     )  # else this proves nothing
     seen = []
-    real = me.rank
+    real = me.pipeline.rank
 
-    def spy(cands, ask, w, **kw):
+    def spy(cands, fit, w, ranker):
         seen.append(w)
-        return real(cands, ask, w, **kw)
+        return real(cands, fit, w, ranker)
 
-    monkeypatch.setattr(me, "rank", spy)
+    monkeypatch.setattr(me.pipeline, "rank", spy)
     src = EngineSource(me)
     zh, latin = query(me, ids), query(me, ids, enterprise="latin", language="en")
     src.suggest(zh)

@@ -108,7 +108,7 @@ def test_encoder_is_switched_without_stopping_and_catches_up_writes(
         assert new_encoder.model_id != eng.encoder.model_id
 
         # a write lands while the new indexes are being built: the locked catch-up must index it
-        sync = eng._sync
+        sync = eng.indexer._sync
         late: list[int] = []
 
         def sync_with_a_write_in_between(supply, demand, **kw):
@@ -120,9 +120,9 @@ def test_encoder_is_switched_without_stopping_and_catches_up_writes(
                 late.append(r.json()["id"])
             return out
 
-        eng._sync = sync_with_a_write_in_between
+        eng.indexer._sync = sync_with_a_write_in_between
         report = eng.swap_encoder(new_encoder)
-        eng._sync = sync
+        eng.indexer._sync = sync
         assert report["to"] == new_encoder.model_id and report["caught_up"] >= 1
         assert eng.encoder is new_encoder and eng.supply is not old_pair
         assert eng.supply.encoder is new_encoder and eng.demand.encoder is new_encoder

@@ -1,0 +1,237 @@
+"""The index lifecycle: load and reconcile both sides' indexes and catalogs with the store, keep them current
+through change events, save them periodically, and switch encoders without stopping.
+
+The store is the source of truth; indexes and catalogs are caches rebuilt or reconciled from it at start."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from embeddings.encoders.base import Encoder
+from matcher.domain.tables import Enterprise, Need, Resource
+from matcher.domain.taxonomy import Taxonomy
+from matcher.indexing.catalog import Catalog
+from matcher.indexing.documents import enterprise_text, need_text, resource_document
+from matcher.indexing.keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
+from matcher.indexing.metas import demand_metas, resource_meta, stamp
+from matcher.indexing.pair import IndexPair
+from matcher.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the market as a query reads it: an index pair and the catalog of the same records."""
+
+    pair: IndexPair
+    catalog: Catalog
+
+
+class Indexer:
+    """Owns the supply side (resources) and the demand side (open needs and enterprises); a ChangeListener."""
+
+    def __init__(self, settings: Settings, db: Engine, taxonomy: Taxonomy, encoder: Encoder) -> None:
+        self.settings = settings
+        self.db = db
+        self.taxonomy = taxonomy
+        self.supply = IndexPair("supply", encoder, settings)
+        self.demand = IndexPair("demand", encoder, settings)
+        self.resources = Catalog()
+        self.demand_catalog = Catalog()
+        self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._dirty = 0
+        self._saver: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def supply_side(self) -> Side:
+        """The resources as one query reads them (the pair read once: a swap in flight never splits it)."""
+        return Side(self.supply, self.resources)
+
+    def demand_side(self) -> Side:
+        return Side(self.demand, self.demand_catalog)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder serving now: the one the index pairs were built with."""
+        return self.supply.encoder
+
+    @property
+    def closing(self) -> threading.Event:
+        """Set when the indexer closes: background helpers wait on it."""
+        return self._closing
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, *, background_save_s: float = 30.0) -> None:
+        """Load persisted indexes, reconcile them with the store, and start the periodic saver."""
+        t0 = time.perf_counter()
+        self.supply.load_or_create()
+        self.demand.load_or_create()
+        n_res, stale_s, n_dem, stale_d = self._sync(self.supply, self.demand, catalogs=True)
+        if stale_s or stale_d:
+            self.save()
+        logger.info(
+            "match engine ready: %d resources (%d re-indexed), %d demand records (%d re-indexed) in %.1fs",
+            n_res,
+            stale_s,
+            n_dem,
+            stale_d,
+            time.perf_counter() - t0,
+        )
+        if background_save_s > 0:
+            self._saver = threading.Thread(target=self._save_loop, args=(background_save_s,), daemon=True)
+            self._saver.start()
+
+    def _sync(
+        self, supply: IndexPair, demand: IndexPair, *, catalogs: bool = False
+    ) -> tuple[int, int, int, int]:
+        """Make `supply` and `demand` hold exactly the store's records: drop what the store no longer has,
+        (re)index what is new or changed since their stamps. Returns (resources, re-indexed, demand records,
+        re-indexed). With `catalogs`, the filter catalogs are loaded from the same read."""
+        with Session(self.db) as session:
+            resources = list(session.exec(select(Resource)))
+            needs = list(session.exec(select(Need)))
+            enterprises = list(session.exec(select(Enterprise)))
+        if catalogs:
+            self.resources.upsert(resource_meta(r, self.taxonomy) for r in resources)
+            self.demand_catalog.upsert(demand_metas(needs, enterprises, self.taxonomy))
+        stale_s = supply.reconcile({r.id: stamp(r) for r in resources})
+        self._index_resources([r for r in resources if r.id in stale_s], pair=supply)
+        stamps = {demand_key(DEMAND_NEED, n.id): stamp(n) for n in needs}
+        stamps.update({demand_key(DEMAND_ENTERPRISE, e.id): stamp(e) for e in enterprises})
+        stale_d = demand.reconcile(stamps)
+        self._index_demand(
+            [n for n in needs if demand_key(DEMAND_NEED, n.id) in stale_d],
+            [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in stale_d],
+            pair=demand,
+        )
+        return len(resources), len(stale_s), len(stamps), len(stale_d)
+
+    def swap_encoder(self, encoder: Encoder) -> dict[str, str | int | float]:
+        """Serve `encoder` without stopping: both indexes are rebuilt with it from the store while the current
+        ones keep answering, what changed meanwhile is caught up with writes held, then encoder and indexes
+        switch together (a request reads one index pair, and each pair encodes queries with its own encoder)."""
+        with self._swap_lock:
+            t0 = time.perf_counter()
+            supply = IndexPair("supply", encoder, self.settings)
+            demand = IndexPair("demand", encoder, self.settings)
+            n_res, _, n_dem, _ = self._sync(supply, demand)
+            with self._write_lock:
+                _, caught_s, _, caught_d = self._sync(supply, demand)
+                old = self.encoder.model_id
+                self.supply, self.demand = supply, demand
+                self._dirty += 1
+            self.save()
+            out: dict[str, str | int | float] = {
+                "from": old,
+                "to": encoder.model_id,
+                "resources": n_res,
+                "demand_records": n_dem,
+                "caught_up": caught_s + caught_d,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            logger.info("encoder switched: %s", out)
+            return out
+
+    def _save_loop(self, every: float) -> None:
+        while not self._closing.wait(every):
+            if self._dirty:
+                try:
+                    self.save()
+                except Exception:  # noqa: BLE001 - the next save or the start-up reconcile repairs it
+                    logger.exception("periodic index save failed")
+
+    def save(self) -> None:
+        with self._save_lock:  # one save at a time: the periodic one never interleaves with a swap's
+            with self._write_lock:
+                self._dirty = 0
+                supply, demand = self.supply, self.demand
+                supply_snapshot = supply.snapshot_stamps()
+                demand_snapshot = demand.snapshot_stamps()
+            supply.save(supply_snapshot)
+            demand.save(demand_snapshot)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._saver is not None:
+            self._saver.join(timeout=5)
+        try:
+            self.save()
+        except Exception:  # noqa: BLE001
+            logger.exception("index save at shutdown failed; the next start reconciles from the store")
+
+    # ------------------------------------------------------------------ indexing
+    def _index_resources(self, rows: Sequence[Resource], *, pair: IndexPair | None = None) -> None:
+        if not rows:
+            return
+        (pair or self.supply).upsert(
+            [r.id for r in rows],
+            [resource_document(r, self.taxonomy) for r in rows],
+            [stamp(r) for r in rows],
+        )
+
+    def _index_demand(
+        self, needs: Sequence[Need], enterprises: Sequence[Enterprise], *, pair: IndexPair | None = None
+    ) -> None:
+        keys, texts, stamps = [], [], []
+        for n in needs:
+            keys.append(demand_key(DEMAND_NEED, n.id))
+            texts.append(
+                need_text(
+                    title=n.title,
+                    description=n.description,
+                    industries=list(n.industries or []),
+                    taxonomy=self.taxonomy,
+                )
+            )
+            stamps.append(stamp(n))
+        for e in enterprises:
+            keys.append(demand_key(DEMAND_ENTERPRISE, e.id))
+            texts.append(
+                enterprise_text(
+                    name=e.name,
+                    description=e.description,
+                    industries=list(e.industries or []),
+                    taxonomy=self.taxonomy,
+                )
+            )
+            stamps.append(stamp(e))
+        if keys:
+            (pair or self.demand).upsert(keys, texts, stamps)
+
+    # ------------------------------------------------------------------ change events (ChangeListener)
+    def resources_changed(self, resources: Sequence[Resource]) -> None:
+        with self._write_lock:
+            self.resources.upsert(resource_meta(r, self.taxonomy) for r in resources)
+            self._index_resources(resources)
+            self._dirty += len(resources)
+
+    def resources_removed(self, ids: Sequence[int]) -> None:
+        with self._write_lock:
+            self.resources.remove(ids)
+            self.supply.remove(list(ids))
+            self._dirty += len(ids)
+
+    def demand_changed(self, needs: Sequence[Need], enterprises: Sequence[Enterprise]) -> None:
+        with self._write_lock:
+            self.demand_catalog.upsert(demand_metas(needs, enterprises, self.taxonomy))
+            self._index_demand(needs, enterprises)
+            self._dirty += len(needs) + len(enterprises)
+
+    def demand_removed(self, need_ids: Sequence[int], enterprise_ids: Sequence[int]) -> None:
+        keys = [demand_key(DEMAND_NEED, i) for i in need_ids] + [
+            demand_key(DEMAND_ENTERPRISE, i) for i in enterprise_ids
+        ]
+        with self._write_lock:
+            self.demand_catalog.remove(keys)
+            self.demand.remove(keys)
+            self._dirty += len(keys)

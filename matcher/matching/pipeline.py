@@ -1,0 +1,195 @@
+"""The one match pipeline every caller runs, in both directions: hard filters (one catalog snapshot) ->
+hybrid candidates -> fusion -> fit -> rank -> score floor -> selection (interleave / bundle / diversity) ->
+explanation. What differs between callers is in the `Plan`, never in a copy of these stages."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from matcher.indexing.catalog import Filter, Meta
+from matcher.indexing.indexer import Side
+from matcher.matching.fit import Ask
+from matcher.matching.interleave import CANDIDATE, team_draft
+from matcher.matching.ranker import Ranker
+from matcher.matching.retrieval import Candidate, Components, QueryVector, Relevance, retrieve
+
+FitFn = Callable[[Meta, float], dict[str, float | None]]
+Explanation = dict[str, object]
+Explainer = Callable[[list[Candidate]], dict[int, Explanation]]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A candidate ranker under an interleaved trial, and the share of match requests that interleave it."""
+
+    ranker: Ranker
+    share: float
+
+
+@dataclass
+class MatchOutcome:
+    request_id: str
+    query_text: str
+    ask: Ask
+    candidates: list[Candidate]
+    explanations: dict[int, Explanation]
+    model_version: str
+    timings_ms: dict[str, float]
+    need_id: int | None = None
+    enterprise_id: int | None = None
+    # an interleaved list (a ranker on trial): which ranker contributed each shown id, and the trial's version
+    teams: dict[int, str] | None = None
+    trial_version: str | None = None
+
+    def version_of(self, candidate_id: int) -> str:
+        """The version of the ranker that put this candidate in the list."""
+        if self.teams is not None and self.teams.get(candidate_id) == CANDIDATE:
+            return str(self.trial_version)
+        return self.model_version
+
+
+@dataclass
+class Plan:
+    """One query, resolved: what to retrieve from which side, how to fit, select and explain."""
+
+    side: Side  # read once: a switch of encoder in flight never mixes two index pairs in one list
+    text: str
+    tokens: list[str]
+    ask: Ask
+    filter: Filter
+    fit: FitFn
+    dense_weight: float
+    min_score: float
+    k: int
+    pool: int  # candidates retrieved from each index
+    per_provider: int = 0  # 0 = no limit
+    bundle_kinds: tuple[str, ...] = ()  # non-empty: the best `per_kind` of each of these kinds
+    per_kind: int = 3
+    vector: QueryVector | None = None
+    explainer: Explainer | None = None  # built for the selected candidates; None: no explanations
+    need_id: int | None = None
+    enterprise_id: int | None = None
+
+
+class Pipeline:
+    def __init__(self, relevance: Relevance, rng: random.Random | None = None) -> None:
+        self.relevance = relevance
+        self._rng = rng or random.Random()
+
+    def run(self, plan: Plan, ranker: Ranker, trial: Trial | None = None) -> MatchOutcome:
+        """Every stage for one plan; `ranker` and `trial` are read once by the caller, so a switch in flight
+        never mixes two rankers in one list."""
+        t0 = time.perf_counter()
+        allowed = plan.side.catalog.allowed(plan.filter)
+        t1 = time.perf_counter()
+        cands: list[Candidate] = []
+        if allowed is None or allowed.size:
+            cands = retrieve(
+                plan.side, plan.text, plan.tokens, allowed, plan.pool, plan.dense_weight, plan.vector
+            )
+        t2 = time.perf_counter()
+        self.rank(cands, plan.fit, plan.dense_weight, ranker)
+        cands = [c for c in cands if c.score >= plan.min_score]
+        teams: dict[int, str] | None = None
+        if trial is not None and not plan.bundle_kinds and cands and self._rng.random() < trial.share:
+            cands, teams = self._interleave(cands, trial.ranker)
+            cands = diversify(cands, plan.per_provider, plan.k)
+            teams = {c.id: teams[c.id] for c in cands}
+        elif plan.bundle_kinds:
+            picked: list[Candidate] = []
+            for kind in plan.bundle_kinds:
+                picked += diversify(
+                    [c for c in cands if c.meta.kind == kind], plan.per_provider, plan.per_kind
+                )
+            cands = sorted(picked, key=lambda c: (-c.score, c.id))
+        else:
+            cands = diversify(cands, plan.per_provider, plan.k)
+        t3 = time.perf_counter()
+        explanations = plan.explainer(cands) if plan.explainer is not None and cands else {}
+        t4 = time.perf_counter()
+        return MatchOutcome(
+            request_id=uuid.uuid4().hex,
+            query_text=plan.text,
+            ask=plan.ask,
+            candidates=cands,
+            explanations=explanations,
+            model_version=ranker.version,
+            timings_ms={
+                "filter": round((t1 - t0) * 1000, 2),
+                "retrieve": round((t2 - t1) * 1000, 2),
+                "rank": round((t3 - t2) * 1000, 2),
+                "explain": round((t4 - t3) * 1000, 2),
+            },
+            need_id=plan.need_id,
+            enterprise_id=plan.enterprise_id,
+            teams=teams,
+            trial_version=None if teams is None or trial is None else str(trial.ranker.version),
+        )
+
+    def rank(self, cands: list[Candidate], fit: FitFn, w: float, ranker: Ranker) -> None:
+        """Fusion (relevance), fit, ranker score and score components for each candidate; best first."""
+        now = time.time()
+        rows = []
+        for c in cands:
+            c.relevance = self.relevance(c.dense, c.lexical, w)
+            c.fit = fit(c.meta, now)
+            rows.append(c.features())
+        scores = ranker.score(rows) if rows else np.zeros(0)
+        parts = getattr(ranker, "components", None)
+        relevance = self.relevance
+
+        def describe(c: Candidate) -> Components:
+            comp: Components = {
+                "dense": round(c.dense, 4),
+                "lexical": round(c.lexical, 4),
+                "fused": round(relevance.fused(c.dense, c.lexical, w), 4),
+                "relevance": round(c.relevance, 4),
+                "fit_features": {k: (None if v is None else round(v, 3)) for k, v in c.fit.items()},
+                "dense_weight": w,
+                "ranker": ranker.version,
+                "score": round(c.score, 4),
+            }
+            if parts is not None:
+                comp["fit"] = round(parts(c.features())["fit"], 4)
+            return comp
+
+        for c, s in zip(cands, scores, strict=True):
+            c.score = float(min(1.0, max(0.0, s)))
+            c._describe = describe
+            c._components = None
+        cands.sort(key=lambda c: (-c.score, c.id))
+
+    def _interleave(
+        self, cands: list[Candidate], candidate: Ranker
+    ) -> tuple[list[Candidate], dict[int, str]]:
+        """`cands` (ranked by the ranker in service) team-draft interleaved with `candidate`'s order of the same
+        candidates. Scores stay those of the ranker in service; the order is the interleaving's."""
+        theirs = np.asarray(candidate.score([c.features() for c in cands]), dtype=np.float64)
+        order_b = [cands[i].id for i in np.lexsort(([c.id for c in cands], -theirs))]
+        merged = team_draft([c.id for c in cands], order_b, len(cands), self._rng)
+        by_id = {c.id: c for c in cands}
+        return [by_id[i] for i, _ in merged], dict(merged)
+
+
+def diversify(cands: list[Candidate], per_provider: int, k: int) -> list[Candidate]:
+    """The best `k`, at most `per_provider` from any one provider (0: no limit)."""
+    if per_provider <= 0:
+        return cands[:k]
+    seen: dict[str, int] = {}
+    out = []
+    for c in cands:
+        p = (c.meta.provider or "").strip().lower()
+        if p:
+            if seen.get(p, 0) >= per_provider:
+                continue
+            seen[p] = seen.get(p, 0) + 1
+        out.append(c)
+        if len(out) >= k:
+            break
+    return out

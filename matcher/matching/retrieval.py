@@ -1,0 +1,117 @@
+"""Hybrid retrieval: candidates from the dense and the lexical index of one side, each with both similarities
+and the catalog row it was read with, and `Relevance`, the fusion of the two similarities."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embeddings.text import lexical_terms
+from matcher.indexing.catalog import Meta
+from matcher.indexing.indexer import Side
+
+Components = dict[str, object]
+
+
+@dataclass
+class Candidate:
+    id: int
+    meta: Meta  # read once from the catalog with the candidate: later stages never read the catalog again
+    dense: float
+    lexical: float
+    relevance: float = 0.0
+    fit: dict[str, float | None] = field(default_factory=dict)
+    score: float = 0.0
+    # the score's parts for the explanation: built on first use, since most candidates are never shown
+    _describe: Callable[[Candidate], Components] | None = field(default=None, repr=False, compare=False)
+    _components: Components | None = field(default=None, repr=False, compare=False)
+
+    def features(self) -> dict[str, float | None]:
+        """The row a ranker scores (and an impression logs): retrieval scores and fit features."""
+        return {"dense": self.dense, "lexical": self.lexical, "relevance": self.relevance, **self.fit}
+
+    @property
+    def components(self) -> Components:
+        if self._components is None:
+            self._components = self._describe(self) if self._describe is not None else {}
+        return self._components
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """A query embedding computed ahead (digests encode their queries in batches), the model that made it and
+    the text it embeds: retrieval uses it only for that text against an index pair of the same model."""
+
+    model_id: str
+    text: str
+    vector: np.ndarray
+
+    def fits(self, text: str, model_id: str) -> bool:
+        return self.text == text and self.model_id == model_id
+
+
+class Relevance:
+    """Fuses the dense and lexical similarities into one text relevance in [0, 1], comparable across queries.
+
+    dense: cosine (normalised vectors); lexical: BM25 divided by the query's own upper bound, so both are
+    absolute rather than per-query min-max. relevance = sigmoid((w*dense + (1-w)*lexical - mid) / scale)."""
+
+    def __init__(self, dense_weight: float = 0.1, mid: float = 0.2, scale: float = 0.06) -> None:
+        self.dense_weight = dense_weight
+        self.mid = mid
+        self.scale = scale
+
+    def fused(self, dense: float, lexical: float, w: float | None = None) -> float:
+        w = self.dense_weight if w is None else w
+        return w * max(0.0, dense) + (1 - w) * lexical
+
+    def __call__(self, dense: float, lexical: float, w: float | None = None) -> float:
+        x = (self.fused(dense, lexical, w) - self.mid) / self.scale
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def retrieve(
+    side: Side,
+    text: str,
+    tokens: list[str],
+    allowed: np.ndarray | None,
+    n: int,
+    dense_weight: float,
+    vector: QueryVector | None = None,
+) -> list[Candidate]:
+    """Candidates from both indexes restricted to `allowed`, each with both similarities.
+
+    `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
+    bigrams (`lexical_terms`), as its documents were indexed. A candidate removed from the catalog while the
+    indexes were searched is dropped."""
+    pair = side.pair
+    qvec = None
+    if dense_weight > 0:
+        if vector is not None and vector.fits(text, pair.encoder.model_id):
+            qvec = vector.vector
+        else:  # the pair's own encoder: consistent across a swap
+            qvec = pair.encoder.encode_queries([text])[0]
+    terms = lexical_terms(text, tokens)
+    upper = pair.upper_bound(terms)
+    dense_hits = pair.dense_search(qvec, n, allowed) if qvec is not None else []
+    lex_hits = pair.lexical_search(terms, n, allowed, upper=upper) if dense_weight < 1 else []
+    metas = side.catalog.get_many(dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lex_hits]))
+    if not metas:
+        return []
+    ids = list(metas)
+    # each side scores the candidates only the other side found
+    dense = dict(dense_hits)
+    missing = [i for i in ids if i not in dense]
+    if missing and qvec is not None:
+        dense.update(pair.dense_scores(qvec, missing))
+    lex = dict(lex_hits)
+    missing = [i for i in ids if i not in lex]
+    if missing:
+        lex.update(pair.lexical_scores(terms, missing, upper=upper))
+    return [
+        Candidate(id=i, meta=m, dense=float(dense.get(i, 0.0)), lexical=float(lex.get(i, 0.0)))
+        for i, m in metas.items()
+    ]
