@@ -28,7 +28,6 @@ ALLOWED = {
 # Known offenders, each with the rule it still breaks; take a file off when it is split. Nothing here is
 # allowed to import across the layering: that list is empty.
 ALLOWED_LONG_MODULES = {
-    "matcher/matching/engine.py",  # 853 lines: being split
     "training/encoders/train.py",  # 749 lines: being split
 }
 ALLOWED_LONG_FUNCTIONS = {

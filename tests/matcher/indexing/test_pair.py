@@ -12,6 +12,7 @@ from sqlmodel import Session
 from api.app import create_app
 from embeddings.text import lexical_terms
 from matcher.domain.tables import Resource
+from matcher.indexing.documents import resource_document
 
 BODY = {
     "kind": "result",
@@ -60,7 +61,7 @@ def test_fallback_to_an_older_version_reindexes_what_changed_after_it(
         with Session(engine) as s:
             row = s.get(Resource, rid)
             assert row is not None and row.title == NEW_TITLE
-            expected = eng.encoder.encode_documents([eng.resource_document(row)])[0]
+            expected = eng.encoder.encode_documents([resource_document(row, eng.taxonomy)])[0]
         assert np.allclose(eng.supply.dense.get_vectors(np.array([rid]))[0], expected, atol=1e-5)
         # and the match path finds it by its new exact title
         res = c.post(
