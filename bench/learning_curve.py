@@ -7,7 +7,7 @@ irrelevant one is rejected with a small probability. Every 50 feedback events, u
 is trained on the logged impressions + feedback and compared with the one in service on held-out *sessions*
 (split by query); it is promoted when the 95 % lower bound of its gain is above zero, and put on an
 interleaved trial when the interval straddles zero (the production rule, training/rankers/promotion.py and
-training/rankers/trial.py; ``--no-trial`` turns trials off). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
+matcher/models/trial.py; ``--no-trial`` turns trials off). The curve reports, after each step, the nDCG@10 of the ranker in service on a held-out half of the
 queries that no simulated user ever saw.
 
 Usage::
@@ -64,7 +64,7 @@ def simulate(
 ) -> dict[str, Any]:
     """The stream over precomputed candidates, with the product's promotion rule: a candidate is activated when
     its logged comparison's interval is above zero, and put on interleaved trial (every list team-draft
-    interleaved, judged once at `planned_votes` decided lists, `training.rankers.trial.judge`) when it straddles zero."""
+    interleaved, judged once at `planned_votes` decided lists, `matcher.models.trial.judge`) when it straddles zero."""
     rng = np.random.default_rng(seed)
     coin = random.Random(seed)
     pool_g, eval_g = grouped_split(all_groups(data), test_size=0.5, seed=seed)

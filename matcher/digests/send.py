@@ -80,23 +80,6 @@ class LoggingSender:
         pass
 
 
-class MemorySender:
-    """Keeps every message; can be told to fail for given addresses (a test double)."""
-
-    def __init__(self, fail_for: dict[str, SendError] | None = None) -> None:
-        self.messages: list[EmailMessage] = []
-        self.fail_for = dict(fail_for or {})
-
-    def send(self, message: EmailMessage) -> None:
-        to = str(message["To"])
-        if to in self.fail_for:
-            raise self.fail_for[to]
-        self.messages.append(message)
-
-    def close(self) -> None:
-        pass
-
-
 class SmtpSender:
     """One connection reused across a run, reopened when the server drops it; at most `rate` messages a second."""
 

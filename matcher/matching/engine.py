@@ -41,7 +41,7 @@ class MatchEngine:
         self.db = db
         self.taxonomy = taxonomy
         self.ranker: Ranker = ranker or TransparentRanker()
-        # a ranker on interleaved trial (training/rankers/trial.py); set and cleared by the registry follower
+        # a ranker on interleaved trial (matcher/models/trial.py); set and cleared by the registry follower
         self.trial: Trial | None = None
         self.relevance = relevance or Relevance(settings.dense_weight)
         # which requests interleave a trial, and how: seeded by simulations for reproducible runs

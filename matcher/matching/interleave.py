@@ -6,7 +6,7 @@ the incumbent's order (team ``A``) with the candidate's (team ``B``). Each round
 far (a coin decides ties) adds its best item not yet in the list (Radlinski, Kurup and Joachims 2008, "How does
 clickthrough data reflect retrieval quality?"). Both teams get the top positions equally often, so position
 bias cancels out: a user who prefers neither order credits both teams alike, and a list's preference is the
-sign of (positive outcomes on B's items - positive outcomes on A's). `training.rankers.trial` turns the preferences of
+sign of (positive outcomes on B's items - positive outcomes on A's). `matcher.models.trial` turns the preferences of
 many lists into a verdict with a confidence interval."""
 
 from __future__ import annotations

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -76,7 +75,3 @@ class TransparentRanker:
 
     def score(self, rows: Sequence[dict[str, float | None]]) -> np.ndarray:
         return np.array([self.components(r)["score"] for r in rows], dtype=np.float64)
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
