@@ -16,7 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +32,27 @@ from matcher.matching.ranker import Ranker
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# Rankers registered before the packages were laid out by concept pickled their classes at `training.ranker`:
+# while an artefact loads, that name resolves to the serving classes (same state, no training code imported).
+LEGACY_RANKER_MODULE = "training.ranker"
+_LEGACY_LOCK = threading.Lock()
+
+
+@contextmanager
+def legacy_class_paths() -> Iterator[None]:
+    from matcher.models.learned import IsotonicCalibrator, LearnedRanker, PlattCalibrator
+
+    alias = types.ModuleType(LEGACY_RANKER_MODULE)
+    alias.LearnedRanker, alias._Platt, alias._Isotonic = LearnedRanker, PlattCalibrator, IsotonicCalibrator
+    with _LEGACY_LOCK:
+        added = sys.modules.setdefault(LEGACY_RANKER_MODULE, alias) is alias
+        try:
+            yield
+        finally:
+            if added:
+                del sys.modules[LEGACY_RANKER_MODULE]
+
 
 ARTEFACT = "model.joblib"
 MANIFEST = "manifest.json"
@@ -176,7 +201,8 @@ class ModelRegistry:
                     f"model {model_id}: built with {lib} {built[lib]}, this process has {here[lib]}; retrain it"
                 )
         try:
-            est = joblib.load(path)
+            with legacy_class_paths():
+                est = joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad artefact
             raise ModelArtefactError(
                 f"model {model_id}: cannot load artefact ({type(exc).__name__})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -270,14 +271,14 @@ def test_a_ranker_artefact_loads_in_a_process_without_training(registry, make_ra
 
 
 def test_an_artefact_saved_under_the_old_class_path_still_loads(registry, make_ranker, monkeypatch):
-    """Artefacts registered before the serving class moved name training.rankers.fit.LearnedRanker and _Platt."""
+    """Artefacts registered before the layout by concept name training.ranker.LearnedRanker and _Platt."""
     from matcher.models.learned import LearnedRanker, PlattCalibrator
-    from training.rankers import fit
+    from matcher.models.registry import LEGACY_RANKER_MODULE, legacy_class_paths
 
     trained = make_ranker()
-    with monkeypatch.context() as m:  # pickle them as the code before the move did
-        m.delattr(fit.LearnedRanker, "__reduce_ex__")
-        m.setattr(PlattCalibrator, "__module__", "training.rankers.fit")
+    with monkeypatch.context() as m, legacy_class_paths():  # pickle them as the code before the move did
+        m.setattr(LearnedRanker, "__module__", LEGACY_RANKER_MODULE)
+        m.setattr(PlattCalibrator, "__module__", LEGACY_RANKER_MODULE)
         # a type's __qualname__ is a slot monkeypatch cannot restore; set and restore it by hand
         PlattCalibrator.__qualname__ = "_Platt"
         try:
@@ -285,7 +286,8 @@ def test_an_artefact_saved_under_the_old_class_path_still_loads(registry, make_r
         finally:
             PlattCalibrator.__qualname__ = "PlattCalibrator"
     raw = (registry.root / v.id / "model.joblib").read_bytes()
-    assert b"training.rankers.fit" in raw and b"_Platt" in raw
+    assert LEGACY_RANKER_MODULE.encode() in raw and b"_Platt" in raw and b"matcher.models" not in raw
+    assert LEGACY_RANKER_MODULE not in sys.modules  # the alias lives only while an artefact loads
     loaded = registry.load(v.id)
     assert isinstance(loaded, LearnedRanker) and loaded.version == v.id
     assert loaded.score(ROWS) == pytest.approx(trained.score(ROWS))

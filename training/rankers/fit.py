@@ -42,11 +42,6 @@ from matcher.models.learned import (
     one_openmp_thread,
 )
 
-# artefacts registered before the serving class moved to matcher/models/learned.py pickled the calibrators
-# under these names; pickle resolves them here, so those artefacts keep loading
-_Platt, _Isotonic = PlattCalibrator, IsotonicCalibrator
-
-
 # what each column of the design matrix means, for `LearnedRanker.effects_` (English, Chinese)
 FEATURE_LABELS: dict[str, tuple[str, str]] = {
     "dense": ("semantic similarity of the texts", "文本语义相似度"),
