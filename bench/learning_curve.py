@@ -40,7 +40,7 @@ from bench.ranker_eval import DEFAULT_CORPUS, DEFAULT_SET, bench_encoder, collec
 from matcher.matching.interleave import preference, team_draft
 from matcher.matching.ranker import TransparentRanker
 from matcher.models.trial import PLANNED_VOTES, judge
-from training.data.feedback import LabelledRows
+from training.data.labels import LabelledRows
 from training.evaluation.compare import (
     NotEnoughData,
     all_groups,
@@ -119,9 +119,7 @@ def simulate(
             session.add(f"{q}#{sessions}", data.items[i], data.rows[i], label, pos)
             session.units[f"{q}#{sessions}"] = q  # lists of one query stay on one side of a split
         sessions += 1
-        if (
-            got == 0
-        ):  # nobody reacted: the list is not training data (see training.data.feedback.from_feedback)
+        if got == 0:  # nobody reacted: the list is not training data (see training.data.labels.from_feedback)
             continue
         if teams is not None and accepted:
             vote = preference(teams, accepted)

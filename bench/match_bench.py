@@ -36,7 +36,7 @@ def sentences() -> list[str]:
             for line in fh:
                 out += [s for s in re.split(r"[。；.;]", json.loads(line)["abstract"]) if len(s) > 8]
     else:
-        from matcher.demo.records import own_records
+        from matcher.demo.dataset import own_records
 
         for name in ("results", "scenarios", "funds", "incubators", "needs"):
             for r in own_records(name):

@@ -24,7 +24,7 @@ the transparent default's fixed 30 % fit share assumes, and that is what learnin
 Matches are served through the production path: records in a temporary SQLite store, `MatchEngine.match` with
 `need_id` (the code behind ``POST /v1/match``), impressions logged as the match route logs them, feedback
 recorded with `matcher.outcomes.feedback.record_feedback`, training rows read back with
-`training.data.feedback.from_feedback`, candidates trained and compared by `training.evaluation.compare.train_and_compare`
+`training.data.labels.from_feedback`, candidates trained and compared by `training.evaluation.compare.train_and_compare`
 (held-out needs, 95 % bootstrap CI), exactly as ``matcher train ranker`` does."""
 
 from __future__ import annotations
@@ -433,7 +433,7 @@ def simulate_park(
     from matcher.models.trial import evaluate_trial
     from matcher.outcomes.feedback import record_feedback
     from matcher.store.keys import Caller
-    from training.data.feedback import from_feedback
+    from training.data.labels import from_feedback
     from training.evaluation.compare import NotEnoughData, grouped_split
     from training.rankers.promotion import train_and_decide
     from training.registry import TrainingRegistry as ModelRegistry

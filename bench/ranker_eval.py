@@ -29,9 +29,9 @@ import numpy as np
 
 from matcher.matching.ranker import TransparentRanker
 from training.data.beir import judged_doc_ids, load_beir
-from training.data.feedback import LabelledRows, from_qrels
+from training.data.labels import LabelledRows, from_qrels
 from training.evaluation.compare import all_groups, compare, grouped_kfold, grouped_split, per_query_ndcg
-from training.rankers.fit import LearnedRanker
+from training.rankers.estimator import LearnedRanker
 
 DEFAULT_SET = "/work/shared/data/bench/csl-need2doc-dev"
 DEFAULT_CORPUS = "/work/shared/data/research_results/csl_corpus.jsonl"

@@ -294,7 +294,7 @@ def payloads() -> Payloads:
 
 def demo_training_records() -> list[dict[str, Any]]:
     """The project's own demo records as training text (no shared data needed)."""
-    from matcher.demo.records import own_records
+    from matcher.demo.dataset import own_records
 
     out = []
     for name in ("results", "scenarios", "funds", "incubators", "enterprises", "needs"):
@@ -340,7 +340,7 @@ def make_ranker() -> Callable[[], Any]:
     """Fits a small learned ranker on synthetic lists (the first of each list is the relevant one)."""
 
     def fitted() -> Any:
-        from training.rankers.fit import LearnedRanker
+        from training.rankers.estimator import LearnedRanker
 
         rng = np.random.default_rng(0)
         rows, y, g = [], [], []

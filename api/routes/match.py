@@ -19,7 +19,7 @@ from matcher.domain.schemas import (
 )
 from matcher.domain.tables import Enterprise, Impression, Need, Resource
 from matcher.errors import ValidationFailed
-from matcher.indexing.keys import DEMAND_NEED, split_demand_key
+from matcher.indexing.demand_keys import DEMAND_NEED, split_demand_key
 from matcher.matching.engine import MatchEngine
 from matcher.matching.pipeline import MatchOutcome
 from matcher.matching.query import MatchQuery

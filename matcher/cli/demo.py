@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Load the demo data (idempotent: re-running updates records, never duplicates them)."""
         from matcher.cli.errors import CliError
         from matcher.cli.imports import TENANT_PATTERN
-        from matcher.demo.records import demo_admin_key, find_corpus, load_demo, training_records
+        from matcher.demo.dataset import demo_admin_key, find_corpus, load_demo, training_records
         from matcher.store.db import init_db, make_engine
 
         if not TENANT_PATTERN.match(tenant):

@@ -53,7 +53,7 @@ def train_ranker(
     from matcher.models.trial import evaluate_trial
     from matcher.settings import Settings
     from matcher.store.db import init_db, make_engine
-    from training.data.feedback import from_feedback
+    from training.data.labels import from_feedback
     from training.evaluation.compare import NotEnoughData
     from training.rankers.promotion import train_and_decide
     from training.registry import TrainingRegistry
@@ -89,7 +89,7 @@ def _qrels_rows(settings, dataset: Path, split: str):
     from matcher.cli.errors import CliError
     from matcher.models.encoder import load_configured_encoder
     from training.data.beir import BeirFormatError, load_beir
-    from training.data.feedback import from_qrels
+    from training.data.labels import from_qrels
     from training.evaluation.match_eval import temporary_engine
 
     if not dataset.is_dir():

@@ -18,8 +18,8 @@ from embeddings.encoders.base import Encoder
 from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import Taxonomy
 from matcher.indexing.catalog import Catalog
+from matcher.indexing.demand_keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
 from matcher.indexing.documents import enterprise_text, need_text, resource_document
-from matcher.indexing.keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
 from matcher.indexing.metas import demand_metas, resource_meta, stamp
 from matcher.indexing.pair import IndexPair
 from matcher.settings import Settings

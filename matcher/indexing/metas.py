@@ -9,7 +9,7 @@ from matcher.domain.tables import Enterprise, Need, Resource, as_utc
 from matcher.domain.taxonomy import Taxonomy
 from matcher.domain.visibility import is_public
 from matcher.indexing.catalog import Meta
-from matcher.indexing.keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
+from matcher.indexing.demand_keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
 
 
 def stamp(row: Resource | Need | Enterprise) -> float:

@@ -1,7 +1,7 @@
 """Rankers turn retrieval scores and fit features into one score in [0, 1] that means the same across queries.
 
 `TransparentRanker` is the default: a documented formula a person can check by hand. Trained rankers
-(training/rankers/fit.py) implement the same protocol and are swapped in by the model registry."""
+(training/rankers/estimator.py) implement the same protocol and are swapped in by the model registry."""
 
 from __future__ import annotations
 

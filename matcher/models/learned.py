@@ -1,6 +1,6 @@
 """LearnedRanker as serving sees it: the fitted, calibrated outcome model that scores one served list.
 
-Fitting lives in training (`training.rankers.fit.LearnedRanker` subclasses this class and adds `fit`); the
+Fitting lives in training (`training.rankers.estimator.LearnedRanker` subclasses this class and adds `fit`); the
 registry's artefacts pickle this class, so a serving process loads them without importing training."""
 
 from __future__ import annotations

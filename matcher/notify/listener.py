@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from matcher.digests.compose import resource_url
 from matcher.domain.tables import Resource
 from matcher.domain.visibility import visible_to
-from matcher.indexing.keys import DEMAND_NEED, split_demand_key
+from matcher.indexing.demand_keys import DEMAND_NEED, split_demand_key
 from matcher.matching.engine import MatchEngine
 from matcher.notify.delivery import WebhookDispatcher
 from matcher.notify.tables import StandingMatch

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matcher.matching.ranker import Ranker, TransparentRanker
-from training.data.feedback import LabelledRows
+from training.data.labels import LabelledRows
 from training.evaluation.compare import (
     NotEnoughData,
     bootstrap_ci,
@@ -17,7 +17,7 @@ from training.evaluation.compare import (
     should_promote,
     train_and_compare,
 )
-from training.rankers.fit import LearnedRanker, ips_weights, propensity
+from training.rankers.estimator import LearnedRanker, ips_weights, propensity
 
 
 def synthetic(

@@ -101,7 +101,7 @@ def cli(*args: str) -> int:
 
 def _demo_store_with_feedback(n_needs: int):
     """The project's demo records in the CLI's store, and one accepted plus one rejected resource for n needs."""
-    from matcher.demo.records import load_demo
+    from matcher.demo.dataset import load_demo
     from matcher.settings import Settings
     from matcher.store.db import init_db, make_engine
 

@@ -230,7 +230,7 @@ def test_the_promotion_rule_activates_tries_or_keeps(
     tmp_path, monkeypatch, ci, kind, running, expect, make_ranker
 ):
     import training.rankers.promotion as promotion
-    from training.data.feedback import LabelledRows
+    from training.data.labels import LabelledRows
     from training.evaluation.compare import Comparison
     from training.registry import TrainingRegistry
 

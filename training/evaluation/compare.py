@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from matcher.matching.ranker import Ranker
-from training.data.feedback import LabelledRows
+from training.data.labels import LabelledRows
 from training.evaluation.metrics import per_query
-from training.rankers.fit import LearnedRanker
+from training.rankers.estimator import LearnedRanker
 
 MIN_GROUPS = 20  # fewer held-out lists than this cannot tell two rankers apart
 MIN_POSITIVES = 10

@@ -19,7 +19,7 @@ from typing import Any
 
 from matcher.matching.ranker import Ranker, TransparentRanker
 from matcher.models.registry import ModelArtefactError, ModelRegistry
-from training.data.feedback import LabelledRows
+from training.data.labels import LabelledRows
 from training.evaluation.compare import train_and_compare
 from training.registry import TrainingRegistry
 

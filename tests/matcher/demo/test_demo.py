@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from matcher.cli import demo as demo_cli
 from matcher.cli.main import main
-from matcher.demo import records as demo
+from matcher.demo import dataset as demo
 from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import default_taxonomy
 from matcher.settings import Settings

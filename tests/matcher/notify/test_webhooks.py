@@ -205,7 +205,7 @@ class FakeReverseEngine:
         self.db = db
 
     def reverse(self, resource_id, *, tenant, k, min_score, include):
-        from matcher.indexing.keys import demand_key
+        from matcher.indexing.demand_keys import demand_key
 
         with Session(self.db) as s:
             needs = s.exec(select(Need)).all()
