@@ -15,6 +15,8 @@ import numpy as np
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression
+from matcher.matching.engine import MatchEngine
+from matcher.matching.retrieval import Candidate
 from matcher.models.trial import POSITIVE_ACTIONS
 
 NEGATIVE_ACTIONS = frozenset({"rejected"})
@@ -134,13 +136,13 @@ def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRow
     return out
 
 
-def candidate_rows(candidates: Sequence[Any]) -> list[dict[str, float | None]]:
+def candidate_rows(candidates: Sequence[Candidate]) -> list[dict[str, float | None]]:
     """The feature rows the engine's ranker saw for these candidates."""
     return [c.features() for c in candidates]
 
 
 def from_qrels(
-    engine: Any,
+    engine: MatchEngine,
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
     ids: dict[int, str],
