@@ -3,7 +3,7 @@
 ``load_encoder(name_or_path)`` accepts
 
 * a local model directory (``modules.json`` + weights), e.g. the project's own static model trained with
-  :func:`training.encoders.train.train_static_encoder`, or a model shipped inside an installed Python package. Local
+  :func:`training.encoders.static.train_static_encoder`, or a model shipped inside an installed Python package. Local
   directories are always loaded with ``local_files_only``: nothing is fetched, nothing is looked up online;
 * a Hugging Face Hub name (``org/name``), loaded the normal sentence-transformers way for installations with
   network access; with ``offline=True`` it is only looked up in the local cache.

@@ -13,7 +13,7 @@ from embeddings.encoders.sentence import (
 )
 from embeddings.encoders.static_zh import StaticZhEmbedding
 from training.data.pairs import Bm25, extract_problem_clause, mine_pairs, split_sentences
-from training.encoders.train import train_static_encoder
+from training.encoders.static import train_static_encoder
 
 TOPICS = {
     "battery": (
