@@ -15,7 +15,7 @@ Usage::
 * 'configured' (the default): what the service would load. MATCHER_ENCODER when it names a path or model;
   otherwise the project's default static model in the configured data dir (`<MATCHER_DATA_DIR>/models/
   encoder-default`); when there is none, a model of that same type is trained here with the project's trainer
-  and default recipe (`training.encoders.train.train_static_encoder`, as `matcher demo` does) on a sample of the
+  and default recipe (`training.encoders.static.train_static_encoder`, as `matcher demo` does) on a sample of the
   synthetic records (`--train-records`), into the work dir, and loaded the way the service loads it;
 * a model path or name;
 * 'hashing': a feature-hashing stand-in with the Encoder interface (not the production model).
@@ -217,7 +217,7 @@ def resolve_encoder(args, work: Path, db):
         return load_configured_encoder(configured), f"MATCHER_ENCODER={configured.encoder}", 0.0
     if configured.default_encoder_dir.exists():
         return load_configured_encoder(configured), f"default model at {configured.default_encoder_dir}", 0.0
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
 
     local = Settings(data_dir=work, encoder="default")
     if not local.default_encoder_dir.exists():

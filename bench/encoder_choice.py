@@ -42,7 +42,8 @@ from embeddings.encoders.sentence import load_encoder
 from embeddings.encoders.static_zh import StaticZhEmbedding, text_tokens
 from training.data.beir import judged_doc_ids, load_beir, qrels_splits
 from training.data.pairs import find_problem_clause
-from training.encoders.train import StaticRecipe, train_static_encoder
+from training.encoders.recipe import StaticRecipe
+from training.encoders.static import train_static_encoder
 from training.evaluation.metrics import evaluate, per_query
 
 logger = logging.getLogger("bench.encoder_choice")
@@ -58,7 +59,7 @@ DEPTH = 100  # candidates per system before fusion
 WEIGHTS = [round(x * 0.05, 2) for x in range(21)]
 RRF_K = 60
 
-# static recipe variants: name -> overrides of training.encoders.train.StaticRecipe
+# static recipe variants: name -> overrides of training.encoders.recipe.StaticRecipe
 STATIC_VARIANTS: dict[str, dict] = {
     "static-default": {},  # idf-normed random rows, 20 epochs, lr 0.003, batch 512, all four pair kinds
     "static-untrained": {"epochs": 0},  # the initialisation alone: a random projection of a tf-idf bag

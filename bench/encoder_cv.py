@@ -96,7 +96,7 @@ def run_fold(
     work: Path,
 ) -> dict[str, Any]:
     from embeddings.encoders.sentence import load_encoder
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
     from training.evaluation.match_eval import temporary_engine
 
     rng = np.random.default_rng(args.seed + 1000 + fold)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.encoder_choice import all_judged_ids, load_training_records
-from training.encoders.train import train_static_encoder
+from training.encoders.static import train_static_encoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

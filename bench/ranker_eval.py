@@ -48,7 +48,7 @@ def bench_encoder(work: Path, corpus_file: str, bench_root: Path, *, retrain: bo
     out = work / "encoder"
     if out.exists() and not retrain:
         return out
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
 
     judged: set[str] = set()
     for d in bench_root.iterdir():

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         description="'default' (the project's own model in data_dir/models/encoder-default), "
         "a local path, or a sentence-transformers model name",
     )
+    hub_offline: bool = Field(
+        default=False,
+        description="look a model name up in the local Hugging Face cache only, never on the Hub "
+        "(the encoder, a training teacher); local model directories never go online",
+    )
     approximate_threshold: int = 50_000
     # how often a running service looks for a ranker activated outside it (`matcher train ranker`, another worker)
     model_poll_s: float = Field(15.0, ge=0)

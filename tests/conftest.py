@@ -313,7 +313,7 @@ def demo_training_records() -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A static encoder trained on the demo records in seconds; shared by every test that needs one."""
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
 
     out = tmp_path_factory.mktemp("encoder") / "encoder-test"
     train_static_encoder(demo_training_records(), out, dim=64, epochs=8, show_progress=False, min_count=1)

@@ -3,10 +3,13 @@
 ``load_encoder(name_or_path)`` accepts
 
 * a local model directory (``modules.json`` + weights), e.g. the project's own static model trained with
-  :func:`training.encoders.train.train_static_encoder`, or a model shipped inside an installed Python package. Local
+  :func:`training.encoders.static.train_static_encoder`, or a model shipped inside an installed Python package. Local
   directories are always loaded with ``local_files_only``: nothing is fetched, nothing is looked up online;
 * a Hugging Face Hub name (``org/name``), loaded the normal sentence-transformers way for installations with
-  network access; with ``HF_HUB_OFFLINE`` set it is only looked up in the local cache.
+  network access; with ``offline=True`` it is only looked up in the local cache.
+
+A model directory saved before the static encoder moved to ``embeddings.encoders`` names the old class path in
+its ``modules.json``; loading it rewrites that file once (see :func:`_migrate_modules_json`).
 
 Anything else raises :class:`EncoderNotFoundError` with one readable line.
 """
@@ -25,13 +28,17 @@ from typing import Any
 import numpy as np
 
 from embeddings.encoders.base import Encoder
+from embeddings.persist import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EncoderNotFoundError", "SentenceTransformerEncoder", "load_encoder", "model_dir_hash"]
 
 # Module classes outside sentence-transformers that this project ships and may import from a modules.json.
-_PROJECT_MODULES = {"embeddings.encoders.static_zh.StaticZhEmbedding"}
+_STATIC_ZH = "embeddings.encoders.static_zh.StaticZhEmbedding"
+_PROJECT_MODULES = {_STATIC_ZH}
+# Class paths older saved models name -> where the class lives now.
+_MOVED_MODULES = {"embeddings.static_zh.StaticZhEmbedding": _STATIC_ZH}
 # Files that identify a model's behaviour; everything else (README, manifests, caches) is not hashed.
 _HASHED_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".pt")
 _NOT_HASHED = {"training_manifest.json", "README.md"}
@@ -42,10 +49,6 @@ _STATIC_BATCH = 2048  # static models cost nothing per batch: larger batches amo
 
 class EncoderNotFoundError(ValueError):
     """The encoder name or path does not lead to a loadable model."""
-
-
-def _env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _looks_like_hub_name(name: str) -> bool:
@@ -76,18 +79,40 @@ def model_dir_hash(path: str | os.PathLike, length: int = 12) -> str:
     return h.hexdigest()[:length]
 
 
-def _module_types(path: Path) -> list[str]:
+def _read_modules_json(path: Path) -> list[dict[str, Any]]:
     modules_json = path / "modules.json"
     if not modules_json.is_file():
         return []
     try:
-        return [str(m["type"]) for m in json.loads(modules_json.read_text(encoding="utf-8"))]
-    except (ValueError, KeyError, TypeError) as exc:
+        modules = json.loads(modules_json.read_text(encoding="utf-8"))
+    except ValueError as exc:
         raise EncoderNotFoundError(f"{path}: modules.json is not readable ({exc})") from None
+    if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
+        raise EncoderNotFoundError(f"{path}: modules.json is not readable (a list of modules with a type)")
+    return modules
 
 
-def _project_module_class(class_ref: str):
-    if class_ref == "embeddings.encoders.static_zh.StaticZhEmbedding":
+def _migrate_modules_json(path: Path) -> list[str]:
+    """The module types of ``path``'s modules.json, after rewriting class paths that have moved since the model
+    was saved (atomically, logged; the rewrite changes the model's hash, so its indexes are rebuilt once).
+    A directory that cannot be written keeps its old names: they are resolved in memory on every load."""
+    modules = _read_modules_json(path)
+    moved = [m for m in modules if m["type"] in _MOVED_MODULES]
+    if not moved:
+        return [str(m["type"]) for m in modules]
+    for m in moved:
+        m["type"] = _MOVED_MODULES[m["type"]]
+    try:
+        atomic_write_json(path / "modules.json", modules, indent=2)
+    except OSError as exc:
+        logger.warning("%s: modules.json names moved classes and cannot be rewritten (%s)", path, exc)
+        return [str(m["type"]) for m in _read_modules_json(path)]
+    logger.warning("%s: modules.json rewritten to the current class path %s", path, _STATIC_ZH)
+    return [str(m["type"]) for m in modules]
+
+
+def _project_module_class(class_ref: str) -> type:
+    if _MOVED_MODULES.get(class_ref, class_ref) == _STATIC_ZH:
         from embeddings.encoders.static_zh import StaticZhEmbedding
 
         return StaticZhEmbedding
@@ -99,8 +124,8 @@ def _load_local(path: Path, device: str):
 
     if not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
         raise EncoderNotFoundError(f"{path} is not a sentence-transformers model directory (no modules.json)")
-    custom = [t for t in _module_types(path) if not t.startswith("sentence_transformers.")]
-    foreign = [t for t in custom if t not in _PROJECT_MODULES]
+    custom = [t for t in _migrate_modules_json(path) if not t.startswith("sentence_transformers.")]
+    foreign = [t for t in custom if _MOVED_MODULES.get(t, t) not in _PROJECT_MODULES]
     if foreign:
         raise EncoderNotFoundError(
             f"{path} needs module classes outside sentence-transformers and this project ({', '.join(foreign)}); "
@@ -114,6 +139,8 @@ def _load_local(path: Path, device: str):
     if loader is not None:
         # resolves the project's own classes directly instead of importing whatever modules.json names
         return loader(str(path), classes, **kwargs)
+    if any(t in _MOVED_MODULES for t in custom):
+        raise EncoderNotFoundError(f"{path}: modules.json names moved classes and the directory is read-only")
     if any(path.glob("*.py")):  # never let a model directory's own code run in place of ours
         raise EncoderNotFoundError(f"{path} contains Python files; refusing to load it as a project model")
     return SentenceTransformer(str(path), trust_remote_code=True, **kwargs)
@@ -130,6 +157,7 @@ class SentenceTransformerEncoder:
         query_prompt: str | None = None,
         document_prompt: str | None = None,
         max_seq_length: int | None = None,
+        offline: bool = False,
     ) -> None:
         name = os.fspath(name_or_path)
         path = Path(name).expanduser()
@@ -152,7 +180,7 @@ class SentenceTransformerEncoder:
             self.source = str(path)
             self.model_id = f"{path.name}@{model_dir_hash(path)}"
         elif _looks_like_hub_name(name):
-            self.model = self._load_hub(name, device)
+            self.model = self._load_hub(name, device, offline)
             self.source = name
             revision = getattr(getattr(self.model, "model_card_data", None), "base_model_revision", None)
             self.model_id = f"{name}@{revision[:12]}" if revision else name
@@ -177,16 +205,13 @@ class SentenceTransformerEncoder:
         self.dimension = int(dim)
 
     @staticmethod
-    def _load_hub(name: str, device: str):
+    def _load_hub(name: str, device: str, offline: bool):
         from sentence_transformers import SentenceTransformer
 
-        offline = _env_offline()
         try:
             return SentenceTransformer(name, device=device, local_files_only=offline)
         except (OSError, ValueError) as exc:
-            where = (
-                "the local Hugging Face cache (HF_HUB_OFFLINE is set)" if offline else "the Hugging Face Hub"
-            )
+            where = "the local Hugging Face cache (offline)" if offline else "the Hugging Face Hub"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EncoderNotFoundError(f"encoder {name!r} could not be loaded from {where}: {first}") from exc
 
@@ -227,12 +252,13 @@ class SentenceTransformerEncoder:
         return f"SentenceTransformerEncoder({self.model_id!r}, dimension={self.dimension})"
 
 
-def load_encoder(name_or_path: str | os.PathLike, **kwargs: Any) -> Encoder:
+def load_encoder(name_or_path: str | os.PathLike, *, offline: bool = False, **kwargs: Any) -> Encoder:
     """An :class:`~embeddings.encoders.base.Encoder` for a local sentence-transformers directory or a Hub model name.
 
-    Keyword arguments go to :class:`SentenceTransformerEncoder` (device, prompts, max_seq_length).
+    ``offline`` looks a Hub name up in the local cache only (local directories never go online). Other keyword
+    arguments go to :class:`SentenceTransformerEncoder` (device, prompts, max_seq_length).
     Raises :class:`EncoderNotFoundError` when nothing loadable is found.
     """
     if name_or_path is None or not os.fspath(name_or_path).strip():
         raise EncoderNotFoundError("no encoder given (empty name or path)")
-    return SentenceTransformerEncoder(os.fspath(name_or_path).strip(), **kwargs)
+    return SentenceTransformerEncoder(os.fspath(name_or_path).strip(), offline=offline, **kwargs)

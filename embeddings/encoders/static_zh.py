@@ -25,18 +25,12 @@ importing any module class outside its own package).
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-try:
-    from typing import Self
-except ImportError:  # pragma: no cover - python < 3.11
-    from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -45,8 +39,6 @@ from sentence_transformers.base.modules.input_module import InputModule
 from torch import nn
 
 from embeddings.text import normalize, tokenize
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["StaticZhEmbedding", "TOKENIZER_VERSION", "is_cjk_word", "text_tokens"]
 
@@ -67,50 +59,6 @@ def text_tokens(text: str, max_chars: int | None = None) -> list[str]:
     if max_chars:
         text = text[:max_chars]
     return tokenize(text, normalized=True)
-
-
-# ----------------------------------------------------------------------------- parallel tokenisation
-# jieba is pure Python, so tokenising is what bounds encoding speed; big batches (an import, a reindex) are
-# tokenised in worker processes. PARKMATCH_TOKENIZER_WORKERS sets how many (0 or 1: never in parallel;
-# default: one per CPU, at most 4, only on machines with 2 CPUs or more).
-_PARALLEL_MIN = 1024
-_POOL_BROKEN = False
-
-
-def _worker_count() -> int:
-    env = os.environ.get("PARKMATCH_TOKENIZER_WORKERS", "").strip()
-    if env:
-        try:
-            return max(0, int(env))
-        except ValueError:
-            return 0
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cpus, 4) if cpus >= 2 else 0
-
-
-def _parallel_tokenize(texts: Sequence[str]) -> list[list[str]] | None:
-    """``tokenize(text)`` for every text in worker processes, or None when that is off or unavailable."""
-    global _POOL_BROKEN
-    import multiprocessing as mp
-
-    if _POOL_BROKEN or _worker_count() < 2 or "fork" not in mp.get_all_start_methods():
-        return None
-    if mp.parent_process() is not None:  # already a worker of some pool: no nested pools
-        return None
-    from concurrent.futures import ProcessPoolExecutor
-
-    workers = _worker_count()
-    chunk = max(64, len(texts) // (workers * 4))
-    try:
-        # Forked per batch, and joined before returning: forking takes milliseconds, the children start with
-        # jieba loaded and with whatever the caller has just segmented (the clause cache), they only ever run
-        # `tokenize` (pure Python, never torch), and no worker outlives the batch or the process.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            return list(pool.map(tokenize, texts, chunksize=chunk))
-    except Exception as exc:  # pragma: no cover - depends on the host (no /dev/shm, frozen apps ...)
-        logger.warning("parallel tokenisation unavailable (%s); tokenising in process", exc)
-        _POOL_BROKEN = True
-        return None
 
 
 class _WordTokenizer:
@@ -216,10 +164,9 @@ class StaticZhEmbedding(InputModule):
         return out
 
     def ids_for_texts(self, texts: Sequence[str]) -> list[list[int]]:
-        if self.max_chars is None and len(texts) >= _PARALLEL_MIN:
-            token_lists = _parallel_tokenize(texts)
-            if token_lists is not None:
-                return [self.token_ids(t) for t in token_lists]
+        # Tokenised in this process, never in a worker pool: encoders live inside the server, where forked
+        # workers outlived a killed server and kept its listening port; and on 2 cores a pool saved at most
+        # a second per 5,000 abstracts (forked) or nothing at all (spawned, each worker loads jieba again).
         return [self.token_ids(text_tokens(t, self.max_chars)) for t in texts]
 
     @staticmethod

@@ -108,7 +108,7 @@ def ensure_default_encoder(
         logger.info("default encoder present at %s", target)
         return target
     try:
-        from training.encoders.train import train_static_encoder
+        from training.encoders.static import train_static_encoder
     except ImportError as exc:
         logger.warning("cannot train the default encoder (%s); matching needs MATCHER_ENCODER set", exc)
         return None

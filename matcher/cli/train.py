@@ -126,7 +126,7 @@ def train_encoder(
 
     from matcher.cli.errors import CliError
     from matcher.settings import Settings
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
     from training.evaluation.compare import MIN_GROUPS
 
     settings = Settings()

@@ -29,6 +29,6 @@ def load_configured_encoder(settings: Settings) -> Encoder:
             "or `matcher train encoder`, or set MATCHER_ENCODER to a model path or name"
         )
     try:
-        return load_encoder(location)
+        return load_encoder(location, offline=settings.hub_offline)
     except (ValueError, OSError) as exc:
         raise EncoderUnavailable(f"cannot load encoder {location!r}: {exc}") from None

@@ -13,7 +13,7 @@ from embeddings.encoders.sentence import (
 )
 from embeddings.encoders.static_zh import StaticZhEmbedding
 from training.data.pairs import Bm25, extract_problem_clause, mine_pairs, split_sentences
-from training.encoders.train import train_static_encoder
+from training.encoders.static import train_static_encoder
 
 TOPICS = {
     "battery": (
@@ -195,9 +195,24 @@ def test_missing_model_errors(tmp_path, monkeypatch):
     empty.mkdir()
     with pytest.raises(EncoderNotFoundError, match="not a sentence-transformers model"):
         load_encoder(empty)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(EncoderNotFoundError, match="HF_HUB_OFFLINE"):
-        SentenceTransformerEncoder("parkmatch-tests/no-such-model")
+    with pytest.raises(EncoderNotFoundError, match="local Hugging Face cache"):
+        SentenceTransformerEncoder("parkmatch-tests/no-such-model", offline=True)
+    with pytest.raises(EncoderNotFoundError, match="local Hugging Face cache"):
+        load_encoder("parkmatch-tests/no-such-model", offline=True)
+
+
+def test_embeddings_code_reads_no_environment():
+    from pathlib import Path
+
+    import embeddings
+
+    root = Path(embeddings.__file__).parent
+    readers = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "os.environ" in p.read_text(encoding="utf-8") or "getenv" in p.read_text(encoding="utf-8")
+    ]
+    assert readers == []
 
 
 def test_foreign_module_classes_are_refused(tmp_path, model_dir):
@@ -234,21 +249,79 @@ def test_bm25_ranks_the_matching_document_first():
     assert top[0, 0] == 2 and top[1, 0] == 1 and (top[2] == -1).all()
 
 
-def test_parallel_tokenisation_matches_serial(encoder, monkeypatch):
-    texts = [f"{r['text']} 第{i}号" for i, r in enumerate(RECORDS * 6)][:1100]  # above the parallel threshold
-    monkeypatch.setenv("PARKMATCH_TOKENIZER_WORKERS", "0")
-    serial = encoder.encode_documents(texts)
-    monkeypatch.setenv("PARKMATCH_TOKENIZER_WORKERS", "2")
-    parallel = encoder.encode_documents(texts)
-    np.testing.assert_allclose(parallel, serial, atol=1e-6)
+def test_large_batches_are_tokenised_in_process(encoder, monkeypatch):
+    """No worker process is ever started for encoding: one forked inside the server outlives its crash."""
     import multiprocessing
+    import os
 
-    from embeddings.encoders import static_zh
+    texts = [f"{r['text']} 第{i}号" for i, r in enumerate(RECORDS * 6)][:1100]
+    one_by_one = np.vstack([encoder.encode_documents([t]) for t in texts[:50]])
 
-    if "fork" in multiprocessing.get_all_start_methods():
-        from embeddings.text import tokenize
+    def refuse(*args, **kwargs):
+        raise AssertionError("encoding started a process")
 
-        assert static_zh._parallel_tokenize(texts) == [tokenize(t) for t in texts]
-        assert not static_zh._POOL_BROKEN
-        # the workers are joined with their batch: none is left behind to outlive the process
-        assert multiprocessing.active_children() == []
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    batch = encoder.encode_documents(texts)
+    assert batch.shape == (1100, encoder.dimension)
+    np.testing.assert_allclose(batch[:50], one_by_one, atol=1e-6)
+    assert multiprocessing.active_children() == []
+
+
+def test_model_saved_under_the_old_class_path_loads_and_is_migrated_once(tmp_path, model_dir, caplog):
+    import logging
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    modules = json.loads((old / "modules.json").read_text())
+    modules[0]["type"] = "embeddings.static_zh.StaticZhEmbedding"
+    (old / "modules.json").write_text(json.dumps(modules))
+    query = ["锂电池储能 battery"]
+    expected = load_encoder(model_dir).encode_queries(query)
+    with caplog.at_level(logging.WARNING, logger="embeddings.encoders.sentence"):
+        first = load_encoder(old)
+        second = load_encoder(old)
+    np.testing.assert_allclose(first.encode_queries(query), expected, atol=1e-6)
+    np.testing.assert_allclose(second.encode_queries(query), expected, atol=1e-6)
+    migrated = json.loads((old / "modules.json").read_text())
+    assert migrated[0]["type"] == "embeddings.encoders.static_zh.StaticZhEmbedding"
+    assert migrated[1:] == modules[1:]
+    assert [r.getMessage() for r in caplog.records if "modules.json" in r.getMessage()] == [
+        f"{old.resolve()}: modules.json rewritten to the current class path "
+        "embeddings.encoders.static_zh.StaticZhEmbedding"
+    ]
+    assert first.model_id == second.model_id
+
+
+def test_old_class_path_loads_when_the_directory_cannot_be_rewritten(tmp_path, model_dir, monkeypatch):
+    import shutil
+
+    from embeddings.encoders import sentence
+
+    old = tmp_path / "readonly"
+    shutil.copytree(model_dir, old)
+    modules = json.loads((old / "modules.json").read_text())
+    modules[0]["type"] = "embeddings.static_zh.StaticZhEmbedding"
+    (old / "modules.json").write_text(json.dumps(modules))
+
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(sentence, "atomic_write_json", read_only)
+    enc = load_encoder(old)
+    assert enc.encode_queries(["锂电池"]).shape == (1, enc.dimension)
+    assert (
+        json.loads((old / "modules.json").read_text())[0]["type"] == "embeddings.static_zh.StaticZhEmbedding"
+    )
+
+
+def test_service_setting_keeps_model_names_offline(tmp_path, monkeypatch):
+    from matcher.models.encoder import EncoderUnavailable, load_configured_encoder
+    from matcher.settings import Settings
+
+    monkeypatch.setenv("MATCHER_HUB_OFFLINE", "true")
+    settings = Settings(data_dir=tmp_path, encoder="parkmatch-tests/no-such-model")
+    assert settings.hub_offline
+    with pytest.raises(EncoderUnavailable, match="local Hugging Face cache"):
+        load_configured_encoder(settings)

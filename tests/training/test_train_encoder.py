@@ -28,7 +28,7 @@ def _cos_to_positive(model_dir, pairs) -> np.ndarray:
 
 
 def test_supervised_pairs_move_queries_towards_their_positives(tmp_path):
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
 
     records = demo_training_records()
     docs = [r for r in records if r["id"].startswith(("results-", "scenarios-"))]
@@ -57,7 +57,7 @@ def test_supervised_pairs_move_queries_towards_their_positives(tmp_path):
 
 
 def test_pairs_with_a_given_hard_negative_push_it_away(tmp_path):
-    from training.encoders.train import train_static_encoder
+    from training.encoders.static import train_static_encoder
 
     records = demo_training_records()
     pos, neg = records[0], records[1]

@@ -171,7 +171,7 @@ def mine_pairs(
     seed: int = 42,
 ) -> list[Pair]:
     """Text pairs of the requested kinds (for inspection and small corpora; training assembles the same pairs
-    from pre-tokenised pieces, see :mod:`training.encoders.train`)."""
+    from pre-tokenised pieces, see :mod:`training.encoders.static`)."""
     unknown = set(kinds) - set(PAIR_KINDS)
     if unknown:
         raise ValueError(f"unknown pair kinds: {sorted(unknown)} (known: {', '.join(PAIR_KINDS)})")

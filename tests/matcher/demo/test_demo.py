@@ -178,9 +178,9 @@ def fake_training(monkeypatch):
         (out_dir / "records.txt").write_text(str(len(records)))
         return out_dir
 
-    module = types.ModuleType("training.encoders.train")
+    module = types.ModuleType("training.encoders.static")
     module.train_static_encoder = train_static_encoder
-    monkeypatch.setitem(sys.modules, "training.encoders.train", module)
+    monkeypatch.setitem(sys.modules, "training.encoders.static", module)
     return calls
 
 
@@ -206,13 +206,13 @@ def test_demo_trains_the_encoder_from_the_stored_texts(env, fake_training, capsy
 
 
 def test_missing_training_code_is_not_fatal(env, monkeypatch):
-    monkeypatch.setitem(sys.modules, "training.encoders.train", None)
+    monkeypatch.setitem(sys.modules, "training.encoders.static", None)
     assert demo_cli.ensure_default_encoder(env, [], show_progress=False) is None
 
 
 @pytest.mark.slow
 def test_demo_encoder_is_trained_for_real_and_loads(env):
-    pytest.importorskip("training.encoders.train")
+    pytest.importorskip("training.encoders.static")
     from embeddings.encoders.sentence import load_encoder
 
     engine = make_engine(env)
