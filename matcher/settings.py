@@ -122,7 +122,3 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
-
-
-def get_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
