@@ -85,7 +85,3 @@ class RWLock:
     def readers(self) -> int:
         """Number of readers holding the lock right now (for diagnostics and tests)."""
         return self._readers
-
-    @property
-    def write_locked(self) -> bool:
-        return self._writer

@@ -93,10 +93,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'parkmatch.db').resolve()}"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.sqlalchemy_url.startswith("sqlite")
-
-    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

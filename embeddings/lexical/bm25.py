@@ -138,13 +138,6 @@ class LexicalIndex:
         with self._lock.read():
             return np.sort(self._p.live_ids())
 
-    def doc_length(self, doc_id: int) -> int:
-        with self._lock.read():
-            slot = self._p.slot(int(doc_id))
-            if slot < 0:
-                raise KeyError(doc_id)
-            return int(self._p.doc_len.a[slot])
-
     # -- writes -------------------------------------------------------------------------------------
     def upsert(self, doc_id: int, tokens: Sequence[str]) -> None:
         """Index (or re-index) one document from its tokens (title and text together)."""

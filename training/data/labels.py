@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression
@@ -36,10 +35,6 @@ class LabelledRows:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    @property
-    def y(self) -> np.ndarray:
-        return np.asarray(self.labels, dtype=int)
 
     @property
     def n_groups(self) -> int:
