@@ -428,10 +428,10 @@ def simulate_park(
     """Scripted users over the park; every `every` feedback events the product's own learning step runs
     (`training.rankers.promotion`, as `matcher train ranker` does, with interleaved trials unless `trial` is False);
     the curve is the served ranker's nDCG@10 on held-out needs."""
-    from api.routes.match import _log_impressions  # the match route's own impression logging
     from matcher.models.follower import install_active_ranker, install_trial
     from matcher.models.trial import evaluate_trial
     from matcher.outcomes.feedback import record_feedback
+    from matcher.outcomes.impressions import log_impressions  # what the match route logs
     from matcher.store.keys import Caller
     from training.data.labels import from_feedback
     from training.evaluation.compare import NotEnoughData, grouped_split
@@ -463,7 +463,7 @@ def simulate_park(
     while events < max_events:
         need = park.needs[pool_ids[int(rng.integers(len(pool_ids)))]]
         outcome = park.serve(need.id, k=shown)
-        _log_impressions(park.db, outcome, TENANT)
+        log_impressions(park.db, outcome, TENANT)
         sessions += 1
         interleaved += outcome.teams is not None
         with Session(park.db) as s:

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session, select
 
 from api.deps import CallerDep, OfficerDep, SessionDep, StateDep, WriterDep
 from api.state import AppState
@@ -18,13 +17,11 @@ from matcher.digests.compose import FREQUENCIES, KINDS, CandidateSource, DigestC
 from matcher.digests.runner import DigestRunner
 from matcher.digests.send import EmailSender, SmtpSender
 from matcher.digests.sources import EngineSource
-from matcher.digests.tokens import verify_unsubscribe_token
-from matcher.domain.tables import Enterprise, utcnow
-from matcher.errors import NotFound, ServiceUnavailable, invalid
-from matcher.notify.delivery import EVENTS, new_secret
-from matcher.notify.tables import WebhookDelivery, WebhookSubscription
-from matcher.notify.urls import validate_webhook_url
-from matcher.store.keys import Caller
+from matcher.domain.tables import Enterprise
+from matcher.errors import ServiceUnavailable, invalid
+from matcher.notify import subscriptions as webhooks
+from matcher.notify.delivery import EVENTS
+from matcher.store import subscriptions
 
 router = APIRouter(tags=["digests"])
 
@@ -47,13 +44,6 @@ SenderDep = Annotated[EmailSender, Depends(get_email_sender)]
 def _runner(state: AppState, source: CandidateSource, sender: EmailSender) -> DigestRunner:
     composer = DigestComposer(source, public_url=state.settings.public_url)
     return DigestRunner(state.settings, state.db, composer, sender)
-
-
-def _own_enterprise(session: Session, enterprise_id: int, caller: Caller) -> Enterprise:
-    ent = session.get(Enterprise, enterprise_id)
-    if ent is None or ent.tenant_id != caller.tenant:
-        raise NotFound(f"enterprise {enterprise_id} not found")
-    return ent
 
 
 def _check_period(period: str | None) -> None:
@@ -124,7 +114,7 @@ def preview_digest(
 ) -> Any:
     """Render one enterprise's digest without sending or recording anything."""
     _check_period(period)
-    ent = _own_enterprise(session, enterprise_id, caller)
+    ent = subscriptions.get_subscription(session, tenant=caller.tenant, enterprise_id=enterprise_id)
     digest, rendered = _runner(state, source, sender=None).preview(session, ent, period)  # type: ignore[arg-type]
     if format == "html":
         return HTMLResponse(rendered.html)
@@ -172,25 +162,25 @@ def _subscription(ent: Enterprise) -> Subscription:
 
 @router.get("/enterprises/{enterprise_id}/subscription", response_model=Subscription)
 def get_subscription(enterprise_id: int, session: SessionDep, caller: CallerDep) -> Subscription:
-    return _subscription(_own_enterprise(session, enterprise_id, caller))
+    return _subscription(
+        subscriptions.get_subscription(session, tenant=caller.tenant, enterprise_id=enterprise_id)
+    )
 
 
 @router.put("/enterprises/{enterprise_id}/subscription", response_model=Subscription)
 def put_subscription(
-    enterprise_id: int, body: SubscriptionUpdate, session: SessionDep, caller: WriterDep
+    enterprise_id: int, body: SubscriptionUpdate, state: StateDep, session: SessionDep, caller: WriterDep
 ) -> Subscription:
-    ent = _own_enterprise(session, enterprise_id, caller)
-    if body.frequency is not None:
-        ent.digest_frequency = body.frequency
-    if body.kinds is not None:
-        ent.digest_kinds = list(dict.fromkeys(body.kinds))
-    if body.language is not None:
-        ent.language = body.language
-    if body.unsubscribed is not None:
-        ent.unsubscribed = body.unsubscribed
-    ent.updated_at = utcnow()
-    session.add(ent)
-    session.commit()
+    ent = subscriptions.update_subscription(
+        session,
+        tenant=caller.tenant,
+        enterprise_id=enterprise_id,
+        frequency=body.frequency,
+        kinds=body.kinds,
+        language=body.language,
+        unsubscribed=body.unsubscribed,
+        hub=state.hub,
+    )
     return _subscription(ent)
 
 
@@ -211,9 +201,7 @@ def unsubscribe_page(
     state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)
 ) -> HTMLResponse:
     """A confirmation page: a GET never unsubscribes (link scanners follow links), its button POSTs."""
-    eid = verify_unsubscribe_token(token, state.settings.resolved_secret())
-    if session.get(Enterprise, eid) is None:
-        raise NotFound("this subscription no longer exists")
+    subscriptions.enterprise_for_token(session, token=token, secret=state.settings.resolved_secret())
     return HTMLResponse(_CONFIRM.format(action=html.escape(f"/v1/unsubscribe?token={token}", quote=True)))
 
 
@@ -222,16 +210,10 @@ def unsubscribe(
     state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)
 ) -> Unsubscribed:
     """RFC 8058 one-click unsubscribe: the mail client POSTs `List-Unsubscribe=One-Click` here."""
-    eid = verify_unsubscribe_token(token, state.settings.resolved_secret())
-    ent = session.get(Enterprise, eid)
-    if ent is None:
-        raise NotFound("this subscription no longer exists")
-    if not ent.unsubscribed:
-        ent.unsubscribed = True
-        ent.updated_at = utcnow()
-        session.add(ent)
-        session.commit()
-    return Unsubscribed(enterprise_id=eid, unsubscribed=True)
+    ent = subscriptions.unsubscribe(
+        session, token=token, secret=state.settings.resolved_secret(), hub=state.hub
+    )
+    return Unsubscribed(enterprise_id=ent.id, unsubscribed=True)
 
 
 # ---------------------------------------------------------------------------------------------- webhooks
@@ -278,47 +260,30 @@ class DeliveriesPublic(BaseModel):
     count: int
 
 
-def _own_webhook(session: Session, webhook_id: int, caller: Caller) -> WebhookSubscription:
-    sub = session.get(WebhookSubscription, webhook_id)
-    if sub is None or sub.tenant_id != caller.tenant:
-        raise NotFound(f"webhook {webhook_id} not found")
-    return sub
-
-
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
 def create_webhook(
     body: WebhookCreate, state: StateDep, session: SessionDep, caller: WriterDep
 ) -> WebhookCreated:
-    url = validate_webhook_url(body.url, allow_private=state.settings.webhook_allow_private)
-    sub = WebhookSubscription(
-        tenant_id=caller.tenant,
-        url=url,
-        secret=new_secret(),
-        events=list(dict.fromkeys(body.events)),
+    sub = webhooks.create_webhook(
+        session,
+        tenant=caller.tenant,
+        url=body.url,
+        events=body.events,
         description=body.description,
+        allow_private=state.settings.webhook_allow_private,
     )
-    session.add(sub)
-    session.commit()
     return WebhookCreated(**sub.model_dump())
 
 
 @router.get("/webhooks", response_model=WebhooksPublic)
 def list_webhooks(session: SessionDep, caller: CallerDep) -> WebhooksPublic:
-    rows = session.exec(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.tenant_id == caller.tenant)
-        .order_by(WebhookSubscription.id)
-    ).all()
+    rows = webhooks.list_webhooks(session, tenant=caller.tenant)
     return WebhooksPublic(data=[WebhookPublic(**r.model_dump()) for r in rows], count=len(rows))
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204)
 def delete_webhook(webhook_id: int, session: SessionDep, caller: WriterDep) -> Response:
-    sub = _own_webhook(session, webhook_id, caller)
-    for d in session.exec(select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)):
-        session.delete(d)
-    session.delete(sub)
-    session.commit()
+    webhooks.delete_webhook(session, tenant=caller.tenant, webhook_id=webhook_id)
     return Response(status_code=204)
 
 
@@ -326,11 +291,5 @@ def delete_webhook(webhook_id: int, session: SessionDep, caller: WriterDep) -> R
 def list_deliveries(
     webhook_id: int, session: SessionDep, caller: CallerDep, limit: int = Query(50, ge=1, le=500)
 ) -> DeliveriesPublic:
-    sub = _own_webhook(session, webhook_id, caller)
-    rows = session.exec(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.subscription_id == sub.id)
-        .order_by(WebhookDelivery.id.desc())  # type: ignore[union-attr]
-        .limit(limit)
-    ).all()
+    rows = webhooks.list_deliveries(session, tenant=caller.tenant, webhook_id=webhook_id, limit=limit)
     return DeliveriesPublic(data=[DeliveryPublic(**r.model_dump()) for r in rows], count=len(rows))

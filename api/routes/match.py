@@ -17,12 +17,12 @@ from matcher.domain.schemas import (
     _split_list,
     _tags,
 )
-from matcher.domain.tables import Enterprise, Impression, Need, Resource
+from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.errors import ValidationFailed
 from matcher.indexing.demand_keys import DEMAND_NEED, split_demand_key
 from matcher.matching.engine import MatchEngine
-from matcher.matching.pipeline import MatchOutcome
 from matcher.matching.query import MatchQuery
+from matcher.outcomes.impressions import log_impressions
 from matcher.settings import Settings
 from matcher.store.keys import Caller
 from matcher.store.public import to_public_enterprise, to_public_need, to_public_resource
@@ -145,26 +145,6 @@ class DemandMatchResponse(BaseModel):
     model_version: str
 
 
-def _log_impressions(db, outcome: MatchOutcome, tenant: str) -> None:
-    with Session(db) as session:
-        for pos, c in enumerate(outcome.candidates, start=1):
-            session.add(
-                Impression(
-                    request_id=outcome.request_id,
-                    tenant_id=tenant,
-                    need_id=outcome.need_id,
-                    enterprise_id=outcome.enterprise_id,
-                    resource_id=c.id,
-                    position=pos,
-                    score=c.score,
-                    features=c.features(),
-                    # per item: in an interleaved list, the version of the ranker that placed it
-                    model_version=outcome.version_of(c.id),
-                )
-            )
-        session.commit()
-
-
 def _respond(
     state, engine: MatchEngine, q: MatchQuery, caller: Caller, background: BackgroundTasks
 ) -> MatchResponse:
@@ -187,7 +167,7 @@ def _respond(
             )
         )
     if matches:
-        background.add_task(_log_impressions, state.db, outcome, caller.tenant)
+        background.add_task(log_impressions, state.db, outcome, caller.tenant)
     return MatchResponse(
         request_id=outcome.request_id,
         matches=matches,
