@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.deps import CallerDep, StateDep, get_matcher
 from matcher.domain.schemas import (
@@ -26,6 +26,7 @@ from matcher.outcomes.impressions import log_impressions
 from matcher.settings import Settings
 from matcher.store.keys import Caller
 from matcher.store.public import to_public_enterprise, to_public_need, to_public_resource
+from matcher.store.queries import by_ids
 
 router = APIRouter(tags=["match"])
 MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]
@@ -152,7 +153,7 @@ def _respond(
     outcome = engine.match(q, tenant=caller.tenant)
     ids = [c.id for c in outcome.candidates]
     with Session(state.db) as session:
-        rows = {r.id: r for r in session.exec(select(Resource).where(Resource.id.in_(ids)))} if ids else {}
+        rows = by_ids(session, Resource, ids)
     matches = []
     for c in outcome.candidates:
         row = rows.get(c.id)
@@ -309,13 +310,8 @@ def resource_matches(
         typ, rid = split_demand_key(c.id)
         (need_ids if typ == DEMAND_NEED else ent_ids).append(rid)
     with Session(state.db) as session:
-        needs = {n.id: n for n in session.exec(select(Need).where(Need.id.in_(need_ids)))} if need_ids else {}
-        ent_ids_all = set(ent_ids) | {n.enterprise_id for n in needs.values()}
-        ents = (
-            {e.id: e for e in session.exec(select(Enterprise).where(Enterprise.id.in_(ent_ids_all)))}
-            if ent_ids_all
-            else {}
-        )
+        needs = by_ids(session, Need, need_ids)
+        ents = by_ids(session, Enterprise, [*ent_ids, *(n.enterprise_id for n in needs.values())])
     out: list[DemandMatch] = []
     for c in outcome.candidates:
         typ, rid = split_demand_key(c.id)

@@ -26,6 +26,15 @@ MAX_LIMIT = 200
 _TEXT_COLUMN: dict[type[Row], Any] = {Resource: Resource.title, Enterprise: Enterprise.name, Need: Need.title}
 
 
+def by_ids(session: Session, model: type[Row], ids: Sequence[int]) -> dict[int, Any]:
+    """The rows of `model` with these ids, by id (ids no longer stored are absent). No visibility check: the
+    caller passes ids it was allowed to see (e.g. a match's candidates)."""
+    wanted = sorted({int(i) for i in ids if valid_id(int(i))})
+    if not wanted:
+        return {}
+    return {r.id: r for r in session.exec(select(model).where(model.id.in_(wanted)))}
+
+
 def encode_cursor(last_id: int) -> str:
     raw = json.dumps({"after": last_id}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
