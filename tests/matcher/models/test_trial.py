@@ -1,83 +1,13 @@
-"""Interleaved ranker trials: team-draft interleaving, the one-look verdict, and a trial through the API."""
+"""Interleaved trials as a running service carries them out: the one-look verdict, trials through the API and the registry follower."""
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 import pytest
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Impression
-from matcher.matching.interleave import CANDIDATE, INCUMBENT, preference, team_draft
 from matcher.models.trial import judge, wilson
-
-# ---------------------------------------------------------------- team-draft interleaving
-
-
-def test_team_draft_takes_each_item_once_and_keeps_the_teams_balanced():
-    a = list("abcdefgh")
-    b = list("hgfedcba")
-    for seed in range(50):
-        merged = team_draft(a, b, 8, random.Random(seed))
-        items = [i for i, _ in merged]
-        assert sorted(items) == sorted(a)  # every item once
-        for n in range(1, len(merged) + 1):  # every prefix: the teams' picks differ by at most one
-            picks = [t for _, t in merged[:n]]
-            assert abs(picks.count(INCUMBENT) - picks.count(CANDIDATE)) <= 1
-        # each team's picks appear in its own ranker's order
-        for team, order in ((INCUMBENT, a), (CANDIDATE, b)):
-            mine = [i for i, t in merged if t == team]
-            assert mine == sorted(mine, key=order.index)
-
-
-def test_team_draft_of_one_ranking_is_that_ranking_and_a_short_list_is_filled_by_the_other():
-    a = [1, 2, 3, 4, 5]
-    assert [i for i, _ in team_draft(a, a, 5, random.Random(3))] == a
-    merged = team_draft([1, 2], [3, 4, 5, 6], 5, random.Random(0))
-    assert len(merged) == 5 and {i for i, _ in merged} <= {1, 2, 3, 4, 5, 6}
-    assert [t for i, t in merged if i in (1, 2)] == [INCUMBENT, INCUMBENT]
-    assert team_draft([], [], 3, random.Random(0)) == []
-
-
-def test_users_who_prefer_neither_order_do_not_favour_either_ranker():
-    """Position bias cancels: random examination and acceptance give no preference on average."""
-    rng = random.Random(7)
-    a = list(range(20))
-    b = list(reversed(a))
-    prefs = []
-    for _ in range(4000):
-        merged = team_draft(a, b, 10, rng)
-        positives = {i for pos, (i, _) in enumerate(merged, 1) if rng.random() < 0.6 / pos}
-        prefs.append(preference(dict(merged), positives))
-    assert abs(np.mean(prefs)) < 0.03
-
-
-def test_preference_is_the_sign_of_the_positive_outcomes_per_team():
-    teams = {1: INCUMBENT, 2: CANDIDATE, 3: CANDIDATE}
-    assert preference(teams, {2, 3}) == 1
-    assert preference(teams, {1}) == -1
-    assert preference(teams, {1, 2}) == 0
-    assert preference(teams, set()) == 0
-    assert preference(teams, {99}) == 0  # an item not in the list counts for nobody
-
-
-# ---------------------------------------------------------------- the verdict
-
-
-def test_wilson_interval():
-    lo, hi = wilson(30, 40)
-    assert lo == pytest.approx(0.5980, abs=1e-3) and hi == pytest.approx(0.8577, abs=1e-3)
-    assert wilson(0, 0) == (0.0, 1.0)
-
-
-def test_judge_continues_below_the_planned_votes_then_decides_once():
-    assert judge(9, 1, planned=40)[0] == "continue"  # clear, but not yet at the planned number
-    assert judge(30, 10, planned=40)[0] == "promote"
-    assert judge(22, 18, planned=40)[0] == "inconclusive"
-    assert judge(1, 11, planned=40)[0] == "reject"  # harm stops the trial early
-    decision, reason, (lo, hi) = judge(30, 10, planned=40)
-    assert "30 of 40" in reason and 0.5 < lo < 0.75 < hi
 
 
 def _run_trial(p: float, rng: np.random.Generator, *, peek: bool) -> str:
@@ -97,6 +27,21 @@ def _run_trial(p: float, rng: np.random.Generator, *, peek: bool) -> str:
         decision = judge(wins, losses, planned=40)[0]
         if decision != "continue":
             return decision
+
+
+def test_wilson_interval():
+    lo, hi = wilson(30, 40)
+    assert lo == pytest.approx(0.5980, abs=1e-3) and hi == pytest.approx(0.8577, abs=1e-3)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_judge_continues_below_the_planned_votes_then_decides_once():
+    assert judge(9, 1, planned=40)[0] == "continue"  # clear, but not yet at the planned number
+    assert judge(30, 10, planned=40)[0] == "promote"
+    assert judge(22, 18, planned=40)[0] == "inconclusive"
+    assert judge(1, 11, planned=40)[0] == "reject"  # harm stops the trial early
+    decision, reason, (lo, hi) = judge(30, 10, planned=40)
+    assert "30 of 40" in reason and 0.5 < lo < 0.75 < hi
 
 
 def test_one_look_keeps_false_promotions_at_the_nominal_rate_and_finds_a_clear_winner():
@@ -188,72 +133,6 @@ def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(
     assert client.post("/v1/models/nope/trial", headers=headers["admin"]).status_code == 404
 
 
-def test_trial_command_reports_or_refuses_in_one_line(settings, engine, monkeypatch, capsys, make_ranker):
-    import json
-
-    from matcher.cli.main import main
-    from training.registry import TrainingRegistry
-
-    monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
-    with pytest.raises(SystemExit) as exc:
-        main(["trial"])
-    assert exc.value.code != 0
-    err = capsys.readouterr().err.strip()
-    assert "no ranker is on trial" in err and "\n" not in err
-    reg = TrainingRegistry.for_settings(settings)
-    v = reg.register(make_ranker())
-    reg.start_trial(v.id, incumbent="transparent-1")
-    with pytest.raises(SystemExit) as exc:
-        main(["trial", "--dry-run"])
-    assert exc.value.code == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["trial"]["model"] == v.id and out["trial"]["lists"] == 0
-    assert out["trial"]["decision"] == "continue" and reg.trial()["id"] == v.id
-    with pytest.raises(SystemExit) as exc:
-        main(["trial", "--stop"])
-    assert json.loads(capsys.readouterr().out)["stopped"] is True
-    assert reg.trial() is None and reg.get(v.id).status == "candidate"
-
-
-@pytest.mark.parametrize(
-    ("ci", "kind", "running", "expect"),
-    [
-        ((0.01, 0.05), "feedback", False, "activated"),
-        ((-0.03, 0.04), "feedback", False, "trial"),
-        ((-0.06, -0.01), "feedback", False, "rejected"),
-        ((-0.03, 0.04), "qrels", False, "rejected"),  # unbiased labels: nothing for live traffic to add
-        ((-0.03, 0.04), "feedback", True, "rejected"),  # a running trial is not replaced
-    ],
-)
-def test_the_promotion_rule_activates_tries_or_keeps(
-    tmp_path, monkeypatch, ci, kind, running, expect, make_ranker
-):
-    import training.rankers.promotion as promotion
-    from training.data.labels import LabelledRows
-    from training.evaluation.compare import Comparison
-    from training.registry import TrainingRegistry
-
-    reg = TrainingRegistry(tmp_path / "registry")
-    if running:
-        other = reg.register(make_ranker())
-        reg.start_trial(other.id, incumbent="transparent-1")
-    cmp = Comparison(40, 0.7, 0.69, (ci[0] + ci[1]) / 2, ci[0], ci[1], ci[0] > 0)
-    monkeypatch.setattr(promotion, "train_and_compare", lambda *a, **k: (make_ranker(), cmp, {}))
-    data = LabelledRows(source={"kind": "qrels" if kind == "qrels" else "feedback"})
-    out = promotion.train_and_decide(reg, data, source={}, params={})
-    status = reg.get(out["model"]).status
-    if expect == "activated":
-        assert out["activated"] and reg.active_id() == out["model"] and status == "active"
-    elif expect == "trial":
-        assert out["trial"] and reg.trial()["id"] == out["model"] and status == "trial"
-        assert reg.trial()["incumbent"] == "transparent-1" and reg.active_id() is None
-    else:
-        assert not out["activated"] and not out["trial"] and status == "rejected"
-        assert reg.active_id() is None
-        assert (reg.trial() or {}).get("id") != out["model"]
-
-
 def test_a_running_service_starts_and_stops_interleaving_with_the_registry(settings, engine, make_ranker):
     import threading
     import time
@@ -290,52 +169,6 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
     finally:
         stop.set()
         t.join(5)
-
-
-def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monkeypatch, capsys):
-    """`matcher train ranker` on a store with served lists and feedback: a candidate is registered with its
-    held-out comparison, and activated, put on trial or kept out as its interval says."""
-    import json
-
-    from bench.park_sim import Park, simulate_park
-    from matcher.cli.main import main
-    from training.registry import TrainingRegistry
-
-    park = Park(n_resources=600, n_needs=60, seed=1, data_dir=tmp_path)
-    try:
-        simulate_park(park, max_events=120, every=10_000, seed=1)  # logging only: no training inside
-        url = park.settings.sqlalchemy_url
-    finally:
-        park.close()
-    monkeypatch.setenv("MATCHER_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MATCHER_DATABASE_URL", url)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "ranker"])
-    assert exc.value.code == 0
-    out = json.loads(capsys.readouterr().out)
-    reg = TrainingRegistry(tmp_path / "models" / "registry")
-    manifest = reg.get(out["model"]).manifest
-    assert manifest["data"]["positives"] >= 10 and manifest["params"]["incumbent"] == "transparent-1"
-    # what it learned, in both languages, strongest first (the full list stays in the manifest)
-    assert out["learned"] and all(e["en"] and e["zh"] for e in out["learned"])
-    assert [e["feature"] for e in out["learned"]] == [e["feature"] for e in manifest["learned"][:5]]
-    ci = out["evaluation"]["ci95"]
-    assert manifest["ci"]["low"] == ci[0] and manifest["ci"]["high"] == ci[1]
-    if ci[0] > 0:
-        assert out["activated"] and reg.active_id() == out["model"]
-    elif ci[1] > 0:
-        assert out["trial"] and reg.trial()["id"] == out["model"] and reg.active_id() is None
-    else:
-        assert not out["activated"] and not out["trial"] and manifest["status"] == "rejected"
-    assert out["previous_trial"] is None
-    if out["trial"]:  # training again judges the running trial first and does not replace it
-        with pytest.raises(SystemExit):
-            main(["train", "ranker"])
-        again = json.loads(capsys.readouterr().out)
-        assert again["previous_trial"]["model"] == out["model"]
-        assert again["previous_trial"]["decision"] == "continue"  # no interleaved list served yet
-        assert reg.trial()["id"] == out["model"] and not again["trial"]
 
 
 def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, engine, caplog, make_ranker):
