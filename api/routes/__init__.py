@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.routes import (
+    audit,
     digests,
     enterprises,
     feedback,
@@ -18,7 +19,20 @@ from api.routes import (
     stats,
 )
 
-_MODULES = (health, enterprises, needs, resources, imports, keys, feedback, models, stats, digests, match)
+_MODULES = (
+    health,
+    enterprises,
+    needs,
+    resources,
+    imports,
+    keys,
+    audit,
+    feedback,
+    models,
+    stats,
+    digests,
+    match,
+)
 
 
 def routers() -> list[tuple[APIRouter, str]]:

@@ -180,6 +180,7 @@ def put_subscription(
         language=body.language,
         unsubscribed=body.unsubscribed,
         hub=state.hub,
+        actor=caller,
     )
     return _subscription(ent)
 

@@ -9,13 +9,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.deps import AdminDep, CallerDep, StateDep
+from api.deps import AdminDep, CallerDep, SessionDep, StateDep
 from api.state import AppState
 from matcher.errors import NotFound
 from matcher.matching.ranker import TransparentRanker
 from matcher.models.follower import install_trial
 from matcher.models.registry import ModelRegistry, ModelVersion
 from matcher.models.trial import TrialVerdict, evaluate_trial
+from matcher.store import audit
 
 router = APIRouter(tags=["models"])
 _swap = threading.Lock()  # one activation at a time; serving never waits on it
@@ -120,30 +121,38 @@ def trial_status(state: StateDep, caller: CallerDep) -> TrialPublic:
 
 
 @router.post("/models/{model_id}/trial", response_model=TrialPublic, status_code=201)
-def start_trial(model_id: str, state: StateDep, caller: AdminDep) -> TrialPublic:
+def start_trial(model_id: str, state: StateDep, session: SessionDep, caller: AdminDep) -> TrialPublic:
     """Put a registered ranker on interleaved trial against the ranker in service (a running trial ends)."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
         reg.start_trial(model_id, incumbent=_serving(state) or reg.active_id() or TransparentRanker.version)
         if state.matcher is not None:
             install_trial(state.matcher, state.settings)
+    started = {"trial": "started"}
+    audit.record(
+        session, caller, "model.trial", record_type="model", record_id=model_id, summary=started, commit=True
+    )
     return _trial_public(state, reg)
 
 
 @router.post("/models/trial/stop", response_model=SwitchPublic)
-def stop_trial(state: StateDep, caller: AdminDep) -> SwitchPublic:
+def stop_trial(state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPublic:
     """End the running trial; the ranker in service stays."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
-        if reg.end_trial("ranker", status="candidate") is None:
+        if (ended := reg.end_trial("ranker", status="candidate")) is None:
             raise NotFound("no ranker is on trial")
         if state.matcher is not None:
             install_trial(state.matcher, state.settings)
+    stopped = {"trial": "stopped"}
+    audit.record(
+        session, caller, "model.trial", record_type="model", record_id=ended, summary=stopped, commit=True
+    )
     return SwitchPublic(active=reg.active_id(), serving=_serving(state))
 
 
 @router.post("/models/rollback", response_model=SwitchPublic)
-def rollback(state: StateDep, caller: AdminDep) -> SwitchPublic:
+def rollback(state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPublic:
     """Re-activate the previous model (or the transparent default when there is none)."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
@@ -152,11 +161,19 @@ def rollback(state: StateDep, caller: AdminDep) -> SwitchPublic:
         if state.matcher is not None:
             state.matcher.ranker = ranker
             install_trial(state.matcher, state.settings)  # a rollback ends any trial
+    audit.record(
+        session,
+        caller,
+        "model.rollback",
+        record_type="model",
+        record_id=None if back is None else back.id,
+        commit=True,
+    )
     return SwitchPublic(active=None if back is None else back.id, serving=_serving(state))
 
 
 @router.post("/models/{model_id}/activate", response_model=SwitchPublic)
-def activate(model_id: str, state: StateDep, caller: AdminDep) -> SwitchPublic:
+def activate(model_id: str, state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPublic:
     """Make a registered ranker the live one; a corrupt artefact is refused (422) and nothing changes."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
@@ -165,4 +182,5 @@ def activate(model_id: str, state: StateDep, caller: AdminDep) -> SwitchPublic:
             # one attribute assignment: requests in flight finish with the ranker they already read
             state.matcher.ranker = reg.load(model_id)
             install_trial(state.matcher, state.settings)  # an activation ends any trial
+    audit.record(session, caller, "model.activate", record_type="model", record_id=v.id, commit=True)
     return SwitchPublic(active=v.id, serving=_serving(state))

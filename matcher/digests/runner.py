@@ -31,6 +31,7 @@ from matcher.digests.send import EmailSender, SendError, build_message, new_mess
 from matcher.digests.tokens import make_unsubscribe_token
 from matcher.domain.tables import DigestLog, Enterprise, as_utc
 from matcher.settings import Settings
+from matcher.store import audit
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +268,9 @@ class DigestRunner:
         log.status, log.error, log.next_attempt_at = "sent", None, None
         log.sent_at = datetime.now(UTC)
         session.add(log)
+        sent = {"period": log.period, "items": len(log.items or [])}
+        who = audit.Actor(tenant=e.tenant_id, name="digest-runner")
+        audit.record(session, who, "digest.send", record_type="enterprise", record_id=e.id, summary=sent)
         session.commit()
         report.sent += 1
 

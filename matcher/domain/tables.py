@@ -161,6 +161,23 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record of a tenant. No foreign key to the record: the event outlives it."""
+
+    __table_args__ = (Index("ix_auditevent_tenant_record", "tenant_id", "record_type", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(index=True, max_length=64)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=64)  # "key:12", or who acted without a key: "operator", "digest-runner" ...
+    actor_key_id: int | None = None  # the API key's id, never the key
+    actor_role: str | None = Field(default=None, max_length=16)
+    action: str = Field(max_length=32, index=True)  # create | update | delete | import | model.activate ...
+    record_type: str = Field(max_length=32)  # resource | enterprise | need | api_key | model
+    record_id: str | None = Field(default=None, max_length=200)  # model ids are strings, row ids are not
+    summary: dict[str, Any] = _json(dict)  # field names, counts, ids: never secrets or full texts
+    request_id: str | None = Field(default=None, max_length=64)
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """Datetimes read back from SQLite are naive; every stored datetime is UTC."""
     if value is None or value.tzinfo is not None:

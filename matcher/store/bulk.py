@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from matcher.domain.schemas import DETAILS_MODELS
 from matcher.domain.tables import Resource
 from matcher.errors import MatcherError
+from matcher.store import audit
 from matcher.store.events import ChangeHub
 from matcher.store.keys import Caller, ensure_tenant
 from matcher.store.rules import (
@@ -110,6 +111,15 @@ def _existing(session: Session, tenant: str, batch: Sequence[ResourceUpsert]) ->
     return {r.external_id: r for r in rows if r.external_id is not None}
 
 
+def _audit_batch(session: Session, caller: Caller, results: Sequence[_Result]) -> None:
+    """One import event for a batch that wrote something: how many records it created, updated, left, rejected."""
+    counts = dict.fromkeys(("created", "updated", "unchanged", "rejected"), 0)
+    for outcome, _ in results:
+        counts[outcome.status] += 1
+    if counts["created"] or counts["updated"]:
+        audit.record(session, caller, "import", record_type="resource", summary=counts)
+
+
 def _end(session: Session, dry_run: bool) -> None:
     if dry_run:
         session.rollback()
@@ -118,15 +128,18 @@ def _end(session: Session, dry_run: bool) -> None:
 
 
 def _write_batch(
-    session: Session, tenant: str, batch: Sequence[ResourceUpsert], dry_run: bool
+    session: Session, caller: Caller, batch: Sequence[ResourceUpsert], dry_run: bool
 ) -> list[_Result] | None:
-    """The batch in one transaction; None when the database refuses it (rolled back)."""
+    """The batch in one transaction, with its audit event; None when the database refuses it (rolled back)."""
+    tenant = caller.tenant
     try:
         existing = _existing(session, tenant, batch)
         results = [
             _upsert_one(session, tenant, item, existing.get(item.data.external_id or ""), dry_run)
             for item in batch
         ]
+        if not dry_run:
+            _audit_batch(session, caller, results)
         _end(session, dry_run)
         return results
     except SQLAlchemyError:
@@ -176,9 +189,12 @@ def upsert_resources(
     outcomes: list[UpsertOutcome] = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        results = _write_batch(session, caller.tenant, batch, dry_run)
+        results = _write_batch(session, caller, batch, dry_run)
         if results is None:
             results = [_write_one(session, caller.tenant, item, dry_run) for item in batch]
+            if not dry_run:  # the records committed one by one: the batch's event follows them
+                _audit_batch(session, caller, results)
+                session.commit()
         written = [row for _, row in results if row is not None]
         for outcome, row in results:
             if row is not None and outcome.status == "created":

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from matcher.domain.tables import ApiKey, Tenant, utcnow
 from matcher.errors import Forbidden, NotFound, invalid
+from matcher.store import audit
 from matcher.store.db import valid_id
 
 ROLES: tuple[str, ...] = ("admin", "officer", "platform")
@@ -43,8 +44,11 @@ def ensure_tenant(session: Session, tenant: str, name: str = "") -> Tenant:
     return row
 
 
-def create_key(session: Session, *, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
-    """Create a key; the plaintext is returned once and never stored."""
+def create_key(
+    session: Session, *, tenant: str, role: str, name: str = "", actor: Caller | audit.Actor | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned once and never stored. `actor` is who asks (audited; by default
+    the operator of this process, e.g. `matcher keys create`)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     ensure_tenant(session, tenant)
@@ -53,6 +57,9 @@ def create_key(session: Session, *, tenant: str, role: str, name: str = "") -> t
     row = ApiKey(tenant_id=tenant, role=role, prefix=prefix, key_hash=_hash(plaintext), name=name)
     session.add(row)
     session.flush()
+    summary = {"role": role, "prefix": prefix}
+    who = actor or audit.Actor(tenant=tenant, name=audit.OPERATOR)
+    audit.record(session, who, "key.create", record_type="api_key", record_id=row.id, summary=summary)
     return row, plaintext
 
 
@@ -74,6 +81,10 @@ def revoke_key(session: Session, key_id: int, *, tenant: str | None = None) -> b
         return False
     row.revoked_at = utcnow()
     session.add(row)
+    who = audit.Actor(tenant=row.tenant_id, name=audit.OPERATOR)
+    audit.record(
+        session, who, "key.revoke", record_type="api_key", record_id=row.id, summary={"role": row.role}
+    )
     return True
 
 
@@ -92,7 +103,7 @@ def create_api_key(
     _require_admin(caller)
     if role not in ROLES:
         raise invalid("role", f"expected one of {', '.join(ROLES)}")
-    row, plaintext = create_key(session, tenant=caller.tenant, role=role, name=name)
+    row, plaintext = create_key(session, tenant=caller.tenant, role=role, name=name, actor=caller)
     if commit:
         session.commit()
     return row, plaintext
@@ -112,6 +123,8 @@ def revoke_api_key(session: Session, *, caller: Caller, id: int, commit: bool = 
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
+        summary = {"role": row.role}
+        audit.record(session, caller, "key.revoke", record_type="api_key", record_id=row.id, summary=summary)
         session.flush()
     if commit:
         session.commit()

@@ -17,6 +17,7 @@ from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreat
 from matcher.domain.tables import DigestLog, Enterprise, Need, Resource
 from matcher.domain.visibility import visible_to, writable_by
 from matcher.errors import Conflict, NotFound, invalid
+from matcher.store import audit
 from matcher.store.db import valid_id
 from matcher.store.events import ChangeHub, notify_after_commit
 from matcher.store.keys import Caller, ensure_tenant
@@ -24,6 +25,7 @@ from matcher.store.rules import (
     ResourceCreateModel,
     Row,
     apply_changes,
+    differences,
     new_resource,
     normalize_changes,
     reject_nul,
@@ -101,8 +103,9 @@ def _finish(session: Session, commit: bool) -> None:
         session.commit()
 
 
-def _insert(session: Session, row: R, hub: ChangeHub | None, commit: bool) -> R:
+def _insert(session: Session, caller: Caller, row: R, hub: ChangeHub | None, commit: bool) -> R:
     _flush(session, row)
+    audit.record(session, caller, "create", record_type=_noun(type(row)), record_id=row.id)
     notify_after_commit(session, hub, *_CHANGED[type(row)](row))
     _finish(session, commit)
     return row
@@ -122,16 +125,33 @@ def _update(
     changes = normalize_changes(row, data.model_dump(exclude_unset=True))
     if changes.get("external_id") is not None:
         _check_external_id(session, model, caller, changes["external_id"], row.id)  # type: ignore[arg-type]
-    if apply_changes(row, changes):
+    diff = differences(row, changes)
+    if apply_changes(row, diff):
         _flush(session, row)
+        summary = {"fields": sorted(diff)}
+        audit.record(session, caller, "update", record_type=_noun(model), record_id=row.id, summary=summary)
         notify_after_commit(session, hub, *_CHANGED[model](row))
     _finish(session, commit)
     return row
 
 
-def _remove(session: Session, row: Row, hub: ChangeHub | None, commit: bool, method: str, *args: Any) -> None:
+def _remove(
+    session: Session,
+    caller: Caller,
+    row: Row,
+    hub: ChangeHub | None,
+    commit: bool,
+    summary: dict[str, Any],
+    method: str,
+    *args: Any,
+) -> None:
+    """Delete the row; its audit event is written in the same transaction and outlives it."""
+    record_id = row.id
     session.delete(row)
     session.flush()
+    audit.record(
+        session, caller, "delete", record_type=_noun(type(row)), record_id=record_id, summary=summary
+    )
     notify_after_commit(session, hub, method, *args)
     _finish(session, commit)
 
@@ -152,7 +172,7 @@ def create_resource(
     row = new_resource(data, caller.tenant)
     _check_external_id(session, Resource, caller, row.external_id, None)
     ensure_tenant(session, caller.tenant)
-    return _insert(session, row, hub, commit)
+    return _insert(session, caller, row, hub, commit)
 
 
 def get_resource(session: Session, *, caller: Caller, id: int) -> Resource:
@@ -175,7 +195,8 @@ def update_resource(
 def delete_resource(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
-    _remove(session, _writable(session, Resource, caller, id), hub, commit, "resources_removed", [id])
+    row = _writable(session, Resource, caller, id)
+    _remove(session, caller, row, hub, commit, {}, "resources_removed", [id])
 
 
 # ---------------------------------------------------------------- enterprises
@@ -194,7 +215,7 @@ def create_enterprise(
     reject_nul(fields)
     _check_external_id(session, Enterprise, caller, fields["external_id"], None)
     ensure_tenant(session, caller.tenant)
-    return _insert(session, Enterprise(**fields, tenant_id=caller.tenant), hub, commit)
+    return _insert(session, caller, Enterprise(**fields, tenant_id=caller.tenant), hub, commit)
 
 
 def get_enterprise(session: Session, *, caller: Caller, id: int) -> Enterprise:
@@ -221,7 +242,8 @@ def delete_enterprise(
     need_ids = list(session.exec(select(Need.id).where(Need.enterprise_id == id)))
     session.exec(delete(Need).where(Need.enterprise_id == id))
     session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
-    _remove(session, row, hub, commit, "demand_removed", need_ids, [id])
+    summary = {"needs_removed": len(need_ids)}
+    _remove(session, caller, row, hub, commit, summary, "demand_removed", need_ids, [id])
     return need_ids
 
 
@@ -240,7 +262,7 @@ def create_need(
         raise invalid(
             "enterprise_id", f"no enterprise with id {data.enterprise_id} in your tenant", "not_found"
         )
-    return _insert(session, Need(**fields, tenant_id=caller.tenant), hub, commit)
+    return _insert(session, caller, Need(**fields, tenant_id=caller.tenant), hub, commit)
 
 
 def get_need(session: Session, *, caller: Caller, id: int) -> Need:
@@ -262,4 +284,5 @@ def update_need(
 def delete_need(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
-    _remove(session, _writable(session, Need, caller, id), hub, commit, "demand_removed", [id], [])
+    row = _writable(session, Need, caller, id)
+    _remove(session, caller, row, hub, commit, {}, "demand_removed", [id], [])

@@ -17,9 +17,11 @@ from matcher.digests.tokens import verify_unsubscribe_token
 from matcher.domain.tables import Enterprise
 from matcher.domain.visibility import writable_by
 from matcher.errors import NotFound, invalid
+from matcher.store import audit
 from matcher.store.db import valid_id
 from matcher.store.events import ChangeHub, notify_after_commit
-from matcher.store.rules import apply_changes
+from matcher.store.keys import Caller
+from matcher.store.rules import apply_changes, differences
 
 LANGUAGES = ("zh", "en")
 
@@ -38,9 +40,19 @@ def _check(field: str, values: Sequence[str], allowed: Sequence[str]) -> None:
         raise invalid(field, f"{bad[0]!r} is not one of: {', '.join(allowed)}")
 
 
-def _save(session: Session, row: Enterprise, changes: dict[str, Any], hub: ChangeHub | None) -> None:
-    if apply_changes(row, changes):
+def _save(
+    session: Session,
+    row: Enterprise,
+    changes: dict[str, Any],
+    hub: ChangeHub | None,
+    actor: Caller | audit.Actor,
+    action: str,
+) -> None:
+    diff = differences(row, changes)
+    if apply_changes(row, diff):
         session.add(row)
+        summary = {"fields": sorted(diff)}
+        audit.record(session, actor, action, record_type="enterprise", record_id=row.id, summary=summary)
         notify_after_commit(session, hub, "demand_changed", [], [row])
         session.commit()
 
@@ -55,8 +67,10 @@ def update_subscription(
     language: str | None = None,
     unsubscribed: bool | None = None,
     hub: ChangeHub | None = None,
+    actor: Caller | None = None,
 ) -> Enterprise:
-    """Set the preferences given (None leaves one as it is; empty kinds means every kind); committed."""
+    """Set the preferences given (None leaves one as it is; empty kinds means every kind); committed. `actor` is
+    who asks (audited; by default the operator of this process)."""
     row = get_subscription(session, tenant=tenant, enterprise_id=enterprise_id)
     changes: dict[str, Any] = {}
     if frequency is not None:
@@ -70,7 +84,8 @@ def update_subscription(
         changes["language"] = language
     if unsubscribed is not None:
         changes["unsubscribed"] = unsubscribed
-    _save(session, row, changes, hub)
+    who = actor or audit.Actor(tenant=tenant, name=audit.OPERATOR)
+    _save(session, row, changes, hub, who, "subscription.update")
     return row
 
 
@@ -87,5 +102,6 @@ def enterprise_for_token(session: Session, *, token: str, secret: str) -> Enterp
 def unsubscribe(session: Session, *, token: str, secret: str, hub: ChangeHub | None = None) -> Enterprise:
     """RFC 8058 one-click unsubscribe by signed token; unsubscribing twice changes nothing the second time."""
     row = enterprise_for_token(session, token=token, secret=secret)
-    _save(session, row, {"unsubscribed": True}, hub)
+    who = audit.Actor(tenant=row.tenant_id, name="unsubscribe-link")
+    _save(session, row, {"unsubscribed": True}, hub, who, "unsubscribe")
     return row
