@@ -56,7 +56,7 @@ class Enterprise(SQLModel, table=True):
     visibility: str = "public"  # the public profile; contact and preferences are never shown to other tenants
     # the API key that created the row (none for rows written by the command line or before keys were recorded):
     # a platform key may change only the rows it created (domain/permissions.py)
-    created_by: int | None = Field(default=None, index=True)
+    created_by: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -77,7 +77,7 @@ class Need(SQLModel, table=True):
     visibility: str = "public"
     # the API key that created the row (none for rows written by the command line or before keys were recorded):
     # a platform key may change only the rows it created (domain/permissions.py)
-    created_by: int | None = Field(default=None, index=True)
+    created_by: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -103,7 +103,7 @@ class Resource(SQLModel, table=True):
     details: dict[str, Any] = _json(dict)
     # the API key that created the row (none for rows written by the command line or before keys were recorded):
     # a platform key may change only the rows it created (domain/permissions.py)
-    created_by: int | None = Field(default=None, index=True)
+    created_by: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
