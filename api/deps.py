@@ -1,16 +1,17 @@
-"""Annotated dependency aliases: the database session, the app state and the authenticated caller."""
+"""Annotated dependency aliases: the database session, the app state, the authenticated caller and its permissions."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.state import AppState
-from matcher.errors import Forbidden, ServiceUnavailable, Unauthorized
+from matcher.domain.permissions import authorize
+from matcher.errors import ServiceUnavailable, Unauthorized
 from matcher.matching.engine import MatchEngine
 from matcher.store.keys import Caller, verify_key
 
@@ -48,18 +49,15 @@ def get_caller(
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require_roles(*roles: str):
+def permit(action: str, record_type: str) -> Any:
+    """A dependency giving the caller when the permission matrix lets its role `action` `record_type` records of
+    its own tenant; a 403 problem otherwise. Routes whose record is known only after a lookup leave it to the store."""
+
     def _check(caller: CallerDep) -> Caller:
-        if caller.role not in roles:
-            raise Forbidden(f"this action needs one of the roles: {', '.join(roles)} (you are {caller.role})")
+        authorize(caller, action, record_type, owner_tenant=caller.tenant)
         return caller
 
     return Depends(_check)
-
-
-AdminDep = Annotated[Caller, require_roles("admin")]
-WriterDep = Annotated[Caller, require_roles("admin", "officer", "platform")]
-OfficerDep = Annotated[Caller, require_roles("admin", "officer")]
 
 
 def get_matcher(state: StateDep) -> MatchEngine:

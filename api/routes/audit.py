@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import AdminDep, SessionDep
+from api.deps import SessionDep, permit
 from api.routes.entities import CursorQuery, LimitQuery
 from matcher.domain.tables import AuditEvent, as_utc
 from matcher.store import audit
+from matcher.store.keys import Caller
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -52,7 +53,7 @@ def _public(row: AuditEvent) -> AuditEventPublic:
 @router.get("", response_model=AuditEventsPublic, summary="List the tenant's audit events")
 def list_audit(
     session: SessionDep,
-    caller: AdminDep,
+    caller: Annotated[Caller, permit("read", "audit")],
     record_type: Annotated[str | None, Query(max_length=32)] = None,
     record_id: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=32)] = None,

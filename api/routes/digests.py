@@ -11,17 +11,19 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CallerDep, OfficerDep, SessionDep, StateDep, WriterDep
+from api.deps import SessionDep, StateDep, permit
 from api.state import AppState
 from matcher.digests.compose import FREQUENCIES, KINDS, CandidateSource, DigestComposer, period_start
 from matcher.digests.runner import DigestRunner
 from matcher.digests.send import EmailSender, SmtpSender
 from matcher.digests.sources import EngineSource
+from matcher.domain.permissions import authorize
 from matcher.domain.tables import Enterprise
 from matcher.errors import ServiceUnavailable, invalid
 from matcher.notify import subscriptions as webhooks
 from matcher.notify.delivery import EVENTS
 from matcher.store import subscriptions
+from matcher.store.keys import Caller
 
 router = APIRouter(tags=["digests"])
 
@@ -77,7 +79,7 @@ class DigestRunReport(BaseModel):
 @router.post("/digests:run", response_model=DigestRunReport)
 def run_digests(
     state: StateDep,
-    caller: OfficerDep,
+    caller: Annotated[Caller, permit("run", "digest")],
     source: SourceDep,
     sender: SenderDep,
     body: DigestRunRequest | None = None,
@@ -106,7 +108,7 @@ class DigestPreview(BaseModel):
 def preview_digest(
     state: StateDep,
     session: SessionDep,
-    caller: CallerDep,
+    caller: Annotated[Caller, permit("preview", "digest")],
     source: SourceDep,
     enterprise_id: int,
     period: str | None = None,
@@ -161,7 +163,9 @@ def _subscription(ent: Enterprise) -> Subscription:
 
 
 @router.get("/enterprises/{enterprise_id}/subscription", response_model=Subscription)
-def get_subscription(enterprise_id: int, session: SessionDep, caller: CallerDep) -> Subscription:
+def get_subscription(
+    enterprise_id: int, session: SessionDep, caller: Annotated[Caller, permit("read", "subscription")]
+) -> Subscription:
     return _subscription(
         subscriptions.get_subscription(session, tenant=caller.tenant, enterprise_id=enterprise_id)
     )
@@ -169,8 +173,18 @@ def get_subscription(enterprise_id: int, session: SessionDep, caller: CallerDep)
 
 @router.put("/enterprises/{enterprise_id}/subscription", response_model=Subscription)
 def put_subscription(
-    enterprise_id: int, body: SubscriptionUpdate, state: StateDep, session: SessionDep, caller: WriterDep
+    enterprise_id: int,
+    body: SubscriptionUpdate,
+    state: StateDep,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("update", "subscription")],
 ) -> Subscription:
+    if body.unsubscribed is False:
+        ent = subscriptions.get_subscription(session, tenant=caller.tenant, enterprise_id=enterprise_id)
+        if (
+            ent.unsubscribed
+        ):  # an unsubscribe (by the recipient's link, or by anyone) is lifted by an admin only
+            authorize(caller, "resubscribe", "subscription", owner_tenant=ent.tenant_id)
     ent = subscriptions.update_subscription(
         session,
         tenant=caller.tenant,
@@ -263,7 +277,10 @@ class DeliveriesPublic(BaseModel):
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
 def create_webhook(
-    body: WebhookCreate, state: StateDep, session: SessionDep, caller: WriterDep
+    body: WebhookCreate,
+    state: StateDep,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("create", "webhook")],
 ) -> WebhookCreated:
     sub = webhooks.create_webhook(
         session,
@@ -277,20 +294,27 @@ def create_webhook(
 
 
 @router.get("/webhooks", response_model=WebhooksPublic)
-def list_webhooks(session: SessionDep, caller: CallerDep) -> WebhooksPublic:
+def list_webhooks(
+    session: SessionDep, caller: Annotated[Caller, permit("read", "webhook")]
+) -> WebhooksPublic:
     rows = webhooks.list_webhooks(session, tenant=caller.tenant)
     return WebhooksPublic(data=[WebhookPublic(**r.model_dump()) for r in rows], count=len(rows))
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204)
-def delete_webhook(webhook_id: int, session: SessionDep, caller: WriterDep) -> Response:
+def delete_webhook(
+    webhook_id: int, session: SessionDep, caller: Annotated[Caller, permit("delete", "webhook")]
+) -> Response:
     webhooks.delete_webhook(session, tenant=caller.tenant, webhook_id=webhook_id)
     return Response(status_code=204)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveriesPublic)
 def list_deliveries(
-    webhook_id: int, session: SessionDep, caller: CallerDep, limit: int = Query(50, ge=1, le=500)
+    webhook_id: int,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("read", "webhook")],
+    limit: int = Query(50, ge=1, le=500),
 ) -> DeliveriesPublic:
     rows = webhooks.list_deliveries(session, tenant=caller.tenant, webhook_id=webhook_id, limit=limit)
     return DeliveriesPublic(data=[DeliveryPublic(**r.model_dump()) for r in rows], count=len(rows))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import CallerDep, OfficerDep, SessionDep, StateDep
+from api.deps import CallerDep, SessionDep, StateDep, permit
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import (
@@ -20,6 +20,7 @@ from matcher.domain.schemas import (
     Visibility,
 )
 from matcher.store import queries, records
+from matcher.store.keys import Caller
 from matcher.store.public import to_public_enterprise
 
 router = APIRouter(prefix="/enterprises", tags=["enterprises"])
@@ -37,7 +38,11 @@ ENTERPRISES = EntityRoutes(
 
 @router.post("", status_code=201, response_model=EnterprisePublic, summary="Create an enterprise")
 def create_enterprise(
-    data: EnterpriseCreate, session: SessionDep, caller: OfficerDep, state: StateDep, idem: IdempotencyDep
+    data: EnterpriseCreate,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("create", "enterprise")],
+    state: StateDep,
+    idem: IdempotencyDep,
 ) -> EnterprisePublic | JSONResponse:
     """Admins and officers only. `external_id` is unique per tenant (409 when taken)."""
     return ENTERPRISES.create(session, caller, state, idem, data)
@@ -67,12 +72,21 @@ def get_enterprise(enterprise_id: int, session: SessionDep, caller: CallerDep) -
 
 @router.patch("/{enterprise_id}", response_model=EnterprisePublic, summary="Update an enterprise")
 def update_enterprise(
-    enterprise_id: int, data: EnterpriseUpdate, session: SessionDep, caller: OfficerDep, state: StateDep
+    enterprise_id: int,
+    data: EnterpriseUpdate,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("update", "enterprise")],
+    state: StateDep,
 ) -> EnterprisePublic:
     return ENTERPRISES.update(session, caller, state, enterprise_id, data)
 
 
 @router.delete("/{enterprise_id}", status_code=204, response_class=Response, summary="Delete an enterprise")
-def delete_enterprise(enterprise_id: int, session: SessionDep, caller: OfficerDep, state: StateDep) -> None:
+def delete_enterprise(
+    enterprise_id: int,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("delete", "enterprise")],
+    state: StateDep,
+) -> None:
     """Deletes the enterprise's needs and digest history with it."""
     ENTERPRISES.delete(session, caller, state, enterprise_id)

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import StateDep, WriterDep
+from api.deps import StateDep, permit
 from api.state import AppState
 from matcher.errors import PayloadTooLarge, ValidationFailed
 from matcher.ingest.columns import load_mapping
@@ -96,7 +96,7 @@ def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> Imp
 async def import_resources(
     request: Request,
     state: StateDep,
-    caller: WriterDep,
+    caller: Annotated[Caller, permit("create", "import")],
     kind: Annotated[
         str | None,
         Query(max_length=40, description="kind of every row; optional when rows have a kind/类型 column"),

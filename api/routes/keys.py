@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.deps import AdminDep, SessionDep
+from api.deps import SessionDep, permit
 from matcher.domain.schemas import ApiKeyCreated, ShortText, Strict
 from matcher.domain.tables import ApiKey, as_utc
-from matcher.store.keys import create_api_key, list_api_keys, revoke_api_key
+from matcher.store.keys import Caller, create_api_key, list_api_keys, revoke_api_key
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
@@ -51,17 +51,19 @@ def _public(row: ApiKey) -> ApiKeyPublic:
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key")
-def create_key(data: ApiKeyRequest, session: SessionDep, caller: AdminDep) -> ApiKeyCreated:
+def create_key(
+    data: ApiKeyRequest, session: SessionDep, caller: Annotated[Caller, permit("create", "key")]
+) -> ApiKeyCreated:
     row, plaintext = create_api_key(session, caller=caller, role=data.role, name=data.name)
     return ApiKeyCreated(id=row.id, tenant=row.tenant_id, role=row.role, key=plaintext)
 
 
 @router.get("", response_model=ApiKeysPublic, summary="List the tenant's API keys")
-def list_keys(session: SessionDep, caller: AdminDep) -> ApiKeysPublic:
+def list_keys(session: SessionDep, caller: Annotated[Caller, permit("read", "key")]) -> ApiKeysPublic:
     rows = list_api_keys(session, caller=caller)
     return ApiKeysPublic(data=[_public(r) for r in rows], count=len(rows))
 
 
 @router.delete("/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key")
-def revoke_key(key_id: int, session: SessionDep, caller: AdminDep) -> None:
+def revoke_key(key_id: int, session: SessionDep, caller: Annotated[Caller, permit("delete", "key")]) -> None:
     revoke_api_key(session, caller=caller, id=key_id)

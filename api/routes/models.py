@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.deps import AdminDep, CallerDep, SessionDep, StateDep
+from api.deps import CallerDep, SessionDep, StateDep, permit
 from api.state import AppState
 from matcher.errors import NotFound
 from matcher.matching.ranker import TransparentRanker
@@ -17,6 +17,7 @@ from matcher.models.follower import install_trial
 from matcher.models.registry import ModelRegistry, ModelVersion
 from matcher.models.trial import TrialVerdict, evaluate_trial
 from matcher.store import audit
+from matcher.store.keys import Caller
 
 router = APIRouter(tags=["models"])
 _swap = threading.Lock()  # one activation at a time; serving never waits on it
@@ -121,7 +122,9 @@ def trial_status(state: StateDep, caller: CallerDep) -> TrialPublic:
 
 
 @router.post("/models/{model_id}/trial", response_model=TrialPublic, status_code=201)
-def start_trial(model_id: str, state: StateDep, session: SessionDep, caller: AdminDep) -> TrialPublic:
+def start_trial(
+    model_id: str, state: StateDep, session: SessionDep, caller: Annotated[Caller, permit("trial", "model")]
+) -> TrialPublic:
     """Put a registered ranker on interleaved trial against the ranker in service (a running trial ends)."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
@@ -136,7 +139,9 @@ def start_trial(model_id: str, state: StateDep, session: SessionDep, caller: Adm
 
 
 @router.post("/models/trial/stop", response_model=SwitchPublic)
-def stop_trial(state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPublic:
+def stop_trial(
+    state: StateDep, session: SessionDep, caller: Annotated[Caller, permit("trial", "model")]
+) -> SwitchPublic:
     """End the running trial; the ranker in service stays."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
@@ -152,7 +157,9 @@ def stop_trial(state: StateDep, session: SessionDep, caller: AdminDep) -> Switch
 
 
 @router.post("/models/rollback", response_model=SwitchPublic)
-def rollback(state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPublic:
+def rollback(
+    state: StateDep, session: SessionDep, caller: Annotated[Caller, permit("rollback", "model")]
+) -> SwitchPublic:
     """Re-activate the previous model (or the transparent default when there is none)."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
@@ -173,7 +180,12 @@ def rollback(state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPu
 
 
 @router.post("/models/{model_id}/activate", response_model=SwitchPublic)
-def activate(model_id: str, state: StateDep, session: SessionDep, caller: AdminDep) -> SwitchPublic:
+def activate(
+    model_id: str,
+    state: StateDep,
+    session: SessionDep,
+    caller: Annotated[Caller, permit("activate", "model")],
+) -> SwitchPublic:
     """Make a registered ranker the live one; a corrupt artefact is refused (422) and nothing changes."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:

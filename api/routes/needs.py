@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import CallerDep, SessionDep, StateDep, WriterDep
+from api.deps import CallerDep, SessionDep, StateDep
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import NeedCreate, NeedPublic, NeedsPublic, NeedUpdate, ResourceKind, Visibility
@@ -31,7 +31,7 @@ Status = Literal["open", "matched", "closed"]
 
 @router.post("", status_code=201, response_model=NeedPublic, summary="Create a need")
 def create_need(
-    data: NeedCreate, session: SessionDep, caller: WriterDep, state: StateDep, idem: IdempotencyDep
+    data: NeedCreate, session: SessionDep, caller: CallerDep, state: StateDep, idem: IdempotencyDep
 ) -> NeedPublic | JSONResponse:
     """`enterprise_id` must be an enterprise of the caller's tenant (422 otherwise)."""
     return NEEDS.create(session, caller, state, idem, data)
@@ -72,11 +72,11 @@ def get_need(need_id: int, session: SessionDep, caller: CallerDep) -> NeedPublic
 
 @router.patch("/{need_id}", response_model=NeedPublic, summary="Update a need")
 def update_need(
-    need_id: int, data: NeedUpdate, session: SessionDep, caller: WriterDep, state: StateDep
+    need_id: int, data: NeedUpdate, session: SessionDep, caller: CallerDep, state: StateDep
 ) -> NeedPublic:
     return NEEDS.update(session, caller, state, need_id, data)
 
 
 @router.delete("/{need_id}", status_code=204, response_class=Response, summary="Delete a need")
-def delete_need(need_id: int, session: SessionDep, caller: WriterDep, state: StateDep) -> None:
+def delete_need(need_id: int, session: SessionDep, caller: CallerDep, state: StateDep) -> None:
     NEEDS.delete(session, caller, state, need_id)

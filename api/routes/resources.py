@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import CallerDep, SessionDep, StateDep, WriterDep
+from api.deps import CallerDep, SessionDep, StateDep
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import (
@@ -40,7 +40,7 @@ Status = Literal["active", "paused", "closed"]
 def create_resource(
     data: Annotated[ResourceCreate, Body()],
     session: SessionDep,
-    caller: WriterDep,
+    caller: CallerDep,
     state: StateDep,
     idem: IdempotencyDep,
 ) -> ResourcePublic | JSONResponse:
@@ -72,12 +72,12 @@ def get_resource(resource_id: int, session: SessionDep, caller: CallerDep) -> Re
 
 @router.patch("/{resource_id}", response_model=ResourcePublic, summary="Update a resource")
 def update_resource(
-    resource_id: int, data: ResourceUpdate, session: SessionDep, caller: WriterDep, state: StateDep
+    resource_id: int, data: ResourceUpdate, session: SessionDep, caller: CallerDep, state: StateDep
 ) -> ResourcePublic:
     """Only the fields given change; `details` is merged with the stored details and re-validated."""
     return RESOURCES.update(session, caller, state, resource_id, data)
 
 
 @router.delete("/{resource_id}", status_code=204, response_class=Response, summary="Delete a resource")
-def delete_resource(resource_id: int, session: SessionDep, caller: WriterDep, state: StateDep) -> None:
+def delete_resource(resource_id: int, session: SessionDep, caller: CallerDep, state: StateDep) -> None:
     RESOURCES.delete(session, caller, state, resource_id)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import CallerDep, SessionDep, StateDep
+from api.deps import SessionDep, StateDep, permit
 from matcher.outcomes.report import funnel
+from matcher.store.keys import Caller
 
 router = APIRouter(tags=["stats"])
 
@@ -32,7 +33,7 @@ class StatsPublic(BaseModel):
 def stats(
     session: SessionDep,
     state: StateDep,
-    caller: CallerDep,
+    caller: Annotated[Caller, permit("read", "stats")],
     threshold: Annotated[
         float, Query(ge=0, le=1, description="a need whose best match is below this is a gap")
     ] = 0.5,

@@ -54,6 +54,9 @@ class Enterprise(SQLModel, table=True):
     language: str = "zh"
     unsubscribed: bool = False
     visibility: str = "public"  # the public profile; contact and preferences are never shown to other tenants
+    # the API key that created the row (none for rows written by the command line or before keys were recorded):
+    # a platform key may change only the rows it created (domain/permissions.py)
+    created_by: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -72,6 +75,9 @@ class Need(SQLModel, table=True):
     trl_min: int | None = None  # how mature a result must be (the need's horizon)
     status: str = Field(default="open", index=True)  # open | matched | closed
     visibility: str = "public"
+    # the API key that created the row (none for rows written by the command line or before keys were recorded):
+    # a platform key may change only the rows it created (domain/permissions.py)
+    created_by: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -95,6 +101,9 @@ class Resource(SQLModel, table=True):
     visibility: str = "public"
     provider: str | None = Field(default=None, max_length=300)  # holder/owner/manager/operator, for diversity
     details: dict[str, Any] = _json(dict)
+    # the API key that created the row (none for rows written by the command line or before keys were recorded):
+    # a platform key may change only the rows it created (domain/permissions.py)
+    created_by: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 

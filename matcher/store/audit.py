@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
+from matcher.domain.permissions import authorize
 from matcher.domain.tables import AuditEvent
-from matcher.errors import Forbidden, invalid
+from matcher.errors import invalid
 
 if TYPE_CHECKING:
     from matcher.store.keys import Caller
@@ -80,8 +81,7 @@ def list_events(
     # queries imports keys, which records through this module: imported here to keep the import order acyclic
     from matcher.store.queries import MAX_LIMIT, decode_cursor, encode_cursor
 
-    if not caller.is_admin:
-        raise Forbidden(f"reading the audit trail needs the admin role (you are {caller.role})")
+    authorize(caller, "read", "audit", owner_tenant=caller.tenant)
     if not 1 <= limit <= MAX_LIMIT:
         raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
     stmt = select(AuditEvent).where(AuditEvent.tenant_id == caller.tenant)

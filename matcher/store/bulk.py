@@ -14,6 +14,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from matcher.domain.permissions import authorize
 from matcher.domain.schemas import DETAILS_MODELS
 from matcher.domain.tables import Resource
 from matcher.errors import MatcherError
@@ -26,7 +27,6 @@ from matcher.store.rules import (
     differences,
     new_resource,
     normalize_changes,
-    require_writer,
 )
 
 logger = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def upsert_resources(
 
     After each batch commits, `hub.resources_changed` announces the resources it created or changed; batches
     committed before a failure stay, and are announced."""
-    require_writer(caller, "resource")
+    authorize(caller, "create", "import", owner_tenant=caller.tenant)
     if not dry_run and items:
         ensure_tenant(session, caller.tenant)
         session.commit()

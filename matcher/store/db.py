@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -51,9 +51,25 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """create_all makes missing tables only: a nullable column added to a table since a store was created is
+    added here (same DDL on SQLite and PostgreSQL), so an existing store keeps working after an upgrade."""
+    present = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if not present.has_table(table.name):
+                continue
+            have = {c["name"] for c in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have and column.nullable and column.server_default is None:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+
+
 def init_db(engine: Engine) -> None:
     import_table_modules()
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
 
 
 @contextmanager

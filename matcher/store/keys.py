@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from matcher.domain.permissions import ROLES, authorize
 from matcher.domain.tables import ApiKey, Tenant, utcnow
-from matcher.errors import Forbidden, NotFound, invalid
+from matcher.errors import NotFound, invalid
 from matcher.store import audit
 from matcher.store.db import valid_id
 
-ROLES: tuple[str, ...] = ("admin", "officer", "platform")
 KEY_PREFIX = "pm"
 
 
@@ -24,11 +24,7 @@ class Caller:
 
     tenant: str
     role: str
-    key_id: int | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
+    key_id: int | None = None  # None for the command line, which acts as its tenant's admin
 
 
 def _hash(key: str) -> str:
@@ -91,16 +87,11 @@ def revoke_key(session: Session, key_id: int, *, tenant: str | None = None) -> b
 # ---------------------------------------------------------------- managed by an admin, own tenant only
 
 
-def _require_admin(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise Forbidden(f"managing API keys needs the admin role (you are {caller.role})")
-
-
 def create_api_key(
     session: Session, *, caller: Caller, role: str, name: str = "", commit: bool = True
 ) -> tuple[ApiKey, str]:
     """A new key in the caller's own tenant; the plaintext is returned once and never stored."""
-    _require_admin(caller)
+    authorize(caller, "create", "key", owner_tenant=caller.tenant)
     if role not in ROLES:
         raise invalid("role", f"expected one of {', '.join(ROLES)}")
     row, plaintext = create_key(session, tenant=caller.tenant, role=role, name=name, actor=caller)
@@ -110,16 +101,17 @@ def create_api_key(
 
 
 def list_api_keys(session: Session, *, caller: Caller) -> list[ApiKey]:
-    _require_admin(caller)
+    authorize(caller, "read", "key", owner_tenant=caller.tenant)
     return list(session.exec(select(ApiKey).where(ApiKey.tenant_id == caller.tenant).order_by(ApiKey.id)))
 
 
 def revoke_api_key(session: Session, *, caller: Caller, id: int, commit: bool = True) -> ApiKey:
     """Revoke a key of the caller's tenant (revoking twice keeps the first time); another tenant's is not found."""
-    _require_admin(caller)
+    authorize(caller, "delete", "key", owner_tenant=None)
     row = session.get(ApiKey, id) if valid_id(id) else None
-    if row is None or row.tenant_id != caller.tenant:
+    if row is None:
         raise NotFound(f"no API key with id {id}")
+    authorize(caller, "delete", "key", owner_tenant=row.tenant_id, record=f"API key with id {id}")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)

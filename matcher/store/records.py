@@ -1,7 +1,8 @@
 """Tenant-scoped create, get, update and delete of one enterprise, need or resource, under the shared write rules.
 
-Rows are written under the caller's tenant. A private row of another tenant, and any row of another tenant on a
-write, reads as "not found" so that its existence is never revealed. Change events are queued on the session and
+Rows are written under the caller's tenant, stamped with the key that created them; who may write which row is
+domain/permissions.py's matrix. A private row of another tenant, and any row of another tenant on a write, reads
+as "not found" so that its existence is never revealed. Change events are queued on the session and
 reach the hub only after the transaction commits (a rolled-back write notifies nobody)."""
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, delete, select
 
+from matcher.domain.permissions import authorize
 from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreate, NeedUpdate, ResourceUpdate
 from matcher.domain.tables import DigestLog, Enterprise, Need, Resource
-from matcher.domain.visibility import visible_to, writable_by
+from matcher.domain.visibility import visible_to
 from matcher.errors import Conflict, NotFound, invalid
 from matcher.store import audit
 from matcher.store.db import valid_id
@@ -29,7 +31,6 @@ from matcher.store.rules import (
     new_resource,
     normalize_changes,
     reject_nul,
-    require_writer,
 )
 
 R = TypeVar("R", Enterprise, Need, Resource)
@@ -46,19 +47,29 @@ def _noun(model: type[Row]) -> str:
     return model.__name__.lower()
 
 
-def _fetch(session: Session, model: type[R], caller: Caller, id: int, *, write: bool) -> R:
-    """The row if the caller may see it (or, for writes, owns it); NotFound otherwise, with one message."""
+def _record_type(row: Row) -> str:
+    """The row's record type in the permission matrix: a resource's kind, else its table."""
+    return row.kind if isinstance(row, Resource) else _noun(type(row))
+
+
+def _fetch(session: Session, model: type[R], caller: Caller, id: int, action: str) -> R:
+    """The row if the caller may see it and `action` it; NotFound (one message for missing and hidden rows) or
+    Forbidden otherwise."""
+    if model is not Resource:
+        # the record type is known before the lookup: a role that may never do this is refused before any read
+        authorize(caller, action, _noun(model), owner_tenant=None)
     row = session.get(model, id) if valid_id(id) else None
-    if row is not None:
-        if writable_by(row, caller.tenant) if write else visible_to(row, caller.tenant):
-            return row
-    raise NotFound(f"no {_noun(model)} with id {id}")
-
-
-def _writable(session: Session, model: type[R], caller: Caller, id: int) -> R:
-    """The row the caller may write (role and tenant); Forbidden or NotFound otherwise."""
-    require_writer(caller, _noun(model))
-    return _fetch(session, model, caller, id, write=True)
+    if row is None or not visible_to(row, caller.tenant):
+        raise NotFound(f"no {_noun(model)} with id {id}")
+    authorize(
+        caller,
+        action,
+        _record_type(row),
+        owner_tenant=row.tenant_id,
+        created_by=row.created_by,
+        record=f"{_noun(model)} with id {id}",
+    )
+    return row
 
 
 def _external_id_taken(external_id: str, by: str) -> Conflict:
@@ -121,7 +132,7 @@ def _update(
     commit: bool,
 ) -> R:
     """Apply the fields given, as the table's rules say (see rules.UpdateRules); a new external_id must be free."""
-    row = _writable(session, model, caller, id)
+    row = _fetch(session, model, caller, id, "update")
     changes = normalize_changes(row, data.model_dump(exclude_unset=True))
     if changes.get("external_id") is not None:
         _check_external_id(session, model, caller, changes["external_id"], row.id)  # type: ignore[arg-type]
@@ -168,15 +179,15 @@ def create_resource(
     commit: bool = True,
 ) -> Resource:
     """Store a resource: provider from its details, language detected when absent, external_id unique per tenant."""
-    require_writer(caller, "resource")
-    row = new_resource(data, caller.tenant)
+    authorize(caller, "create", data.kind, owner_tenant=caller.tenant, created_by=caller.key_id)
+    row = new_resource(data, caller.tenant, created_by=caller.key_id)
     _check_external_id(session, Resource, caller, row.external_id, None)
     ensure_tenant(session, caller.tenant)
     return _insert(session, caller, row, hub, commit)
 
 
 def get_resource(session: Session, *, caller: Caller, id: int) -> Resource:
-    return _fetch(session, Resource, caller, id, write=False)
+    return _fetch(session, Resource, caller, id, "read")
 
 
 def update_resource(
@@ -195,7 +206,7 @@ def update_resource(
 def delete_resource(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
-    row = _writable(session, Resource, caller, id)
+    row = _fetch(session, Resource, caller, id, "delete")
     _remove(session, caller, row, hub, commit, {}, "resources_removed", [id])
 
 
@@ -210,16 +221,17 @@ def create_enterprise(
     hub: ChangeHub | None = None,
     commit: bool = True,
 ) -> Enterprise:
-    require_writer(caller, "enterprise")
+    authorize(caller, "create", "enterprise", owner_tenant=caller.tenant, created_by=caller.key_id)
     fields = data.model_dump()
     reject_nul(fields)
     _check_external_id(session, Enterprise, caller, fields["external_id"], None)
     ensure_tenant(session, caller.tenant)
-    return _insert(session, caller, Enterprise(**fields, tenant_id=caller.tenant), hub, commit)
+    row = Enterprise(**fields, tenant_id=caller.tenant, created_by=caller.key_id)
+    return _insert(session, caller, row, hub, commit)
 
 
 def get_enterprise(session: Session, *, caller: Caller, id: int) -> Enterprise:
-    return _fetch(session, Enterprise, caller, id, write=False)
+    return _fetch(session, Enterprise, caller, id, "read")
 
 
 def update_enterprise(
@@ -238,7 +250,7 @@ def delete_enterprise(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> list[int]:
     """Delete an enterprise with its needs and digest history; returns the ids of the needs removed with it."""
-    row = _writable(session, Enterprise, caller, id)
+    row = _fetch(session, Enterprise, caller, id, "delete")
     need_ids = list(session.exec(select(Need.id).where(Need.enterprise_id == id)))
     session.exec(delete(Need).where(Need.enterprise_id == id))
     session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
@@ -254,7 +266,7 @@ def create_need(
     session: Session, *, caller: Caller, data: NeedCreate, hub: ChangeHub | None = None, commit: bool = True
 ) -> Need:
     """Store a need of one of the caller's own enterprises."""
-    require_writer(caller, "need")
+    authorize(caller, "create", "need", owner_tenant=caller.tenant, created_by=caller.key_id)
     fields = data.model_dump()
     reject_nul(fields)
     enterprise = session.get(Enterprise, data.enterprise_id) if valid_id(data.enterprise_id) else None
@@ -262,11 +274,12 @@ def create_need(
         raise invalid(
             "enterprise_id", f"no enterprise with id {data.enterprise_id} in your tenant", "not_found"
         )
-    return _insert(session, caller, Need(**fields, tenant_id=caller.tenant), hub, commit)
+    row = Need(**fields, tenant_id=caller.tenant, created_by=caller.key_id)
+    return _insert(session, caller, row, hub, commit)
 
 
 def get_need(session: Session, *, caller: Caller, id: int) -> Need:
-    return _fetch(session, Need, caller, id, write=False)
+    return _fetch(session, Need, caller, id, "read")
 
 
 def update_need(
@@ -284,5 +297,5 @@ def update_need(
 def delete_need(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
-    row = _writable(session, Need, caller, id)
+    row = _fetch(session, Need, caller, id, "delete")
     _remove(session, caller, row, hub, commit, {}, "demand_removed", [id], [])

@@ -1,7 +1,7 @@
-"""The write rules every store write follows, one API body or an imported row alike: roles, NULs, language, details.
+"""The write rules every store write follows, one API body or an imported row alike: NULs, language, details.
 
-Each rule raises the core's ValidationFailed (or Forbidden) with the field at fault, so a rejected CSV row and a
-refused request body read the same."""
+Who may write is domain/permissions.py's matrix. Each rule here raises the core's ValidationFailed with the field
+at fault, so a rejected CSV row and a refused request body read the same."""
 
 from __future__ import annotations
 
@@ -21,25 +21,10 @@ from matcher.domain.schemas import (
     provider_of,
 )
 from matcher.domain.tables import Enterprise, Need, Resource, utcnow
-from matcher.errors import Forbidden, invalid, invalid_input
-from matcher.store.keys import Caller
+from matcher.errors import invalid, invalid_input
 
 ResourceCreateModel = ResultCreate | ScenarioCreate | FundCreate | IncubatorCreate
 Row = Enterprise | Need | Resource
-
-# who may write what; everyone authenticated may read
-WRITERS: dict[str, tuple[str, ...]] = {
-    "enterprise": ("admin", "officer"),
-    "need": ("admin", "officer", "platform"),
-    "resource": ("admin", "officer", "platform"),
-}
-
-
-def require_writer(caller: Caller, noun: str) -> None:
-    if caller.role not in WRITERS[noun]:
-        raise Forbidden(
-            f"the {caller.role} role cannot write {noun}s (needs one of: {', '.join(WRITERS[noun])})"
-        )
 
 
 def reject_nul(value: Any, path: str = "") -> None:
@@ -69,14 +54,19 @@ def merge_details(kind: str, stored: Mapping[str, Any], given: Mapping[str, Any]
     return model.model_dump(mode="json", exclude_none=True)
 
 
-def new_resource(data: ResourceCreateModel, tenant: str) -> Resource:
+def new_resource(data: ResourceCreateModel, tenant: str, created_by: int | None = None) -> Resource:
     """A resource row from a create body: NULs refused, language detected when absent, provider from details."""
     fields = data.model_dump(exclude={"kind", "details"})
     details = data.details.model_dump(mode="json", exclude_none=True)
     reject_nul({**fields, "details": details})
     fields["language"] = fields["language"] or detect_language(fields["title"], fields["description"])
     return Resource(
-        **fields, kind=data.kind, details=details, provider=provider_of(data.kind, details), tenant_id=tenant
+        **fields,
+        kind=data.kind,
+        details=details,
+        provider=provider_of(data.kind, details),
+        tenant_id=tenant,
+        created_by=created_by,
     )
 
 

@@ -65,8 +65,9 @@ def test_language_detected_unless_given(client, headers, payloads):
 
 
 def test_platform_and_officer_can_write_resources(client, headers, payloads):
-    for who in ("platform", "officer"):
-        r = client.post(URL, json=payloads.resource(), headers=headers[who])
+    # a platform opens scenarios; results, funds and incubators are the park's (see tests/api/test_permissions.py)
+    for who, kind in (("platform", "scenario"), ("officer", "result")):
+        r = client.post(URL, json=payloads.resource(kind), headers=headers[who])
         assert r.status_code == 201
         rid = r.json()["id"]
         assert (

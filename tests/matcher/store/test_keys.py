@@ -30,7 +30,6 @@ def test_key_is_stored_hashed_and_verifies(engine):
         caller = verify_key(s, plaintext)
     assert caller is not None
     assert (caller.tenant, caller.role, caller.key_id) == ("park-1", "officer", row.id)
-    assert not caller.is_admin
 
 
 @pytest.mark.parametrize(

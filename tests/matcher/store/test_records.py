@@ -3,6 +3,8 @@ commit, pages."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import TypeAdapter
 from sqlmodel import Session, select
@@ -111,7 +113,8 @@ def test_roles(session, callers, payloads):
     ent = records.create_enterprise(
         session, caller=callers["officer"], data=EnterpriseCreate(**payloads.enterprise())
     )
-    need = records.create_need(session, caller=callers["platform"], data=NeedCreate(**payloads.need(ent.id)))
+    platform = replace(callers["platform"], key_id=7)  # a platform owns what its key created
+    need = records.create_need(session, caller=platform, data=NeedCreate(**payloads.need(ent.id)))
     assert need.tenant_id == "tenant-a"
     with pytest.raises(Forbidden):
         records.delete_enterprise(session, caller=callers["platform"], id=ent.id)
