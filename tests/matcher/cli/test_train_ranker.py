@@ -80,3 +80,17 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
         assert again["previous_trial"]["decision"] == "continue"  # no interleaved list served yet
         assert reg.trial(scope=TENANT)["id"] == out["model"] and not again["trial"]
     assert reg.active_id() is None and reg.trial() is None  # the shared scope is untouched
+
+
+def test_train_ranker_asks_whose_ranker_it_is(settings, monkeypatch, capsys):
+    """Without --tenant or --shared nothing is read: all tenants' feedback is used only when asked."""
+    from matcher.cli.main import main
+
+    monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
+    for args in ([], ["--tenant", "tenant-a", "--shared"], ["--tenant", "*"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "ranker", *args])
+        assert exc.value.code != 0
+        err = capsys.readouterr().err.strip()
+        assert ("--shared" in err or "shared scope" in err) and "\n" not in err
