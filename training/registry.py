@@ -11,7 +11,15 @@ from typing import Any
 from embeddings.persist import atomic_write_json, library_versions, sha256_file
 from matcher.matching.ranker import Ranker
 from matcher.models.learned import LearnedRanker
-from matcher.models.registry import ARTEFACT, ARTEFACT_LIBRARIES, KINDS, MANIFEST, ModelRegistry, ModelVersion
+from matcher.models.registry import (
+    ARTEFACT,
+    ARTEFACT_LIBRARIES,
+    KINDS,
+    MANIFEST,
+    SHARED,
+    ModelRegistry,
+    ModelVersion,
+)
 
 
 class TrainingRegistry(ModelRegistry):
@@ -22,6 +30,7 @@ class TrainingRegistry(ModelRegistry):
         estimator: Ranker | None,
         *,
         kind: str = "ranker",
+        scope: str = SHARED,
         data: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
@@ -30,12 +39,17 @@ class TrainingRegistry(ModelRegistry):
         artefact_dir: str | os.PathLike | None = None,
         learned: list[dict[str, Any]] | None = None,
     ) -> ModelVersion:
-        """Store a fitted estimator (or, for encoders, point at a model directory) as a new version;
-        `learned` is what the model says it learned (a ranker's feature effects), kept in the manifest."""
+        """Store a fitted estimator (or, for encoders, point at a model directory) as a new version of `scope`
+        (a tenant id, or the shared scope); `learned` is what the model says it learned (a ranker's feature
+        effects), kept in the manifest."""
         import joblib
 
         if kind not in KINDS:
             raise ValueError(f"kind: unknown {kind!r} ({', '.join(KINDS)})")
+        if kind == "encoder" and scope != SHARED:
+            raise ValueError("encoders are shared: one encoder builds the indexes every tenant searches")
+        if not scope or "/" in scope:
+            raise ValueError(f"scope: not a tenant id {scope!r}")
         now = datetime.now(UTC)
         model_id = f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         d = self.root / model_id
@@ -43,6 +57,7 @@ class TrainingRegistry(ModelRegistry):
         manifest: dict[str, Any] = {
             "id": model_id,
             "kind": kind,
+            "scope": scope,
             "created_at": now.isoformat(),
             "status": status,
             "data": data or {},

@@ -1,4 +1,6 @@
-"""Trained models: list the registry, and (admins) activate a version or roll back, swapping the live ranker."""
+"""Trained models of the caller's tenant: list them, and (admins) activate a version, roll back or run a trial,
+swapping the ranker the tenant is served. Another tenant's models do not exist here (404); the operator's
+shared scope is managed from the command line (`matcher train ranker --shared`)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from api.deps import CallerDep, SessionDep, StateDep, permit
+from api.deps import SessionDep, StateDep, permit
 from api.state import AppState
 from matcher.errors import NotFound
 from matcher.matching.ranker import TransparentRanker
-from matcher.models.follower import install_trial
+from matcher.models.follower import serve_scope
 from matcher.models.registry import ModelRegistry, ModelVersion
 from matcher.models.trial import TrialVerdict, evaluate_trial
 from matcher.store import audit
@@ -77,97 +79,112 @@ def _public(v: ModelVersion) -> ModelPublic:
     )
 
 
-def _serving(state: AppState) -> str | None:
-    return None if state.matcher is None else str(state.matcher.ranker.version)
+def _serving(state: AppState, tenant: str) -> str | None:
+    """The version of the ranker `tenant`'s lists are ranked by now (its own, else the shared one)."""
+    return None if state.matcher is None else str(state.matcher.ranker_for(tenant).version)
+
+
+def _serve(state: AppState, tenant: str) -> None:
+    """Serve the caller's scope what the registry now says (requests in flight keep what they read)."""
+    if state.matcher is not None:
+        serve_scope(state.matcher, state.settings, tenant)
 
 
 @router.get("/models", response_model=ModelsPublic)
-def list_models(state: StateDep, caller: CallerDep) -> ModelsPublic:
-    """Every registered model with its manifest; which one is active and which ranker serves now."""
+def list_models(state: StateDep, caller: Annotated[Caller, permit("read", "model")]) -> ModelsPublic:
+    """The caller's tenant's models with their manifests; which one is active there and which ranker serves
+    the tenant now (its own, or the operator's shared one)."""
     reg = ModelRegistry.for_settings(state.settings)
-    data = [_public(v) for v in reversed(reg.list())]
-    t = reg.trial("ranker")
+    data = [_public(v) for v in reversed(reg.list(scope=caller.tenant))]
+    t = reg.trial("ranker", scope=caller.tenant)
     return ModelsPublic(
         data=data,
         count=len(data),
-        active=reg.active_id(),
-        serving=_serving(state),
+        active=reg.active_id(scope=caller.tenant),
+        serving=_serving(state, caller.tenant),
         on_trial=None if t is None else str(t["id"]),
     )
 
 
-def _trial_public(state: AppState, reg: ModelRegistry, verdict: TrialVerdict | None = None) -> TrialPublic:
-    t = reg.trial("ranker")
+def _trial_public(
+    state: AppState, reg: ModelRegistry, tenant: str, verdict: TrialVerdict | None = None
+) -> TrialPublic:
+    t = reg.trial("ranker", scope=tenant)
     if t is None:
         raise NotFound("no ranker is on trial")
     engine = state.matcher
+    served = None if engine is None else engine.tenant_trials.get(tenant)
     return TrialPublic(
         model=str(t["id"]),
         incumbent=str(t.get("incumbent")),
         started_at=t.get("started_at"),
-        serving_interleaved=engine is not None
-        and engine.trial is not None
-        and engine.trial.ranker.version == t["id"],
+        serving_interleaved=served is not None and served.ranker.version == t["id"],
         verdict=None if verdict is None else verdict.as_dict(),
     )
 
 
 @router.get("/models/trial", response_model=TrialPublic)
-def trial_status(state: StateDep, caller: CallerDep) -> TrialPublic:
-    """The ranker on trial and its evidence so far (votes of interleaved lists, 95 % interval); read-only."""
+def trial_status(state: StateDep, caller: Annotated[Caller, permit("read", "model")]) -> TrialPublic:
+    """The caller's tenant's ranker on trial and its evidence so far (votes of its interleaved lists, 95 %
+    interval); read-only."""
     reg = ModelRegistry.for_settings(state.settings)
     with Session(state.db) as session:
-        verdict = evaluate_trial(session, reg, act=False, planned=state.settings.trial_votes)
-    return _trial_public(state, reg, verdict)
+        verdict = evaluate_trial(
+            session, reg, scope=caller.tenant, act=False, planned=state.settings.trial_votes
+        )
+    return _trial_public(state, reg, caller.tenant, verdict)
 
 
 @router.post("/models/{model_id}/trial", response_model=TrialPublic, status_code=201)
 def start_trial(
     model_id: str, state: StateDep, session: SessionDep, caller: Annotated[Caller, permit("trial", "model")]
 ) -> TrialPublic:
-    """Put a registered ranker on interleaved trial against the ranker in service (a running trial ends)."""
+    """Put one of the tenant's rankers on interleaved trial against the ranker the tenant is served (a running
+    trial of the tenant ends); only the tenant's own lists interleave it."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
-        reg.start_trial(model_id, incumbent=_serving(state) or reg.active_id() or TransparentRanker.version)
-        if state.matcher is not None:
-            install_trial(state.matcher, state.settings)
+        reg.get(model_id, scope=caller.tenant)  # another tenant's model is not found
+        incumbent = _serving(state, caller.tenant) or _registry_serving(reg, caller.tenant)
+        reg.start_trial(model_id, incumbent=incumbent)
+        _serve(state, caller.tenant)
     started = {"trial": "started"}
     audit.record(
         session, caller, "model.trial", record_type="model", record_id=model_id, summary=started, commit=True
     )
-    return _trial_public(state, reg)
+    return _trial_public(state, reg, caller.tenant)
+
+
+def _registry_serving(reg: ModelRegistry, tenant: str) -> str:
+    """What the registry says `tenant` is served, when no engine runs in this process."""
+    return reg.active_id(scope=tenant) or reg.active_id() or TransparentRanker.version
 
 
 @router.post("/models/trial/stop", response_model=SwitchPublic)
 def stop_trial(
     state: StateDep, session: SessionDep, caller: Annotated[Caller, permit("trial", "model")]
 ) -> SwitchPublic:
-    """End the running trial; the ranker in service stays."""
+    """End the tenant's running trial; the ranker it is served stays."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
-        if (ended := reg.end_trial("ranker", status="candidate")) is None:
+        if (ended := reg.end_trial("ranker", scope=caller.tenant, status="candidate")) is None:
             raise NotFound("no ranker is on trial")
-        if state.matcher is not None:
-            install_trial(state.matcher, state.settings)
+        _serve(state, caller.tenant)
     stopped = {"trial": "stopped"}
     audit.record(
         session, caller, "model.trial", record_type="model", record_id=ended, summary=stopped, commit=True
     )
-    return SwitchPublic(active=reg.active_id(), serving=_serving(state))
+    return SwitchPublic(active=reg.active_id(scope=caller.tenant), serving=_serving(state, caller.tenant))
 
 
 @router.post("/models/rollback", response_model=SwitchPublic)
 def rollback(
     state: StateDep, session: SessionDep, caller: Annotated[Caller, permit("rollback", "model")]
 ) -> SwitchPublic:
-    """Re-activate the previous model (or the transparent default when there is none)."""
+    """Re-activate the tenant's previous ranker (or, when there is none, serve it the shared one again)."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
-        back = reg.rollback()
-        ranker = TransparentRanker() if back is None else reg.load(back.id)
-        if state.matcher is not None:
-            state.matcher.ranker = ranker
-            install_trial(state.matcher, state.settings)  # a rollback ends any trial
+        back = reg.rollback(scope=caller.tenant)  # a broken previous artefact is refused before any switch
+        _serve(state, caller.tenant)  # a rollback ends any trial
     audit.record(
         session,
         caller,
@@ -176,7 +193,7 @@ def rollback(
         record_id=None if back is None else back.id,
         commit=True,
     )
-    return SwitchPublic(active=None if back is None else back.id, serving=_serving(state))
+    return SwitchPublic(active=None if back is None else back.id, serving=_serving(state, caller.tenant))
 
 
 @router.post("/models/{model_id}/activate", response_model=SwitchPublic)
@@ -186,13 +203,12 @@ def activate(
     session: SessionDep,
     caller: Annotated[Caller, permit("activate", "model")],
 ) -> SwitchPublic:
-    """Make a registered ranker the live one; a corrupt artefact is refused (422) and nothing changes."""
+    """Make one of the tenant's rankers the one it is served; a corrupt artefact is refused (422) and nothing
+    changes; another tenant's model is not found (404). Other tenants keep what they are served."""
     reg = ModelRegistry.for_settings(state.settings)
     with _swap:
+        reg.get(model_id, scope=caller.tenant)
         v = reg.activate(model_id)  # loads and checks the artefact before switching anything
-        if v.kind == "ranker" and state.matcher is not None:
-            # one attribute assignment: requests in flight finish with the ranker they already read
-            state.matcher.ranker = reg.load(model_id)
-            install_trial(state.matcher, state.settings)  # an activation ends any trial
+        _serve(state, caller.tenant)  # an activation ends any trial
     audit.record(session, caller, "model.activate", record_type="model", record_id=v.id, commit=True)
-    return SwitchPublic(active=v.id, serving=_serving(state))
+    return SwitchPublic(active=v.id, serving=_serving(state, caller.tenant))

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from embeddings.encoders.base import Encoder
     from matcher.models.registry import ModelVersion
     from matcher.settings import Settings
+    from training.encoders.outcome_data import EncoderData
     from training.evaluation.compare import Comparison
 
 train_app = typer.Typer(
@@ -25,6 +26,15 @@ MIN_ENCODER_RECORDS = 50
 
 @train_app.command("ranker")
 def train_ranker(
+    tenant: str = typer.Option(
+        None, help="train on this tenant's feedback only and register into its scope (served to it alone)"
+    ),
+    shared: bool = typer.Option(
+        False,
+        "--shared",
+        help="operator: train on every tenant's feedback and register into the shared scope (served to the "
+        "tenants without a ranker of their own)",
+    ),
     qrels: Path = typer.Option(None, help="a BEIR-layout set to learn from instead of logged feedback"),
     split: str = typer.Option("dev", help="qrels split (with --qrels)"),
     promote: bool = typer.Option(
@@ -40,8 +50,10 @@ def train_ranker(
     eta: float = typer.Option(1.0, help="position-bias exponent: propensity = (1/position)^eta"),
     seed: int = typer.Option(0),
 ) -> None:
-    """Fit a calibrated ranker, compare it with the ranker in service on held-out queries, register it, and
-    activate it only when the 95 % lower bound of its nDCG@10 gain is above zero.
+    """Fit a calibrated ranker for one tenant (--tenant, on its feedback alone) or, by the operator's explicit
+    choice, for every tenant (--shared, on all tenants' feedback); compare it with the ranker that scope is
+    served on held-out queries, register it in that scope, and activate it there only when the 95 % lower
+    bound of its nDCG@10 gain is above zero.
 
     From feedback, a candidate the logged comparison cannot prove better but not worse either (the interval
     straddles zero) is put on an interleaved trial: the service shows it beside the ranker in service for a
@@ -50,6 +62,7 @@ def train_ranker(
     from sqlmodel import Session
 
     from matcher.cli.errors import CliError
+    from matcher.models.registry import SHARED
     from matcher.models.trial import evaluate_trial
     from matcher.settings import Settings
     from matcher.store.db import init_db, make_engine
@@ -58,6 +71,11 @@ def train_ranker(
     from training.rankers.promotion import train_and_decide
     from training.registry import TrainingRegistry
 
+    if shared == (tenant is not None):
+        raise CliError("say whose ranker this is: --tenant TENANT (its feedback only) or --shared (operator)")
+    if tenant == SHARED:
+        raise CliError(f"{SHARED!r} is the shared scope, not a tenant: use --shared")
+    scope = SHARED if shared else str(tenant)
     settings = Settings()
     registry = TrainingRegistry.for_settings(settings)
     running = None
@@ -67,14 +85,16 @@ def train_ranker(
         db = make_engine(settings)
         init_db(db)
         with Session(db) as session:
-            running = evaluate_trial(session, registry, planned=settings.trial_votes) if promote else None
-            data = from_feedback(session)
+            if promote:
+                running = evaluate_trial(session, registry, scope=scope, planned=settings.trial_votes)
+            data = from_feedback(session, tenant=None if shared else tenant)
         db.dispose()
         source = {"feedback": settings.sqlalchemy_url.split("///")[-1]}
+    source["scope"] = scope
     params = {"model": model, "objective": objective, "eta": 0.0 if qrels is not None else eta}
     try:
         decided = train_and_decide(
-            registry, data, source=source, params=params, seed=seed, promote=promote, trial=trial
+            registry, data, source=source, params=params, scope=scope, seed=seed, promote=promote, trial=trial
         )
     except NotEnoughData as exc:
         raise CliError(str(exc)) from None
@@ -126,11 +146,12 @@ def train_encoder(
 
     from matcher.cli.errors import CliError
     from matcher.settings import Settings
+    from training.encoders.outcome_data import encoder_training_data, time_split
     from training.encoders.static import train_static_encoder
     from training.evaluation.compare import MIN_GROUPS
 
     settings = Settings()
-    data = _encoder_training_data(settings)
+    data = encoder_training_data(settings)
     usable = [r for r in data.records if (r["text"] or "").strip()]
     if len(usable) < MIN_ENCODER_RECORDS:
         raise CliError(
@@ -138,7 +159,7 @@ def train_encoder(
             f"(need at least {MIN_ENCODER_RECORDS}); import more resources first"
         )
     evaluate = len(data.positives) >= MIN_GROUPS
-    train_needs, test_needs = _time_split(data, test_size) if evaluate else (sorted(data.positives), [])
+    train_needs, test_needs = time_split(data, test_size) if evaluate else (sorted(data.positives), [])
     pairs = data.pairs(train_needs, seed=seed)
     stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     out = output or settings.models_dir / f"encoder-{stamp}"
@@ -200,7 +221,7 @@ def _decide_and_install(
     out: Path,
     incumbent: Encoder | None,
     result: Comparison | None,
-    data: _EncoderData,
+    data: EncoderData,
     *,
     promote: bool,
 ) -> tuple[str, bool, str]:
@@ -239,7 +260,7 @@ def _decide_and_install(
 def _register_encoder(
     settings: Settings,
     out: Path,
-    data: _EncoderData,
+    data: EncoderData,
     pairs: list[tuple[str, str, str | None]],
     *,
     usable: int,
@@ -277,106 +298,6 @@ def _register_encoder(
     return v
 
 
-class _EncoderData:
-    """Resources as training records; accepted/dealt and rejected resources per need, with the texts."""
-
-    def __init__(self) -> None:
-        self.records: list[dict] = []
-        self.resource_text: dict[int, str] = {}
-        self.need_text: dict[int, str] = {}
-        self.positives: dict[int, list[int]] = {}  # need -> accepted/dealt resources, in feedback order
-        self.negatives: dict[int, list[int]] = {}  # need -> rejected resources (never accepted)
-        self.first_seen: dict[int, datetime] = {}  # need -> time of its first accepted/dealt feedback
-
-    def pairs(self, needs, *, seed: int = 0) -> list[tuple[str, str, str | None]]:
-        """(need text, accepted resource text, a rejected resource text or None) for each accepted match."""
-        import random
-
-        rng = random.Random(seed)
-        out = []
-        for n in needs:
-            negs = [self.resource_text[r] for r in self.negatives.get(n, [])]
-            for r in self.positives.get(n, []):
-                out.append((self.need_text[n], self.resource_text[r], rng.choice(negs) if negs else None))
-        return out
-
-
-def _encoder_training_data(settings) -> _EncoderData:
-    from sqlmodel import Session, select
-
-    from matcher.domain.tables import Feedback, Need, Resource
-    from matcher.domain.taxonomy import default_taxonomy
-    from matcher.indexing.documents import need_text, resource_text
-    from matcher.store.db import init_db, make_engine
-
-    taxonomy = default_taxonomy()
-    data = _EncoderData()
-    db = make_engine(settings)
-    init_db(db)
-    try:
-        with Session(db) as session:
-            resources = {r.id: r for r in session.exec(select(Resource).where(Resource.status == "active"))}
-            for r in resources.values():
-                data.records.append(
-                    {
-                        "id": f"r{r.id}",
-                        "title": r.title,
-                        "text": r.description,
-                        "keywords": [str(k) for k in (r.details or {}).get("keywords") or []],
-                    }
-                )
-            feedback = session.exec(
-                select(Feedback)
-                .where(Feedback.action.in_(("accepted", "deal", "rejected")), Feedback.need_id.is_not(None))
-                .order_by(Feedback.created_at, Feedback.id)
-            )
-            accepted: dict[int, list[int]] = {}
-            rejected: dict[int, list[int]] = {}
-            for fb in feedback:
-                res = resources.get(fb.resource_id)
-                if res is None or res.tenant_id != fb.tenant_id:
-                    continue
-                if fb.need_id not in data.need_text:
-                    need = session.get(Need, fb.need_id)
-                    if need is None or need.tenant_id != fb.tenant_id:
-                        continue
-                    data.need_text[fb.need_id] = need_text(
-                        title=need.title,
-                        description=need.description,
-                        industries=list(need.industries or []),
-                        taxonomy=taxonomy,
-                    )
-                target = rejected if fb.action == "rejected" else accepted
-                if fb.resource_id not in target.setdefault(fb.need_id, []):
-                    target[fb.need_id].append(fb.resource_id)
-                if fb.action != "rejected":
-                    data.first_seen.setdefault(fb.need_id, fb.created_at)
-                if fb.resource_id not in data.resource_text:
-                    data.resource_text[fb.resource_id] = resource_text(
-                        kind=res.kind,
-                        title=res.title,
-                        description=res.description,
-                        industries=list(res.industries or []),
-                        details=dict(res.details or {}),
-                        taxonomy=taxonomy,
-                    )
-            data.positives = {n: rs for n, rs in accepted.items() if rs}
-            data.negatives = {
-                n: [r for r in rs if r not in set(accepted.get(n, []))] for n, rs in rejected.items()
-            }
-    finally:
-        db.dispose()
-    return data
-
-
-def _time_split(data: _EncoderData, test_size: float) -> tuple[list[int], list[int]]:
-    """Needs ordered by their first accepted match: the older part trains, the newest ``test_size`` is held
-    out, so no need (query) and no later outcome is on both sides."""
-    order = sorted(data.positives, key=lambda n: (data.first_seen[n], n))
-    n_test = max(1, int(round(len(order) * test_size)))
-    return sorted(order[: len(order) - n_test]), sorted(order[len(order) - n_test :])
-
-
 def _encoder_in_service(settings):
     """(the encoder the service would load, its id), or (None, None) when none loads."""
     import logging
@@ -391,7 +312,7 @@ def _encoder_in_service(settings):
     return enc, enc.model_id
 
 
-def _compare_encoders(candidate_dir: Path, incumbent, data: _EncoderData, test_needs, *, seed: int):
+def _compare_encoders(candidate_dir: Path, incumbent, data: EncoderData, test_needs, *, seed: int):
     """nDCG@10 of the match path (lexical + dense fusion, the service's weights) over the store's resources for
     each held-out need, with the candidate and with the incumbent encoder; paired bootstrap CI of the gain."""
     from embeddings.encoders.sentence import load_encoder
@@ -446,12 +367,14 @@ def register(app: typer.Typer) -> None:
             True, "--act/--dry-run", help="carry out the verdict (promote or end the trial) or only show it"
         ),
         stop: bool = typer.Option(False, "--stop", help="end the running trial; the ranker in service stays"),
+        tenant: str = typer.Option(None, help="this tenant's trial (default: the shared scope's)"),
     ) -> None:
-        """The running ranker trial's evidence and verdict as JSON (a running service also judges it every
-        MATCHER_TRIAL_CHECK_S seconds)."""
+        """The running ranker trial's evidence and verdict as JSON, of one tenant or of the shared scope (a
+        running service also judges it every MATCHER_TRIAL_CHECK_S seconds)."""
         from sqlmodel import Session
 
         from matcher.cli.errors import CliError
+        from matcher.models.registry import SHARED
         from matcher.models.trial import evaluate_trial
         from matcher.settings import Settings
         from matcher.store.db import init_db, make_engine
@@ -459,7 +382,8 @@ def register(app: typer.Typer) -> None:
 
         settings = Settings()
         registry = TrainingRegistry.for_settings(settings)
-        if registry.trial("ranker") is None:
+        scope = tenant or SHARED
+        if registry.trial("ranker", scope=scope) is None:
             raise CliError(
                 "no ranker is on trial (`matcher train ranker` starts one when the evidence is unclear)"
             )
@@ -468,13 +392,15 @@ def register(app: typer.Typer) -> None:
         try:
             with Session(db) as session:
                 verdict = evaluate_trial(
-                    session, registry, act=act and not stop, planned=settings.trial_votes
+                    session, registry, scope=scope, act=act and not stop, planned=settings.trial_votes
                 )
         finally:
             db.dispose()
         out = {"trial": None if verdict is None else verdict.as_dict()}
         if stop and verdict is not None:
-            registry.end_trial("ranker", status="candidate", verdict=verdict.as_dict() | {"stopped": True})
+            registry.end_trial(
+                "ranker", scope=scope, status="candidate", verdict=verdict.as_dict() | {"stopped": True}
+            )
             out["stopped"] = True
         typer.echo(json.dumps(out, ensure_ascii=False))
 

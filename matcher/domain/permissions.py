@@ -68,7 +68,7 @@ MATRIX: dict[str, dict[str, Grant]] = {
     "subscription": {"read": _PARK, "update": _PARK, "resubscribe": _ADMIN},
     "webhook": {"read": _PARK, "create": _PARK, "delete": _PARK},
     "key": {"read": _ADMIN, "create": _ADMIN, "delete": _ADMIN},
-    "model": {"read": _READ, "activate": _ADMIN, "rollback": _ADMIN, "trial": _ADMIN},
+    "model": {"read": _PARK, "activate": _ADMIN, "rollback": _ADMIN, "trial": _ADMIN},
     "stats": {"read": _PARK},
     "audit": {"read": _ADMIN},
 }

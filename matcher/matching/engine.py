@@ -1,6 +1,6 @@
 """`MatchEngine`: the face callers hold (the API, the registry follower, digests, webhooks, evaluation).
 
-It owns the ranker in service and the one on trial, and runs every match, in both directions, through the
+It owns the rankers in service and those on trial (shared, and per tenant), and runs every match, in both directions, through the
 one pipeline (matcher/matching/pipeline.py); the indexes and catalogs it reads belong to its `Indexer`."""
 
 from __future__ import annotations
@@ -40,14 +40,46 @@ class MatchEngine:
         self.settings = settings
         self.db = db
         self.taxonomy = taxonomy
+        # the shared ranker: served to every tenant without one of its own (the transparent default at first)
         self.ranker: Ranker = ranker or TransparentRanker()
-        # a ranker on interleaved trial (matcher/models/trial.py); set and cleared by the registry follower
+        # a ranker on interleaved trial (matcher/models/trial.py) against the shared one; set and cleared by the
+        # registry follower
         self.trial: Trial | None = None
+        # tenant -> its own ranker / trial (matcher/models/registry.py scopes). Replaced whole, never mutated,
+        # so a request reads one consistent mapping
+        self.tenant_rankers: dict[str, Ranker] = {}
+        self.tenant_trials: dict[str, Trial] = {}
         self.relevance = relevance or Relevance(settings.dense_weight)
         # which requests interleave a trial, and how: seeded by simulations for reproducible runs
         self._trial_rng = random.Random()
         self.pipeline = Pipeline(self.relevance, self._trial_rng)
         self.indexer = Indexer(settings, db, taxonomy, encoder)
+
+    # ------------------------------------------------------------------ rankers per tenant
+    def ranker_for(self, tenant: str) -> Ranker:
+        """The ranker `tenant` is served: its own, else the shared one (else the transparent default)."""
+        return self.tenant_rankers.get(tenant) or self.ranker
+
+    def trial_for(self, tenant: str) -> Trial | None:
+        """The trial `tenant`'s lists interleave: its own; the shared trial only while it is served the shared
+        ranker (the one that trial is compared with)."""
+        own = self.tenant_trials.get(tenant)
+        if own is not None or tenant in self.tenant_rankers:
+            return own
+        return self.trial
+
+    def set_tenant_ranker(self, tenant: str, ranker: Ranker | None) -> None:
+        """Serve `tenant` its own ranker, or (None) the shared one again."""
+        rankers = {t: r for t, r in self.tenant_rankers.items() if t != tenant}
+        if ranker is not None:
+            rankers[tenant] = ranker
+        self.tenant_rankers = rankers  # one assignment: requests in flight keep the mapping they read
+
+    def set_tenant_trial(self, tenant: str, trial: Trial | None) -> None:
+        trials = {t: x for t, x in self.tenant_trials.items() if t != tenant}
+        if trial is not None:
+            trials[tenant] = trial
+        self.tenant_trials = trials
 
     # ------------------------------------------------------------------ matching
     def dense_weight_for(self, text: str) -> float:
@@ -57,7 +89,8 @@ class MatchEngine:
     def match(self, q: MatchQuery, *, tenant: str, vector: QueryVector | None = None) -> MatchOutcome:
         """need / enterprise / free text -> resources, ranked, filtered, explained. `vector`: the query's
         embedding when computed ahead (used only if the serving encoder made it)."""
-        ranker, trial = self.ranker, self.trial  # read once: a switch in flight never mixes two rankers
+        # read once: a switch in flight never mixes two rankers
+        ranker, trial = self.ranker_for(tenant), self.trial_for(tenant)
         plan = match_plan(
             q,
             tenant,
@@ -81,7 +114,7 @@ class MatchEngine:
     ) -> MatchOutcome:
         """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits."""
         check_k(k, self.settings)
-        ranker = self.ranker  # read once, as in `match`
+        ranker = self.ranker_for(tenant)  # read once, as in `match`
         plan = reverse_plan(
             resource_id,
             tenant=tenant,

@@ -39,7 +39,7 @@ from sqlmodel import Session, select
 
 from matcher.domain.tables import Feedback, Impression
 from matcher.matching.interleave import CANDIDATE, INCUMBENT, preference
-from matcher.models.registry import ModelRegistry
+from matcher.models.registry import SHARED, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +104,17 @@ def _chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
         yield items[i : i + size]
 
 
-def votes(session: Session, model: str, *, since: datetime | None = None) -> tuple[int, int, int, int, int]:
-    """(lists, lists_with_outcome, wins, losses, ties) of the interleaved lists in which `model` placed items.
+def votes(
+    session: Session, model: str, *, since: datetime | None = None, tenant: str | None = None
+) -> tuple[int, int, int, int, int]:
+    """(lists, lists_with_outcome, wins, losses, ties) of the interleaved lists in which `model` placed items
+    (with `tenant`, only the lists served to that tenant: a tenant's trial is judged by its own users).
 
     A list is identified by its request id; its items placed by `model` are the candidate's team, the others
     the incumbent's. Feedback counts only from the tenant the list was served to."""
     q = select(Impression.request_id).where(Impression.model_version == model).distinct()
+    if tenant is not None:
+        q = q.where(Impression.tenant_id == tenant)
     if since is not None:
         q = q.where(Impression.created_at >= since)
     requests = sorted({str(r) for r in session.exec(q)})
@@ -118,7 +123,10 @@ def votes(session: Session, model: str, *, since: datetime | None = None) -> tup
     for chunk in _chunks(requests):
         teams: dict[str, dict[int, str]] = {}
         tenant_of: dict[str, str] = {}
-        for imp in session.exec(select(Impression).where(Impression.request_id.in_(chunk))):
+        iq = select(Impression).where(Impression.request_id.in_(chunk))
+        if tenant is not None:
+            iq = iq.where(Impression.tenant_id == tenant)
+        for imp in session.exec(iq):
             teams.setdefault(imp.request_id, {})[imp.resource_id] = (
                 CANDIDATE if imp.model_version == model else INCUMBENT
             )
@@ -141,12 +149,15 @@ def evaluate_trial(
     session: Session,
     registry: ModelRegistry,
     *,
+    scope: str = SHARED,
     act: bool = True,
     planned: int = PLANNED_VOTES,
 ) -> TrialVerdict | None:
-    """The running ranker trial's verdict (None when no trial runs); with `act`, carry it out in the registry:
-    promote activates the candidate, reject and inconclusive end the trial, continue records the evidence."""
-    t = registry.trial("ranker")
+    """The verdict of `scope`'s running ranker trial (None when none runs); with `act`, carry it out in the
+    registry: promote activates the candidate, reject and inconclusive end the trial, continue records the
+    evidence. A tenant's trial counts only the lists served to that tenant; the shared one, every list its
+    candidate placed items in (it is served only to tenants without a ranker of their own)."""
+    t = registry.trial("ranker", scope=scope)
     if t is None:
         return None
     since = None
@@ -155,7 +166,8 @@ def evaluate_trial(
             since = datetime.fromisoformat(str(t["started_at"]))
         except ValueError:
             since = None
-    lists, with_outcome, wins, losses, ties = votes(session, str(t["id"]), since=since)
+    tenant = None if scope == SHARED else scope
+    lists, with_outcome, wins, losses, ties = votes(session, str(t["id"]), since=since, tenant=tenant)
     decision, reason, ci = judge(wins, losses, planned=planned)
     n = wins + losses
     verdict = TrialVerdict(
@@ -179,7 +191,7 @@ def evaluate_trial(
         registry.activate(verdict.model)
         logger.info("ranker trial: %s promoted (%s)", verdict.model, reason)
     elif decision in ("reject", "inconclusive"):
-        registry.end_trial("ranker", status="rejected", verdict=record)
+        registry.end_trial("ranker", scope=scope, status="rejected", verdict=record)
         logger.info("ranker trial: %s ended, %s (%s)", verdict.model, decision, reason)
     else:
         registry.record_trial(verdict.model, record)

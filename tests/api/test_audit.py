@@ -164,7 +164,7 @@ def test_an_import_leaves_one_event_per_committed_batch_with_counts(client, head
 def test_model_activation_trial_and_rollback_are_audited(client, headers, keys: Keys, settings, make_ranker):
     admin_id = _key_id(client, headers["admin"], keys.admin)
     reg = TrainingRegistry.for_settings(settings)
-    a, b = reg.register(make_ranker()), reg.register(make_ranker())
+    a, b = reg.register(make_ranker(), scope=TENANT), reg.register(make_ranker(), scope=TENANT)
     assert client.post(f"/v1/models/{a.id}/activate", headers=headers["admin"]).status_code == 200
     assert client.post(f"/v1/models/{b.id}/trial", headers=headers["admin"]).status_code == 201
     assert client.post("/v1/models/trial/stop", headers=headers["admin"]).status_code == 200

@@ -83,7 +83,9 @@ def _row(features: dict[str, Any]) -> dict[str, float | None]:
 
 
 def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRows:
-    """Impressions of every request that got at least one feedback event, labelled by its outcomes.
+    """Impressions of every request that got at least one feedback event, labelled by its outcomes; with
+    `tenant`, only that tenant's impressions and feedback are read (a tenant's ranker never learns from
+    another tenant's users).
 
     Lists served for the same need (or enterprise) share a unit (`LabelledRows.units`), so a held-out split
     never trains on one of them and scores another. Lists nobody reacted to are left out: whether anyone looked at them is unknown, so their rows would
@@ -110,6 +112,8 @@ def from_feedback(session: Session, *, tenant: str | None = None) -> LabelledRow
     for start in range(0, len(req_ids), 500):
         chunk = req_ids[start : start + 500]
         iq = select(Impression).where(Impression.request_id.in_(chunk)).order_by(Impression.id)
+        if tenant is not None:
+            iq = iq.where(Impression.tenant_id == tenant)
         seen: set[tuple[str, int]] = set()
         for imp in session.exec(iq):
             if imp.tenant_id not in tenants or (imp.request_id, imp.resource_id) in seen:

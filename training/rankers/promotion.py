@@ -18,18 +18,23 @@ from __future__ import annotations
 from typing import Any
 
 from matcher.matching.ranker import Ranker, TransparentRanker
-from matcher.models.registry import ModelArtefactError, ModelRegistry
+from matcher.models.registry import SHARED, ModelArtefactError, ModelRegistry
 from training.data.labels import LabelledRows
 from training.evaluation.compare import train_and_compare
 from training.registry import TrainingRegistry
 
 
-def incumbent_ranker(registry: ModelRegistry) -> Ranker:
-    """The active ranker, or the transparent default when none is active or its artefact is refused."""
-    try:
-        return registry.load_active("ranker") or TransparentRanker()
-    except ModelArtefactError:
-        return TransparentRanker()
+def incumbent_ranker(registry: ModelRegistry, scope: str = SHARED) -> Ranker:
+    """The ranker `scope` is served: its active one, else (for a tenant) the shared active one, else the
+    transparent default; an artefact the service would refuse is skipped as the service skips it."""
+    for s in dict.fromkeys((scope, SHARED)):
+        try:
+            active = registry.load_active("ranker", scope=s)
+        except ModelArtefactError:
+            active = None
+        if active is not None:
+            return active
+    return TransparentRanker()
 
 
 def train_and_decide(
@@ -38,15 +43,19 @@ def train_and_decide(
     *,
     source: dict[str, Any],
     params: dict[str, Any],
+    scope: str = SHARED,
     seed: int = 0,
     promote: bool = True,
     trial: bool = True,
 ) -> dict[str, Any]:
-    """Steps 2-4 above (the caller judges a running trial first). Raises `NotEnoughData` with the reason."""
-    incumbent = incumbent_ranker(registry)
+    """Steps 2-4 above, in `scope` (a tenant id, or the shared scope): compared with the ranker that scope is
+    served, registered, activated and put on trial there (the caller judges a running trial first and chose
+    `data` for the scope). Raises `NotEnoughData` with the reason."""
+    incumbent = incumbent_ranker(registry, scope)
     ranker, result, split_info = train_and_compare(data, incumbent, params=params, seed=seed)
     v = registry.register(
         ranker,
+        scope=scope,
         data=source | {"rows": len(data), "lists": data.n_groups, "positives": data.n_positive} | split_info,
         params=ranker.get_params() | {"incumbent": str(incumbent.version)},
         metrics=result.manifest_metrics(),
@@ -55,7 +64,7 @@ def train_and_decide(
         learned=ranker.effects_,
     )
     logged = data.source.get("kind") != "qrels"
-    trial_running = registry.trial("ranker") is not None
+    trial_running = registry.trial("ranker", scope=scope) is not None
     activated = on_trial = False
     if result.promote and promote:
         registry.activate(v.id)

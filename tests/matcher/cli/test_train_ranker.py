@@ -38,7 +38,7 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
     held-out comparison, and activated, put on trial or kept out as its interval says."""
     import json
 
-    from bench.park_sim import Park, simulate_park
+    from bench.park_sim import TENANT, Park, simulate_park
     from matcher.cli.main import main
     from training.registry import TrainingRegistry
 
@@ -52,28 +52,45 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
     monkeypatch.setenv("MATCHER_DATABASE_URL", url)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
-        main(["train", "ranker"])
+        main(["train", "ranker", "--tenant", TENANT])
     assert exc.value.code == 0
     out = json.loads(capsys.readouterr().out)
     reg = TrainingRegistry(tmp_path / "models" / "registry")
     manifest = reg.get(out["model"]).manifest
     assert manifest["data"]["positives"] >= 10 and manifest["params"]["incumbent"] == "transparent-1"
+    assert manifest["scope"] == TENANT and manifest["data"]["scope"] == TENANT
     # what it learned, in both languages, strongest first (the full list stays in the manifest)
     assert out["learned"] and all(e["en"] and e["zh"] for e in out["learned"])
     assert [e["feature"] for e in out["learned"]] == [e["feature"] for e in manifest["learned"][:5]]
     ci = out["evaluation"]["ci95"]
     assert manifest["ci"]["low"] == ci[0] and manifest["ci"]["high"] == ci[1]
     if ci[0] > 0:
-        assert out["activated"] and reg.active_id() == out["model"]
+        assert out["activated"] and reg.active_id(scope=TENANT) == out["model"]
     elif ci[1] > 0:
-        assert out["trial"] and reg.trial()["id"] == out["model"] and reg.active_id() is None
+        assert out["trial"] and reg.trial(scope=TENANT)["id"] == out["model"]
+        assert reg.active_id(scope=TENANT) is None
     else:
         assert not out["activated"] and not out["trial"] and manifest["status"] == "rejected"
     assert out["previous_trial"] is None
     if out["trial"]:  # training again judges the running trial first and does not replace it
         with pytest.raises(SystemExit):
-            main(["train", "ranker"])
+            main(["train", "ranker", "--tenant", TENANT])
         again = json.loads(capsys.readouterr().out)
         assert again["previous_trial"]["model"] == out["model"]
         assert again["previous_trial"]["decision"] == "continue"  # no interleaved list served yet
-        assert reg.trial()["id"] == out["model"] and not again["trial"]
+        assert reg.trial(scope=TENANT)["id"] == out["model"] and not again["trial"]
+    assert reg.active_id() is None and reg.trial() is None  # the shared scope is untouched
+
+
+def test_train_ranker_asks_whose_ranker_it_is(settings, monkeypatch, capsys):
+    """Without --tenant or --shared nothing is read: all tenants' feedback is used only when asked."""
+    from matcher.cli.main import main
+
+    monkeypatch.setenv("MATCHER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MATCHER_DATABASE_URL", settings.sqlalchemy_url)
+    for args in ([], ["--tenant", "tenant-a", "--shared"], ["--tenant", "*"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "ranker", *args])
+        assert exc.value.code != 0
+        err = capsys.readouterr().err.strip()
+        assert ("--shared" in err or "shared scope" in err) and "\n" not in err

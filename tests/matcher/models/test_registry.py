@@ -9,6 +9,8 @@ import pytest
 
 from matcher.errors import NotFound, ValidationFailed
 from matcher.models.registry import ModelArtefactError
+from tests.conftest import TENANT
+from tests.matcher.models.fakes import FakeEngine
 from training.registry import TrainingRegistry
 
 
@@ -72,12 +74,12 @@ def test_unknown_model_is_not_found(registry):
 
 def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settings, make_ranker):
     reg = TrainingRegistry.for_settings(settings)
-    a = reg.register(make_ranker())
-    bad = reg.register(make_ranker())
+    a = reg.register(make_ranker(), scope=TENANT)
+    bad = reg.register(make_ranker(), scope=TENANT)
     (reg.root / bad.id / "model.joblib").write_bytes(b"not a model")
     r = client.get("/v1/models", headers=headers["officer"])
     assert r.status_code == 200 and r.json()["count"] == 2 and r.json()["active"] is None
-    learned = reg.register(make_ranker(), learned=make_ranker().effects_)
+    learned = reg.register(make_ranker(), scope=TENANT, learned=make_ranker().effects_)
     shown = {m["id"]: m for m in client.get("/v1/models", headers=headers["officer"]).json()["data"]}
     assert shown[learned.id]["learned"][0]["feature"] == "relevance" and shown[a.id]["learned"] == []
     assert client.post(f"/v1/models/{a.id}/activate", headers=headers["officer"]).status_code == 403
@@ -85,19 +87,14 @@ def test_models_api_activate_rollback_and_refuse_corrupt(client, headers, settin
     assert ok.status_code == 200 and ok.json()["active"] == a.id
     refused = client.post(f"/v1/models/{bad.id}/activate", headers=headers["admin"])
     assert refused.status_code == 422 and "checksum" in refused.json()["detail"]
-    assert reg.active_id() == a.id
+    assert reg.active_id(scope=TENANT) == a.id
     assert client.post("/v1/models/nope/activate", headers=headers["admin"]).status_code == 404
     back = client.post("/v1/models/rollback", headers=headers["admin"])
     assert back.status_code == 200 and back.json()["active"] is None
 
 
 def test_engine_keeps_its_ranker_when_the_active_artefact_is_corrupt(settings, caplog, make_ranker):
-    from matcher.matching.ranker import TransparentRanker
     from matcher.models.follower import install_active_ranker
-
-    class FakeEngine:
-        ranker = TransparentRanker()
-        trial = None
 
     reg = TrainingRegistry.for_settings(settings)
     v = reg.register(make_ranker())
@@ -114,12 +111,7 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings, make_ran
     import threading
     import time
 
-    from matcher.matching.ranker import TransparentRanker
     from matcher.models.follower import follow_registry
-
-    class FakeEngine:
-        ranker = TransparentRanker()
-        trial = None
 
     def wait_for(version: str) -> None:
         deadline = time.monotonic() + 10
@@ -139,12 +131,13 @@ def test_a_running_engine_follows_rankers_activated_elsewhere(settings, make_ran
         wait_for(b.id)
         # a corrupt artefact activated behind the service's back is refused: b keeps serving
         (reg.root / a.id / "model.joblib").write_bytes(b"garbage")
-        state = json.loads((reg.root / "state.json").read_text())
-        (reg.root / "state.json").write_text(json.dumps(dict(state, active={"ranker": a.id})))
+        state = json.loads((reg.root / "state.json").read_text())["scopes"]["*"]
+        written = {"scopes": {"*": dict(state, active={"ranker": a.id})}}
+        (reg.root / "state.json").write_text(json.dumps(written))
         time.sleep(0.2)
         assert eng.ranker.version == b.id
         # nothing active any more (rolled back past the first model): the transparent default serves
-        (reg.root / "state.json").write_text(json.dumps(dict(state, active={})))
+        (reg.root / "state.json").write_text(json.dumps({"scopes": {"*": dict(state, active={})}}))
         wait_for("transparent-1")
     finally:
         stop.set()
@@ -189,9 +182,7 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
     other = tmp_path / "encoder-next"
     shutil.copytree(encoder_dir, other)
 
-    class FakeEngine:
-        ranker = TransparentRanker()
-        trial = None
+    class EncoderEngine(FakeEngine):
         supply = types.SimpleNamespace(encoder=load_encoder(encoder_dir))
         swapped: list[str] = []
 
@@ -199,7 +190,7 @@ def test_an_encoder_activated_elsewhere_is_switched_in(settings, encoder_dir, tm
             self.swapped.append(enc.model_id)
             self.supply = types.SimpleNamespace(encoder=enc)
 
-    eng, stop = FakeEngine(), threading.Event()
+    eng, stop = EncoderEngine(), threading.Event()
     configured = settings.model_copy(update={"encoder": str(other)})
     reg = TrainingRegistry.for_settings(configured)
     t = threading.Thread(target=follow_registry, args=(eng, configured, stop), kwargs={"every": 0.02})

@@ -8,6 +8,8 @@ from sqlmodel import Session, select
 
 from matcher.domain.tables import Impression
 from matcher.models.trial import judge, wilson
+from tests.conftest import TENANT
+from tests.matcher.models.fakes import FakeEngine
 
 
 def _run_trial(p: float, rng: np.random.Generator, *, peek: bool) -> str:
@@ -70,7 +72,7 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
         r = c.post("/v1/resources", json=payloads.resource(title=title), headers=headers["admin"])
         assert r.status_code == 201
     reg = TrainingRegistry.for_settings(engine_settings)
-    v = reg.register(make_ranker())
+    v = reg.register(make_ranker(), scope=TENANT)
     assert c.get("/v1/models/trial", headers=headers["admin"]).status_code == 404
     assert c.post(f"/v1/models/{v.id}/trial", headers=headers["officer"]).status_code == 403
     started = c.post(f"/v1/models/{v.id}/trial", headers=headers["admin"])
@@ -98,11 +100,11 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
     status = c.get("/v1/models/trial", headers=headers["officer"]).json()
     assert status["verdict"]["wins"] == 12 and status["verdict"]["losses"] == 0
     assert status["verdict"]["decision"] == "continue"  # fewer decided lists than planned (40)
-    assert reg.trial()["id"] == v.id  # a read-only look changes nothing
+    assert reg.trial(scope=TENANT)["id"] == v.id  # a read-only look changes nothing
     with Session(engine) as s:
-        verdict = evaluate_trial(s, reg, planned=10)
+        verdict = evaluate_trial(s, reg, scope=TENANT, planned=10)
     assert verdict.decision == "promote" and verdict.ci95[0] > 0.5
-    assert reg.active_id() == v.id and reg.trial() is None
+    assert reg.active_id(scope=TENANT) == v.id and reg.trial(scope=TENANT) is None
     assert reg.get(v.id).manifest["trial"]["wins"] == 12
     # the service switches as its registry follower would: the winner serves alone, lists are plain again
     assert c.post(f"/v1/models/{v.id}/activate", headers=headers["admin"]).json()["serving"] == v.id
@@ -118,16 +120,16 @@ def test_a_trial_ends_when_another_ranker_is_activated_or_it_is_stopped(
     from training.registry import TrainingRegistry
 
     reg = TrainingRegistry.for_settings(settings)
-    a, b = reg.register(make_ranker()), reg.register(make_ranker())
+    a, b = reg.register(make_ranker(), scope=TENANT), reg.register(make_ranker(), scope=TENANT)
     assert client.post(f"/v1/models/{a.id}/trial", headers=headers["admin"]).status_code == 201
     assert reg.get(a.id).status == "trial"
     assert client.post(f"/v1/models/{b.id}/activate", headers=headers["admin"]).status_code == 200
-    assert reg.trial() is None and reg.get(a.id).status == "candidate"  # compared with a ranker now gone
+    assert reg.trial(scope=TENANT) is None and reg.get(a.id).status == "candidate"  # its incumbent is gone
     assert client.post(f"/v1/models/{a.id}/trial", headers=headers["admin"]).status_code == 201
-    assert reg.trial()["incumbent"] == b.id
+    assert reg.trial(scope=TENANT)["incumbent"] == b.id
     stopped = client.post("/v1/models/trial/stop", headers=headers["admin"])
     assert stopped.status_code == 200 and stopped.json()["active"] == b.id
-    assert reg.trial() is None
+    assert reg.trial(scope=TENANT) is None
     assert client.post("/v1/models/trial/stop", headers=headers["admin"]).status_code == 404
     assert client.post(f"/v1/models/{b.id}/trial", headers=headers["admin"]).status_code == 422  # active
     assert client.post("/v1/models/nope/trial", headers=headers["admin"]).status_code == 404
@@ -137,14 +139,8 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
     import threading
     import time
 
-    from matcher.matching.ranker import TransparentRanker
     from matcher.models.follower import follow_registry
     from training.registry import TrainingRegistry
-
-    class FakeEngine:
-        ranker = TransparentRanker()
-        trial = None
-        db = engine
 
     def wait_for(cond) -> None:
         deadline = time.monotonic() + 10
@@ -153,7 +149,7 @@ def test_a_running_service_starts_and_stops_interleaving_with_the_registry(setti
         assert cond()
 
     reg = TrainingRegistry.for_settings(settings)
-    eng, stop = FakeEngine(), threading.Event()
+    eng, stop = FakeEngine(engine), threading.Event()
     s = settings.model_copy(update={"trial_check_s": 0.05})
     t = threading.Thread(target=follow_registry, args=(eng, s, stop), kwargs={"every": 0.01}, daemon=True)
     t.start()
@@ -176,20 +172,14 @@ def test_a_corrupt_trial_artefact_is_refused_once_and_never_served(settings, eng
     import threading
     import time
 
-    from matcher.matching.ranker import TransparentRanker
     from matcher.models.follower import follow_registry
     from training.registry import TrainingRegistry
-
-    class FakeEngine:
-        ranker = TransparentRanker()
-        trial = None
-        db = engine
 
     reg = TrainingRegistry.for_settings(settings)
     v = reg.register(make_ranker())
     reg.start_trial(v.id, incumbent="transparent-1")
     (reg.root / v.id / "model.joblib").write_bytes(b"garbage")
-    eng, stop = FakeEngine(), threading.Event()
+    eng, stop = FakeEngine(engine), threading.Event()
     with caplog.at_level(logging.ERROR, logger="matcher.models.follower"):
         t = threading.Thread(target=follow_registry, args=(eng, settings, stop), kwargs={"every": 0.01})
         t.start()

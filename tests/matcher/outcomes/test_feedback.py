@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from matcher.domain.tables import Feedback, Impression
+from tests.conftest import TENANT
 
 URL = "/v1/feedback"
 
@@ -187,7 +188,7 @@ def test_first_feedback_changes_nothing_and_training_refuses(
     from matcher.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["train", "ranker"])
+        main(["train", "ranker", "--tenant", TENANT])
     assert exc.value.code != 0
     assert "too little data" in capsys.readouterr().err
     assert client.get("/v1/models", headers=headers["admin"]).json()["active"] is None
@@ -217,7 +218,7 @@ def test_end_to_end_match_then_feedback_then_live_swap(
     )
     assert fb.status_code == 201, fb.text
     assert fb.json()["position"] == 1
-    v = ModelRegistry.for_settings(engine_settings).register(make_ranker())
+    v = ModelRegistry.for_settings(engine_settings).register(make_ranker(), scope=TENANT)
     assert c.post(f"/v1/models/{v.id}/activate", headers=headers["admin"]).json()["serving"] == v.id
     again = c.post(
         "/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"]
