@@ -1,4 +1,5 @@
-"""ASGI middleware: a request id on every response, and a body size limit enforced before any parsing."""
+"""ASGI middleware: a request id on every response, header and body size limits and request rate limits, all
+enforced before any parsing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import problem
+from api.ratelimit import RateLimitMiddleware
 from matcher.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -55,6 +58,27 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class HeaderLimitMiddleware:
+    """Refuse requests whose header names and values add up to more than `max_bytes` with 431. `matcher serve`
+    stops reading a request head a little past the same limit; this answers behind any other server too."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # each header line also carries ": " and CRLF
+            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.max_bytes:
+                detail = f"the request headers take {size:,} bytes, over the limit of {self.max_bytes:,}"
+                response = problem(431, "Request header fields too large", detail)
+                response.headers["Connection"] = "close"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
@@ -133,7 +157,8 @@ class BodyLimitMiddleware:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Body limit inside, request id outside, so even a 413 carries the request id."""
+    """From the outside in: request id (so even a 413 carries it), header limit, rate limit (before the body is
+    read or a session opened), body limit."""
     # file imports (POST /v1/resources:import ...) enforce their own, larger limit; leave room for multipart framing
     import_limit = settings.max_import_bytes + IMPORT_FRAMING_BYTES
     app.add_middleware(
@@ -141,4 +166,6 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         max_bytes=settings.max_body_bytes,
         overrides={r":import$": import_limit, r"^/v1/imports?(/|$)": import_limit},
     )
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestIdMiddleware)

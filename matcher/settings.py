@@ -59,6 +59,29 @@ class Settings(BaseSettings):
     max_text_chars: int = 20_000
     max_query_chars: int = 2_000
     max_k: int = 200
+    # total bytes of request header names and values; larger requests get 431 (`matcher serve` also stops
+    # reading a request head a little past this, before it is buffered whole)
+    max_header_bytes: int = Field(16_384, ge=1024)
+
+    # request rate limits: token buckets per API key and per tenant (a request must fit in both), refilled at
+    # `*_per_s` tokens a second up to `*_burst`; a request costs 1 token, a match or search `rate_cost_match`,
+    # an import or digest run `rate_cost_bulk`. Requests without a valid key share a bucket per client address.
+    rate_limit_enabled: bool = True
+    rate_key_per_s: float = Field(20.0, gt=0)
+    rate_key_burst: float = Field(200.0, ge=1)
+    rate_tenant_per_s: float = Field(60.0, gt=0)
+    rate_tenant_burst: float = Field(600.0, ge=1)
+    rate_anonymous_per_s: float = Field(5.0, gt=0)
+    rate_anonymous_burst: float = Field(50.0, ge=1)
+    rate_cost_match: float = Field(5.0, ge=1)
+    rate_cost_bulk: float = Field(20.0, ge=1)
+    # how long the limiter reuses a verified key's identity (a revoke through this process forgets it at once)
+    rate_key_cache_s: float = Field(30.0, ge=0)
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db shares the rate limit buckets between replicas; unset (or Redis "
+        "unreachable) keeps them in process",
+    )
 
     # security
     secret_key: str | None = Field(

@@ -46,6 +46,12 @@ KEY_SPECS: dict[str, tuple[str, str]] = {
 }
 
 
+# the rate limiter runs in every app test, with buckets no test empties; tests of the limits set their own
+UNLIMITED_RATES: dict[str, float] = {
+    f"rate_{who}_{what}": 1e9 for who in ("key", "tenant", "anonymous") for what in ("per_s", "burst")
+}
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -124,7 +130,7 @@ def store(request: pytest.FixtureRequest, tmp_path) -> str:
 def settings(request: pytest.FixtureRequest, tmp_path) -> Settings:
     """Settings over a temporary data dir; on the test's `store` when it asks for one, else a SQLite file."""
     database_url = request.getfixturevalue("store") if "store" in request.fixturenames else None
-    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **UNLIMITED_RATES)
 
 
 @pytest.fixture

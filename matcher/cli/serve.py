@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         """Serve the HTTP API on the configured store."""
         import uvicorn
 
+        from matcher.cli.http_limits import HeadLimitedHttpTools, head_limit
         from matcher.settings import Settings
 
         settings = Settings()
@@ -25,4 +26,7 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             log_level=settings.log_level.lower(),
             proxy_headers=True,
+            http=HeadLimitedHttpTools,
+            # read by h11 and by HeadLimitedHttpTools alike: a head past this is refused before it is buffered
+            h11_max_incomplete_event_size=head_limit(settings.max_header_bytes),
         )

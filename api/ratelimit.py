@@ -1,0 +1,99 @@
+"""ASGI middleware charging each request to its API key's and tenant's token buckets before any body is read."""
+
+from __future__ import annotations
+
+import re
+
+from anyio import to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem
+from matcher.quota.buckets import Buckets, Charge, Decision, whole_seconds
+from matcher.quota.identity import VerifiedKeys
+from matcher.quota.policy import anonymous_charges, key_charges, make_buckets, route_cost
+from matcher.settings import Settings
+
+_REVOKE = re.compile(r"^/v1/keys/(\d+)$")
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return (token.strip() or None) if scheme.lower() == "bearer" else None
+    return None
+
+
+def rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """The IETF draft's RateLimit-* fields, for the tightest bucket the request was charged to."""
+    return [
+        (b"ratelimit-limit", str(int(decision.limit)).encode()),
+        (b"ratelimit-remaining", str(int(decision.remaining)).encode()),
+        (b"ratelimit-reset", str(whole_seconds(decision.reset)).encode()),
+    ]
+
+
+class RateLimitMiddleware:
+    """Over the limit: 429 problem+json with Retry-After, before the route parses anything or opens a session.
+    A key is verified against the store once per `rate_key_cache_s`; a request without a valid key is charged
+    to its client address (the route then refuses it as usual)."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, buckets: Buckets | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.buckets = buckets or make_buckets(settings)
+        self._keys: VerifiedKeys | None = None
+
+    def _verified_keys(self, scope: Scope) -> VerifiedKeys | None:
+        state = getattr(scope["app"].state, "app_state", None) if "app" in scope else None
+        if state is None:  # the lifespan has not run: no store to verify against
+            return None
+        if self._keys is None or self._keys.db is not state.db:
+            self._keys = VerifiedKeys(state.db, ttl_s=self.settings.rate_key_cache_s)
+        return self._keys
+
+    async def _charges(self, scope: Scope) -> list[Charge]:
+        token = _bearer(scope)
+        keys = self._verified_keys(scope) if token else None
+        if token and keys is not None:
+            known, identity = keys.cached(keys.digest(token))
+            if not known:
+                identity = await to_thread.run_sync(keys.resolve, token)
+            if identity is not None:
+                return key_charges(self.settings, identity.tenant, identity.key_id)
+        client = scope.get("client")
+        return anonymous_charges(self.settings, client[0] if client else "unknown")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.settings.rate_limit_enabled:
+            await self.app(scope, receive, send)
+            return
+        cost = route_cost(self.settings, scope["path"])
+        if cost <= 0:
+            await self.app(scope, receive, send)
+            return
+        decision = await self.buckets.take(await self._charges(scope), cost)
+        headers = rate_headers(decision)
+        if not decision.allowed:
+            wait = max(1, whole_seconds(decision.retry_after))
+            response = problem(
+                429,
+                "Too many requests",
+                f"this API key or its tenant is over its request rate; retry in {wait} s",
+                retry_after=wait,
+            )
+            response.headers["Retry-After"] = str(wait)
+            for name, value in headers:
+                response.headers[name.decode()] = value.decode()
+            await response(scope, receive, send)
+            return
+        revoked = _REVOKE.match(scope["path"]) if scope["method"] == "DELETE" else None
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *headers]}
+                if revoked and message["status"] == 204 and self._keys is not None:
+                    self._keys.forget(int(revoked.group(1)))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

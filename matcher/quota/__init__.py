@@ -1,0 +1,1 @@
+"""Request quotas: token buckets per API key and per tenant, in process or shared through Redis."""

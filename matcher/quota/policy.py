@@ -1,0 +1,58 @@
+"""What a request costs and which buckets it is charged to, from Settings."""
+
+from __future__ import annotations
+
+import re
+
+from matcher.quota.buckets import Buckets, Charge, Limit, LocalBuckets
+from matcher.settings import Settings
+
+# probes must answer while a caller is over its limit
+EXEMPT = frozenset({"/healthz", "/readyz"})
+# whole files in, or a digest for every subscribed enterprise
+_BULK = re.compile(r"(:import$|^/v1/imports?(/|$)|/digests:run$)")
+# a run of the match pipeline
+_MATCH = re.compile(r"(^/v1/match$|^/v1/search$|/matches$|^/v1/digests/preview$)")
+
+
+def route_cost(settings: Settings, path: str) -> float:
+    """Tokens a request to `path` takes: 0 for probes, more for the routes that run the match pipeline or bulk
+    work than for plain reads and writes."""
+    if path in EXEMPT:
+        return 0.0
+    if _BULK.search(path):
+        return settings.rate_cost_bulk
+    if _MATCH.search(path):
+        return settings.rate_cost_match
+    return 1.0
+
+
+def _tag(name: str) -> str:
+    # braces make Redis Cluster keep a tenant's buckets in one slot, as one script touches them together
+    return "{" + name.replace("{", "(").replace("}", ")") + "}"
+
+
+def key_charges(settings: Settings, tenant: str, key_id: int) -> list[Charge]:
+    """A verified key pays into its own bucket and its tenant's."""
+    return [
+        Charge(f"{_tag(tenant)}:key:{key_id}", Limit(settings.rate_key_per_s, settings.rate_key_burst)),
+        Charge(f"{_tag(tenant)}:tenant", Limit(settings.rate_tenant_per_s, settings.rate_tenant_burst)),
+    ]
+
+
+def anonymous_charges(settings: Settings, client: str) -> list[Charge]:
+    """No valid key: the client address pays."""
+    return [
+        Charge(
+            f"{_tag('anon:' + client)}", Limit(settings.rate_anonymous_per_s, settings.rate_anonymous_burst)
+        )
+    ]
+
+
+def make_buckets(settings: Settings) -> Buckets:
+    """Shared through Redis when MATCHER_REDIS_URL names one, else in this process."""
+    if settings.redis_url:
+        from matcher.quota.shared import RedisBuckets  # the redis client is needed only then
+
+        return RedisBuckets(settings.redis_url)
+    return LocalBuckets()
