@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from embeddings.text import has_cjk
 from matcher.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from matcher.ingest import bounded_json
 
 FileFormat = Literal["jsonl", "json", "csv", "xlsx"]
 
@@ -186,9 +187,12 @@ def _read_jsonl(text: str, enc: str, max_rows: int) -> ParsedFile:
         if len(out) >= max_rows:
             raise _too_many(max_rows)
         try:
-            obj = json.loads(line)
+            obj = bounded_json.loads(line)
         except json.JSONDecodeError as exc:
             out.append((n, f"row: malformed JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except bounded_json.TooDeep as exc:
+            out.append((n, f"row: {exc}"))
             continue
         out.append((n, obj if isinstance(obj, dict) else "row: expected a JSON object on each line"))
     return ParsedFile("jsonl", enc, out)
@@ -196,7 +200,11 @@ def _read_jsonl(text: str, enc: str, max_rows: int) -> ParsedFile:
 
 def _read_json_array(text: str, enc: str, max_rows: int) -> ParsedFile:
     try:
-        items = json.loads(text)
+        items = bounded_json.loads_rows(text)
+    except bounded_json.TooDeep as exc:
+        raise ValidationFailed(
+            f"the JSON document is {exc}; send an array of objects or JSON Lines"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValidationFailed(
             f"malformed JSON ({exc.msg} at line {exc.lineno}); send an array or JSON Lines"
@@ -208,10 +216,15 @@ def _read_json_array(text: str, enc: str, max_rows: int) -> ParsedFile:
     if len(items) > max_rows:
         raise _too_many(max_rows)
     out: list[tuple[int, dict[str, Any] | str]] = [
-        (n, obj if isinstance(obj, dict) else "row: expected a JSON object")
-        for n, obj in enumerate(items, start=1)
+        (n, _json_row(obj)) for n, obj in enumerate(items, start=1)
     ]
     return ParsedFile("json", enc, out)
+
+
+def _json_row(obj: object) -> dict[str, Any] | str:
+    if isinstance(obj, bounded_json.TooDeep):
+        return f"row: {obj}"
+    return obj if isinstance(obj, dict) else "row: expected a JSON object"
 
 
 def _read_csv(text: str, enc: str, max_rows: int) -> ParsedFile:
