@@ -256,7 +256,9 @@ def import_file(
         )
     default_kind = check_kind(kind)
     fmt = detect_format(data, filename=filename, content_type=content_type)
-    parsed = read_table(data, fmt, max_rows=settings.max_import_rows, encoding=encoding)
+    parsed = read_table(
+        data, fmt, max_rows=settings.max_import_rows, max_bytes=settings.max_import_bytes, encoding=encoding
+    )
     if on_parsed is not None:
         on_parsed(parsed)
     report = ImportReport(format=parsed.format, encoding=parsed.encoding, dry_run=dry_run)

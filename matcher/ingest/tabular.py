@@ -15,6 +15,7 @@ from typing import Any, Literal
 from embeddings.text import has_cjk
 from matcher.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from matcher.ingest import bounded_json
+from matcher.ingest.zip_guard import check_inflation
 
 FileFormat = Literal["jsonl", "json", "csv", "xlsx"]
 
@@ -155,10 +156,14 @@ def _looks_chinese(text: str) -> bool:
     return cjk / len(letters) >= 0.9
 
 
-def read_table(data: bytes, fmt: FileFormat, *, max_rows: int, encoding: str | None = None) -> ParsedFile:
-    """Raw records (row number, dict) from a file; rows that cannot be read carry an error message instead."""
+def read_table(
+    data: bytes, fmt: FileFormat, *, max_rows: int, max_bytes: int, encoding: str | None = None
+) -> ParsedFile:
+    """Raw records (row number, dict) from a file; rows that cannot be read carry an error message instead.
+
+    `max_bytes` is the import limit, which also bounds how far an XLSX may inflate (see zip_guard)."""
     if fmt == "xlsx":
-        return _read_xlsx(data, max_rows)
+        return _read_xlsx(data, max_rows, max_bytes)
     if encoding:
         try:
             text, enc = data.decode(encoding).lstrip("\ufeff"), encoding
@@ -254,12 +259,14 @@ def _read_csv(text: str, enc: str, max_rows: int) -> ParsedFile:
     return ParsedFile("csv", enc, out, header)
 
 
-def _read_xlsx(data: bytes, max_rows: int) -> ParsedFile:
+def _read_xlsx(data: bytes, max_rows: int, max_bytes: int) -> ParsedFile:
     import zipfile
 
     from openpyxl import load_workbook
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_inflation(archive, max_bytes)
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ValidationFailed(
