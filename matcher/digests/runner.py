@@ -215,14 +215,12 @@ class DigestRunner:
                 if due is not None and due > now:
                     report.retry_later += 1
                     continue
+                enterprise_id = enterprise.id
                 try:
                     self._deliver(session, log, enterprise, report, now=now)
                 except Exception as exc:  # noqa: BLE001 - one enterprise's failure never stops the run
-                    logger.exception("digest for enterprise %s failed", enterprise.id)
                     session.rollback()
-                    report.errors.append(
-                        {"enterprise_id": enterprise.id, "error": f"{type(exc).__name__}: {exc}"}
-                    )
+                    self._unexpected(session, log, enterprise_id, exc, report, now=now)
 
     def _deliver(
         self, session: Session, log: DigestLog, e: Enterprise, report: RunReport, *, now: datetime
@@ -248,18 +246,22 @@ class DigestRunner:
             )
             return
         log.message_id = log.message_id or new_message_id(self.settings.mail_from)
+        try:
+            message = build_message(
+                rendered,
+                to=e.email.strip(),
+                mail_from=self.settings.mail_from,
+                message_id=log.message_id,
+                unsubscribe_url=unsubscribe_url(self.settings, token),
+                unsubscribe_mailto=unsubscribe_mailto(self.settings.mail_from, token),
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever the stored rows hold, this digest alone fails
+            self._unbuildable(session, log, exc, report)
+            return
         log.status = "sending"
         log.attempts += 1
         session.add(log)
         session.commit()
-        message = build_message(
-            rendered,
-            to=e.email.strip(),
-            mail_from=self.settings.mail_from,
-            message_id=log.message_id,
-            unsubscribe_url=unsubscribe_url(self.settings, token),
-            unsubscribe_mailto=unsubscribe_mailto(self.settings.mail_from, token),
-        )
         try:
             self.sender.send(message)
         except SendError as exc:
@@ -297,3 +299,46 @@ class DigestRunner:
         session.add(log)
         session.commit()
         report.errors.append({"enterprise_id": log.enterprise_id, "error": log.error, "status": log.status})
+
+    def _unbuildable(self, session: Session, log: DigestLog, exc: Exception, report: RunReport) -> None:
+        """A message that cannot be built (a stored name with a line break refused as a header ...) fails at once:
+        the same rows would fail the same way on every retry."""
+        log.attempts += 1
+        log.status, log.next_attempt_at = "failed", None
+        log.error = f"cannot build the message: {type(exc).__name__}: {exc}"[:2000]
+        session.add(log)
+        session.commit()
+        report.failed += 1
+        report.errors.append({"enterprise_id": log.enterprise_id, "error": log.error, "status": log.status})
+        logger.warning("digest for enterprise %s failed: %r", log.enterprise_id, log.error)
+
+    def _unexpected(
+        self,
+        session: Session,
+        log: DigestLog,
+        enterprise_id: int | None,
+        exc: Exception,
+        report: RunReport,
+        *,
+        now: datetime,
+    ) -> None:
+        """An error nobody planned for counts as an attempt, so the row ends failed after max_attempts instead of
+        being resumed, and logged with a traceback, on every run; the traceback is logged on the first only."""
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            # a row the store still holds as 'sending' had this attempt counted when it was marked so
+            self._failed_attempt(session, log, error, report, now=now, counted=log.status == "sending")
+            first = log.attempts <= 1
+        except Exception:  # noqa: BLE001 - the store failed too: nothing recorded, the next run resumes the row
+            session.rollback()
+            logger.exception("digest for enterprise %s failed: %r", enterprise_id, error)
+            report.errors.append({"enterprise_id": enterprise_id, "error": error})
+            return
+        logger.error(
+            "digest for enterprise %s failed (attempt %s, now %s): %r",
+            enterprise_id,
+            log.attempts,
+            log.status,
+            error,
+            exc_info=exc if first else None,
+        )

@@ -12,7 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from matcher.errors import ValidationFailed
+from matcher.errors import ValidationFailed, invalid
+from matcher.ingest import bounded_json
 
 # synonyms for a resource kind, in a `kind`/`类型` column or the --kind option
 # fmt: off
@@ -106,9 +107,11 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> dict[str, str | None
     else:
         text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else str(source)
         try:
-            raw = json.loads(text)
+            raw = bounded_json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationFailed(f"mapping: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except bounded_json.TooDeep as exc:
+            raise ValidationFailed(f"mapping: {exc}") from None
     if isinstance(raw, Mapping) and isinstance(raw.get("columns"), Mapping):
         raw = raw["columns"]
     if not isinstance(raw, Mapping):
@@ -217,17 +220,21 @@ def _int_like(value: Any, pattern: str) -> Any:
 
 
 def coerce(target: str, value: Any, scale: float) -> Any:
-    """Spreadsheet-friendly conversions; anything not understood is left for validation to report."""
+    """Spreadsheet-friendly conversions; anything not understood is left for validation to report.
+
+    Raises ValidationFailed for a JSON list cell nested deeper than bounded_json.MAX_DEPTH."""
     name = target.split(".", 1)[1] if target.startswith("details.") else target
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith("[") and stripped.endswith("]"):
             try:
-                parsed = json.loads(stripped)
+                parsed = bounded_json.loads(stripped)
                 if isinstance(parsed, list):
                     return parsed
             except json.JSONDecodeError:
                 pass
+            except bounded_json.TooDeep as exc:
+                raise invalid(target, str(exc)) from None
     if name in _MONEY:
         return _money(value, scale)
     if name in _DATES:
@@ -267,7 +274,9 @@ def map_record(
     raw: Mapping[str, Any], columns: Sequence[Column] | None = None
 ) -> tuple[dict[str, Any], set[str], set[str]]:
     """(record, present fields, present detail fields) from one raw row; empty values are left out of the
-    record but still count as present, so an update clears them."""
+    record but still count as present, so an update clears them.
+
+    Raises ValidationFailed for a JSON cell nested deeper than bounded_json.MAX_DEPTH."""
     if columns is None:
         columns = resolve_columns(raw.keys())
     record: dict[str, Any] = {}
@@ -282,10 +291,12 @@ def map_record(
         if col.target == "details":
             if isinstance(value, str) and value.strip():
                 try:
-                    value = json.loads(value)
+                    value = bounded_json.loads(value)
                 except json.JSONDecodeError:
                     record["details"] = value  # reported by validation
                     continue
+                except bounded_json.TooDeep as exc:
+                    raise invalid("details", str(exc)) from None
             if isinstance(value, Mapping):
                 for k, v in value.items():
                     present_details.add(str(k))

@@ -23,6 +23,7 @@ from matcher.domain.schemas import (
     ScenarioCreate,
 )
 from matcher.errors import PayloadTooLarge, ValidationFailed, invalid, invalid_input
+from matcher.ingest import bounded_json
 from matcher.ingest.columns import Column, coerce, map_record, normalize_kind, resolve_columns
 from matcher.ingest.tabular import ParsedFile, detect_format, read_table
 from matcher.settings import Settings
@@ -105,7 +106,10 @@ def _row_kind(row_kind: Any, default_kind: str | None) -> str:
 def _plan_row(
     row: int, raw: Mapping[str, Any], columns: Sequence[Column] | None, default_kind: str | None
 ) -> _Plan | RowOutcome:
-    record, present, present_details = map_record(raw, columns)
+    try:
+        record, present, present_details = map_record(raw, columns)
+    except ValidationFailed as exc:  # a cell nested too deep to convert
+        return _rejected(row, exc.detail)
     ext = record.get("external_id")
     ext_id = str(ext).strip() if ext is not None and str(ext).strip() else None
     row_kind = record.pop("kind", None)
@@ -116,8 +120,12 @@ def _plan_row(
         return _rejected(row, exc.detail, ext_id, normalize_kind(row_kind) if row_kind is not None else None)
     provider = record.pop("__provider__", None)
     if provider is not None and isinstance(record.get("details"), dict):
-        record["details"].setdefault(PROVIDER_FIELD[kind], coerce("details.x", provider, 1.0))
-        present_details.add(PROVIDER_FIELD[kind])
+        field = PROVIDER_FIELD[kind]
+        try:
+            record["details"].setdefault(field, coerce("details.x", provider, 1.0))
+        except ValidationFailed:  # coerce's only refusal: a JSON cell nested too deep
+            return _rejected(row, f"details.{field}: {bounded_json.TooDeep()}", ext_id, kind)
+        present_details.add(field)
     record["kind"] = kind
     try:
         model = CREATE_MODELS[kind].model_validate(record)
@@ -248,7 +256,9 @@ def import_file(
         )
     default_kind = check_kind(kind)
     fmt = detect_format(data, filename=filename, content_type=content_type)
-    parsed = read_table(data, fmt, max_rows=settings.max_import_rows, encoding=encoding)
+    parsed = read_table(
+        data, fmt, max_rows=settings.max_import_rows, max_bytes=settings.max_import_bytes, encoding=encoding
+    )
     if on_parsed is not None:
         on_parsed(parsed)
     report = ImportReport(format=parsed.format, encoding=parsed.encoding, dry_run=dry_run)

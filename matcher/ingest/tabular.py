@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from embeddings.text import has_cjk
 from matcher.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from matcher.ingest import bounded_json
+from matcher.ingest.zip_guard import check_inflation
 
 FileFormat = Literal["jsonl", "json", "csv", "xlsx"]
 
@@ -154,10 +156,14 @@ def _looks_chinese(text: str) -> bool:
     return cjk / len(letters) >= 0.9
 
 
-def read_table(data: bytes, fmt: FileFormat, *, max_rows: int, encoding: str | None = None) -> ParsedFile:
-    """Raw records (row number, dict) from a file; rows that cannot be read carry an error message instead."""
+def read_table(
+    data: bytes, fmt: FileFormat, *, max_rows: int, max_bytes: int, encoding: str | None = None
+) -> ParsedFile:
+    """Raw records (row number, dict) from a file; rows that cannot be read carry an error message instead.
+
+    `max_bytes` is the import limit, which also bounds how far an XLSX may inflate (see zip_guard)."""
     if fmt == "xlsx":
-        return _read_xlsx(data, max_rows)
+        return _read_xlsx(data, max_rows, max_bytes)
     if encoding:
         try:
             text, enc = data.decode(encoding).lstrip("\ufeff"), encoding
@@ -186,9 +192,12 @@ def _read_jsonl(text: str, enc: str, max_rows: int) -> ParsedFile:
         if len(out) >= max_rows:
             raise _too_many(max_rows)
         try:
-            obj = json.loads(line)
+            obj = bounded_json.loads(line)
         except json.JSONDecodeError as exc:
             out.append((n, f"row: malformed JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except bounded_json.TooDeep as exc:
+            out.append((n, f"row: {exc}"))
             continue
         out.append((n, obj if isinstance(obj, dict) else "row: expected a JSON object on each line"))
     return ParsedFile("jsonl", enc, out)
@@ -196,7 +205,11 @@ def _read_jsonl(text: str, enc: str, max_rows: int) -> ParsedFile:
 
 def _read_json_array(text: str, enc: str, max_rows: int) -> ParsedFile:
     try:
-        items = json.loads(text)
+        items = bounded_json.loads_rows(text)
+    except bounded_json.TooDeep as exc:
+        raise ValidationFailed(
+            f"the JSON document is {exc}; send an array of objects or JSON Lines"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValidationFailed(
             f"malformed JSON ({exc.msg} at line {exc.lineno}); send an array or JSON Lines"
@@ -208,10 +221,15 @@ def _read_json_array(text: str, enc: str, max_rows: int) -> ParsedFile:
     if len(items) > max_rows:
         raise _too_many(max_rows)
     out: list[tuple[int, dict[str, Any] | str]] = [
-        (n, obj if isinstance(obj, dict) else "row: expected a JSON object")
-        for n, obj in enumerate(items, start=1)
+        (n, _json_row(obj)) for n, obj in enumerate(items, start=1)
     ]
     return ParsedFile("json", enc, out)
+
+
+def _json_row(obj: object) -> dict[str, Any] | str:
+    if isinstance(obj, bounded_json.TooDeep):
+        return f"row: {obj}"
+    return obj if isinstance(obj, dict) else "row: expected a JSON object"
 
 
 def _read_csv(text: str, enc: str, max_rows: int) -> ParsedFile:
@@ -241,12 +259,14 @@ def _read_csv(text: str, enc: str, max_rows: int) -> ParsedFile:
     return ParsedFile("csv", enc, out, header)
 
 
-def _read_xlsx(data: bytes, max_rows: int) -> ParsedFile:
+def _read_xlsx(data: bytes, max_rows: int, max_bytes: int) -> ParsedFile:
     import zipfile
 
     from openpyxl import load_workbook
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_inflation(archive, max_bytes)
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ValidationFailed(

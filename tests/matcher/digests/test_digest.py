@@ -344,3 +344,89 @@ def test_unsubscribed_or_off_enterprises_get_nothing(env):
         s.commit()
     runner.run(PERIOD, now=NOW)
     assert [str(m["To"]) for m in inbox.messages] == ["team@helio.example.com"]
+
+
+def test_a_digest_that_cannot_be_built_fails_once_and_the_run_goes_on(env, caplog):
+    """A name with CR/LF stored before names were validated (inserted directly here) cannot be a Subject header:
+    its digest is marked failed with the reason and one log line, never left 'sending' with a traceback a run."""
+    settings, db, runner, inbox, ids = env
+    with Session(db, expire_on_commit=False) as s:
+        evil = Enterprise(
+            tenant_id="park",
+            name="Evil\r\nBcc: victim@x.example.com",
+            description="solid state battery cells for electric vehicles",
+            email="evil@x.example.com",
+            language="en",
+        )
+        stuck = Enterprise(
+            tenant_id="park", name="Stuck\nCo", description="battery", email="stuck@x.example.com"
+        )
+        s.add_all([evil, stuck])
+        s.commit()
+        # what today's runner left behind for such a name: a row 'sending' for ever
+        s.add(
+            DigestLog(
+                enterprise_id=stuck.id,
+                period=PERIOD,
+                status="sending",
+                attempts=7,
+                items=[],
+                message_id="<digest.1@park.example.com>",
+            )
+        )
+        s.commit()
+    caplog.set_level("INFO", logger="matcher.digests")
+    report = runner.run(PERIOD, now=NOW)
+    assert report.sent == 2 and report.failed == 2
+    assert sorted(str(m["To"]) for m in inbox.messages) == [
+        "ops@xinghe.example.com",
+        "team@helio.example.com",
+    ]
+    state = logs(db)
+    for eid in (evil.id, stuck.id):
+        assert state[eid].status == "failed" and state[eid].next_attempt_at is None
+        assert state[eid].error.startswith("cannot build the message: ValueError:")
+    assert state[evil.id].attempts == 1
+    failures = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert len(failures) == 2 and all(r.exc_info is None for r in failures)
+    assert all("\n" not in r.getMessage() for r in failures)
+    caplog.clear()
+    later = runner.run(PERIOD, now=NOW + timedelta(days=1))
+    assert later.sent == 0 and later.failed == 0 and later.already_done >= 4
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+    assert logs(db)[evil.id].attempts == 1 and len(inbox.messages) == 2
+
+
+def test_an_unexpected_error_is_bounded_and_logs_its_traceback_once(env, caplog, monkeypatch):
+    settings, db, runner, inbox, ids = env
+    import matcher.digests.runner as runner_mod
+
+    real = runner_mod.ineligible_reason
+    state = {"planning": True}
+
+    def flaky(enterprise, period):
+        if not state["planning"] and enterprise.id == ids["en"]:
+            raise RuntimeError("store hiccup")
+        return real(enterprise, period)
+
+    monkeypatch.setattr(runner_mod, "ineligible_reason", flaky)
+    real_send_due = runner._send_due
+
+    def send_due(*args, **kwargs):
+        state["planning"] = False
+        real_send_due(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_send_due", send_due)
+    caplog.set_level("INFO", logger="matcher.digests")
+    t = NOW
+    for _ in range(runner.max_attempts + 2):
+        state["planning"] = True
+        runner.run(PERIOD, now=t)
+        t += timedelta(days=1)
+    log = logs(db)[ids["en"]]
+    assert log.status == "failed" and log.attempts == runner.max_attempts
+    assert log.error == "RuntimeError: store hiccup"
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == runner.max_attempts
+    assert [r.exc_info is not None for r in failures] == [True] + [False] * (runner.max_attempts - 1)
+    assert [str(m["To"]) for m in inbox.messages] == ["ops@xinghe.example.com"]
