@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session
 
 from api.deps import CallerDep, StateDep, get_matcher
+from api.state import AppState
 from matcher.domain.schemas import (
     EnterprisePublic,
     NeedPublic,
@@ -18,9 +19,11 @@ from matcher.domain.schemas import (
     _tags,
 )
 from matcher.domain.tables import Enterprise, Need, Resource
+from matcher.domain.visibility import visible_to
 from matcher.errors import ValidationFailed
 from matcher.indexing.demand_keys import DEMAND_NEED, split_demand_key
 from matcher.matching.engine import MatchEngine
+from matcher.matching.pipeline import MatchOutcome
 from matcher.matching.query import MatchQuery
 from matcher.outcomes.impressions import log_impressions
 from matcher.settings import Settings
@@ -146,11 +149,12 @@ class DemandMatchResponse(BaseModel):
     model_version: str
 
 
-def _respond(
-    state, engine: MatchEngine, q: MatchQuery, caller: Caller, background: BackgroundTasks
-) -> MatchResponse:
-    """Run the query for the caller's tenant; the ranked resources still there, impressions logged after."""
+def _respond(state: AppState, engine: MatchEngine, q: MatchQuery, caller: Caller) -> MatchResponse:
+    """Run the query for the caller's tenant and answer the ranked resources still there. The impressions are
+    committed before the response leaves, so that feedback on any listed match is accepted right away."""
     outcome = engine.match(q, tenant=caller.tenant)
+    if outcome.candidates:
+        log_impressions(state.db, outcome, caller.tenant)
     ids = [c.id for c in outcome.candidates]
     with Session(state.db) as session:
         rows = by_ids(session, Resource, ids)
@@ -167,8 +171,6 @@ def _respond(
                 explanation=outcome.explanations.get(c.id),
             )
         )
-    if matches:
-        background.add_task(log_impressions, state.db, outcome, caller.tenant)
     return MatchResponse(
         request_id=outcome.request_id,
         matches=matches,
@@ -181,9 +183,7 @@ def _respond(
 
 
 @router.post("/match", response_model=MatchResponse)
-def match(
-    body: MatchRequest, state: StateDep, caller: CallerDep, engine: MatcherDep, background: BackgroundTasks
-) -> MatchResponse:
+def match(body: MatchRequest, state: StateDep, caller: CallerDep, engine: MatcherDep) -> MatchResponse:
     """Rank resources for a need, an enterprise, or free text (ranked, filtered, explained)."""
     check_limits(state.settings, k=body.k, text=body.text)
     q = MatchQuery(
@@ -200,7 +200,7 @@ def match(
         per_kind=body.per_kind,
         explain=body.explain,
     )
-    return _respond(state, engine, q, caller, background)
+    return _respond(state, engine, q, caller)
 
 
 KindsQuery = Annotated[list[ResourceKind] | None, Query(description="repeat for several kinds")]
@@ -209,10 +209,9 @@ MinScoreQuery = Annotated[float | None, Query(ge=0, le=1)]
 
 
 def _subject_matches(
-    state,
+    state: AppState,
     caller: Caller,
     engine: MatchEngine,
-    background: BackgroundTasks,
     k: int,
     kinds: list[ResourceKind] | None,
     min_score: float | None,
@@ -222,7 +221,7 @@ def _subject_matches(
     """The body of the need and enterprise match routes; `subject` is need_id=... or enterprise_id=...."""
     check_limits(state.settings, k=k)
     q = MatchQuery(**subject, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
-    return _respond(state, engine, q, caller, background)
+    return _respond(state, engine, q, caller)
 
 
 @router.get("/needs/{need_id}/matches", response_model=MatchResponse)
@@ -231,14 +230,13 @@ def need_matches(
     state: StateDep,
     caller: CallerDep,
     engine: MatcherDep,
-    background: BackgroundTasks,
     k: KQuery = 10,
     kinds: KindsQuery = None,
     min_score: MinScoreQuery = None,
     bundle: bool = False,
 ) -> MatchResponse:
     """The resources that fit one need (its kinds, industries, amount, TRL and region)."""
-    return _subject_matches(state, caller, engine, background, k, kinds, min_score, bundle, need_id=need_id)
+    return _subject_matches(state, caller, engine, k, kinds, min_score, bundle, need_id=need_id)
 
 
 @router.get("/enterprises/{enterprise_id}/matches", response_model=MatchResponse)
@@ -247,16 +245,13 @@ def enterprise_matches(
     state: StateDep,
     caller: CallerDep,
     engine: MatcherDep,
-    background: BackgroundTasks,
     k: KQuery = 10,
     kinds: KindsQuery = None,
     min_score: MinScoreQuery = None,
     bundle: bool = False,
 ) -> MatchResponse:
     """The resources that fit an enterprise's profile."""
-    return _subject_matches(
-        state, caller, engine, background, k, kinds, min_score, bundle, enterprise_id=enterprise_id
-    )
+    return _subject_matches(state, caller, engine, k, kinds, min_score, bundle, enterprise_id=enterprise_id)
 
 
 @router.get("/search", response_model=MatchResponse)
@@ -264,7 +259,6 @@ def search(
     state: StateDep,
     caller: CallerDep,
     engine: MatcherDep,
-    background: BackgroundTasks,
     q: Annotated[str, Query(min_length=1, description="free text, at most MATCHER_MAX_QUERY_CHARS")],
     kinds: KindsQuery = None,
     industries: Annotated[list[str] | None, Query()] = None,
@@ -283,7 +277,7 @@ def search(
     mq = MatchQuery(
         text=q, kinds=tuple(kinds or ()), filters=filters, k=k, min_score=min_score, per_provider=0
     )
-    return _respond(state, engine, mq, caller, background)
+    return _respond(state, engine, mq, caller)
 
 
 @router.get("/resources/{resource_id}/matches", response_model=DemandMatchResponse)
@@ -305,44 +299,7 @@ def resource_matches(
         min_score=min_score,
         include=tuple(include or ("need", "enterprise")),
     )
-    need_ids, ent_ids = [], []
-    for c in outcome.candidates:
-        typ, rid = split_demand_key(c.id)
-        (need_ids if typ == DEMAND_NEED else ent_ids).append(rid)
-    with Session(state.db) as session:
-        needs = by_ids(session, Need, need_ids)
-        ents = by_ids(session, Enterprise, [*ent_ids, *(n.enterprise_id for n in needs.values())])
-    out: list[DemandMatch] = []
-    for c in outcome.candidates:
-        typ, rid = split_demand_key(c.id)
-        if typ == DEMAND_NEED:
-            need = needs.get(rid)
-            if need is None:
-                continue
-            ent = ents.get(need.enterprise_id)
-            out.append(
-                DemandMatch(
-                    rank=len(out) + 1,
-                    score=round(c.score, 4),
-                    type="need",
-                    need=to_public_need(need, caller),
-                    enterprise=to_public_enterprise(ent, caller) if ent is not None else None,
-                    explanation=outcome.explanations.get(c.id),
-                )
-            )
-        else:
-            ent = ents.get(rid)
-            if ent is None:
-                continue
-            out.append(
-                DemandMatch(
-                    rank=len(out) + 1,
-                    score=round(c.score, 4),
-                    type="enterprise",
-                    enterprise=to_public_enterprise(ent, caller),
-                    explanation=outcome.explanations.get(c.id),
-                )
-            )
+    out = _demand_matches(state, outcome, caller)
     return DemandMatchResponse(
         request_id=outcome.request_id,
         resource_id=resource_id,
@@ -351,3 +308,40 @@ def resource_matches(
         message=None if out else "no enterprise or open need fits well enough",
         model_version=outcome.model_version,
     )
+
+
+def _demand_matches(state: AppState, outcome: MatchOutcome, caller: Caller) -> list[DemandMatch]:
+    """Render a reverse match's candidates as the caller may see them. The engine filters the candidates
+    themselves by visibility, not the enterprise behind each need: a public need of an enterprise the caller may
+    not see is shown alone, without the enterprise or its id."""
+    need_ids, ent_ids = [], []
+    for c in outcome.candidates:
+        typ, rid = split_demand_key(c.id)
+        (need_ids if typ == DEMAND_NEED else ent_ids).append(rid)
+    with Session(state.db) as session:
+        needs = by_ids(session, Need, need_ids)
+        ents = by_ids(session, Enterprise, [*ent_ids, *(n.enterprise_id for n in needs.values())])
+    visible = {i: e for i, e in ents.items() if visible_to(e, caller.tenant)}
+    out: list[DemandMatch] = []
+    for c in outcome.candidates:
+        typ, rid = split_demand_key(c.id)
+        if typ == DEMAND_NEED:
+            need = needs.get(rid)
+            if need is None:  # deleted between retrieval and response
+                continue
+            ent = visible.get(need.enterprise_id)
+        else:
+            need, ent = None, visible.get(rid)
+            if ent is None:  # deleted, or no longer visible, since retrieval
+                continue
+        out.append(
+            DemandMatch(
+                rank=len(out) + 1,
+                score=round(c.score, 4),
+                type="need" if need is not None else "enterprise",
+                need=None if need is None else to_public_need(need, caller, ent),
+                enterprise=None if ent is None else to_public_enterprise(ent, caller),
+                explanation=outcome.explanations.get(c.id),
+            )
+        )
+    return out

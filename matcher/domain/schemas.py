@@ -432,7 +432,8 @@ class NeedUpdate(_Tagged):
 
 class NeedPublic(BaseModel):
     id: int
-    enterprise_id: int
+    # None when the caller may not see the need's enterprise (a public need of a private enterprise)
+    enterprise_id: int | None
     title: str
     description: str
     kinds: list[str]

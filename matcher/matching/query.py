@@ -107,6 +107,8 @@ def build_ask(q: MatchQuery, tenant: str, *, db: Engine, taxonomy: Taxonomy, set
         with Session(db) as session:
             need = _load_need(session, q.need_id, tenant)
             ent = session.get(Enterprise, need.enterprise_id)
+            if ent is not None and not visible_to(ent, tenant):
+                ent = None  # a public need of a private enterprise: its stage and tags are not the caller's to see
         text = "\n".join(p for p in (need.title, need.description) if p)
         industries = list(need.industries or [])
         region, amount, trl_min = need.region, need.amount, need.trl_min

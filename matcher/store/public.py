@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from matcher.domain.schemas import EnterprisePublic, NeedPublic, ResourcePublic
 from matcher.domain.tables import Enterprise, Need, Resource, as_utc
 from matcher.domain.taxonomy import default_taxonomy
+from matcher.domain.visibility import visible_to
 from matcher.store.keys import Caller
 
 
@@ -34,8 +37,22 @@ def to_public_resource(row: Resource, caller: Caller) -> ResourcePublic:
     return ResourcePublic.model_validate(_public_data(row, caller, private=("external_id",)))
 
 
-def to_public_need(row: Need, caller: Caller) -> NeedPublic:
-    return NeedPublic.model_validate(_public_data(row, caller))
+def to_public_need(row: Need, caller: Caller, enterprise: Enterprise | None = None) -> NeedPublic:
+    """Another tenant's need names its enterprise only when that enterprise is visible to the caller too: a public
+    need of a private enterprise is shown without even the enterprise's id. `enterprise` is the need's enterprise;
+    when not given it is read through the row's session (none: the id is withheld)."""
+    data = _public_data(row, caller)
+    if row.tenant_id != caller.tenant:
+        if enterprise is None:
+            session = object_session(row)
+            enterprise = session.get(Enterprise, row.enterprise_id) if session is not None else None
+        if (
+            enterprise is None
+            or enterprise.id != row.enterprise_id
+            or not visible_to(enterprise, caller.tenant)
+        ):
+            data["enterprise_id"] = None
+    return NeedPublic.model_validate(data)
 
 
 def to_public_enterprise(row: Enterprise, caller: Caller) -> EnterprisePublic:

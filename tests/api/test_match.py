@@ -263,3 +263,70 @@ def test_search_for_officers(engine_client, headers, loaded):
 def test_match_needs_a_key(engine_client):
     r = engine_client.post("/v1/match", json={"text": "芯片"}, headers=bearer("pm_nope_nope"))
     assert r.status_code == 401
+
+
+def _private_enterprise_with_public_need(client: TestClient, headers) -> tuple[dict, dict]:
+    """Tenant B's private enterprise and a public need of it that fits the hospital scenario."""
+    ent = client.post(
+        "/v1/enterprises",
+        json={
+            "name": "隐秘影像科技",
+            "description": "秘密研发中的影像诊断算法",
+            "industries": ["数字医疗"],
+            "stage": "mature",
+            "tier": "key_account",
+            "visibility": "private",
+        },
+        headers=headers["other"],
+    )
+    assert ent.status_code == 201, ent.text
+    need = client.post(
+        "/v1/needs",
+        json={
+            "enterprise_id": ent.json()["id"],
+            "title": "寻找医院影像诊断落地场景",
+            "description": "CT影像AI辅助诊断需要临床验证场景",
+            "kinds": ["scenario"],
+            "visibility": "public",
+        },
+        headers=headers["other"],
+    )
+    assert need.status_code == 201, need.text
+    return ent.json(), need.json()
+
+
+def test_reverse_match_hides_the_private_enterprise_of_a_public_need(engine_client, headers, loaded):
+    ent, need = _private_enterprise_with_public_need(engine_client, headers)
+    assert engine_client.get(f"/v1/enterprises/{ent['id']}", headers=headers["admin"]).status_code == 404
+    sid = loaded["三甲医院AI辅助影像诊断应用场景"]
+    url = f"/v1/resources/{sid}/matches?k=10&min_score=0"
+    r = engine_client.get(url, headers=headers["admin"])
+    assert r.status_code == 200, r.text
+    found = [m for m in r.json()["matches"] if m["type"] == "need" and m["need"]["id"] == need["id"]]
+    assert found, "the public need itself is visible"
+    assert found[0]["enterprise"] is None
+    assert found[0]["need"]["enterprise_id"] is None
+    assert ent["id"] not in [m["enterprise"]["id"] for m in r.json()["matches"] if m["enterprise"]]
+    for secret in ("隐秘影像科技", "秘密研发中的影像诊断算法", "key_account", "mature"):
+        assert secret not in r.text
+    # its own tenant still sees the pair
+    own = engine_client.get(url, headers=headers["other"]).json()["matches"]
+    mine = [m for m in own if m["type"] == "need" and m["need"]["id"] == need["id"]]
+    assert mine[0]["enterprise"]["name"] == "隐秘影像科技"
+    assert mine[0]["need"]["enterprise_id"] == ent["id"]
+
+
+def test_a_public_need_never_names_its_private_enterprise(engine_client, headers, loaded):
+    ent, need = _private_enterprise_with_public_need(engine_client, headers)
+    one = engine_client.get(f"/v1/needs/{need['id']}", headers=headers["admin"])
+    assert one.status_code == 200 and one.json()["enterprise_id"] is None
+    listed = engine_client.get("/v1/needs", headers=headers["admin"]).json()["data"]
+    assert [n["enterprise_id"] for n in listed if n["id"] == need["id"]] == [None]
+    assert (
+        engine_client.get(f"/v1/needs/{need['id']}", headers=headers["other"]).json()["enterprise_id"]
+        == (ent["id"])
+    )
+    # matching the need uses only what the caller may see: not the private enterprise's stage
+    r = engine_client.get(f"/v1/needs/{need['id']}/matches?k=10&min_score=0", headers=headers["admin"])
+    assert r.status_code == 200, r.text
+    assert "mature" not in r.text and "隐秘影像科技" not in r.text
