@@ -46,6 +46,7 @@ def problem_response(description: str) -> dict[str, Any]:
 
 # what any authenticated /v1 operation may answer besides its success; documented once, router by router
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_response("the body cannot be parsed (not JSON, a broken multipart, a bad Content-Length)"),
     401: {
         **problem_response("no API key, or one that is invalid or revoked"),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge"}},
