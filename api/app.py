@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
-from api.errors import install_error_handlers
+from api.errors import PROBLEM_RESPONSES, add_problem_schema, install_error_handlers
 from api.middleware import install_middleware
 from api.routes import routers
 from api.state import AppState
@@ -71,5 +72,22 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     install_error_handlers(app)
     install_middleware(app, settings)
     for router, prefix in routers():
-        app.include_router(router, prefix=prefix)
+        # the probes outside /v1 answer only their own statuses; every /v1 operation may answer a problem
+        app.include_router(router, prefix=prefix, responses=PROBLEM_RESPONSES if prefix == "/v1" else None)
+    install_openapi(app)
     return app
+
+
+def install_openapi(app: FastAPI) -> None:
+    """The generated document, with the Problem schema that every problem response refers to."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_schema(
+                get_openapi(
+                    title=app.title, version=app.version, description=app.description, routes=app.routes
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

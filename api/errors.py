@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -15,6 +16,70 @@ from matcher.errors import MatcherError, invalid_input
 
 logger = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+REALM = "parkmatch"
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="the field at fault, dotted (details.trl, items.0)")
+    message: str
+    type: str = Field(description="a stable code: missing, string_too_long, conflict ...")
+
+
+class Problem(BaseModel):
+    """An error as RFC 9457 problem details; validation problems list each field at fault."""
+
+    model_config = ConfigDict(extra="allow")  # some problems carry more fields, named in their detail
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """A documented problem response: application/problem+json with the Problem schema."""
+    return {
+        "description": description,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# what any authenticated /v1 operation may answer besides its success; documented once, router by router
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_response("the body cannot be parsed (not JSON, a broken multipart, a bad Content-Length)"),
+    401: {
+        **problem_response("no API key, or one that is invalid or revoked"),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge"}},
+    },
+    403: problem_response("the key's role may not do this"),
+    404: problem_response("no such record in what the caller may see"),
+    409: problem_response(
+        "conflicts with the current state (an external_id taken, an idempotency key reused)"
+    ),
+    413: problem_response("the body is over the size limit"),
+    422: problem_response("the request is invalid; `errors` names each field at fault"),
+    429: problem_response("too many requests; retry after the Retry-After header's seconds"),
+}
+# operations that need the match engine answer 503 while its indexes load
+UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: problem_response("the matching indexes are still loading; retry shortly")
+}
+
+
+def add_problem_schema(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Put the Problem schema (and its parts) in the document's components, where the responses refer to it."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    return openapi
+
+
+def _challenge(request: Request) -> str:
+    """RFC 6750: a request without credentials gets the bare challenge, one with a bad key `invalid_token`."""
+    if request.headers.get("authorization"):
+        return f'Bearer realm="{REALM}", error="invalid_token"'
+    return f'Bearer realm="{REALM}"'
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -29,8 +94,11 @@ def _render(exc: MatcherError) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MatcherError)
-    async def _domain(_: Request, exc: MatcherError) -> JSONResponse:
-        return _render(exc)
+    async def _domain(request: Request, exc: MatcherError) -> JSONResponse:
+        resp = _render(exc)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = _challenge(request)
+        return resp
 
     # a request FastAPI refuses before any route runs is described by the core like any other invalid input
     @app.exception_handler(RequestValidationError)
@@ -38,12 +106,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return _render(invalid_input(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         resp = problem(exc.status_code, titles.get(exc.status_code, "Error"), detail)
         if exc.headers:
             resp.headers.update(exc.headers)
+        if exc.status_code == 401 and "WWW-Authenticate" not in resp.headers:
+            resp.headers["WWW-Authenticate"] = _challenge(request)
         return resp
 
     # a number the database cannot hold (an id beyond 64 bits in a path or body); the request's transaction is

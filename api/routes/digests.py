@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.deps import SessionDep, StateDep, permit
+from api.errors import UNAVAILABLE_RESPONSES
 from api.state import AppState
 from matcher.digests.compose import FREQUENCIES, KINDS, CandidateSource, DigestComposer, period_start
 from matcher.digests.runner import DigestRunner
@@ -25,7 +26,7 @@ from matcher.notify.delivery import EVENTS
 from matcher.store import subscriptions
 from matcher.store.keys import Caller
 
-router = APIRouter(tags=["digests"])
+router = APIRouter(tags=["digests"], responses=UNAVAILABLE_RESPONSES)
 
 
 # ---------------------------------------------------------------------------------------------- wiring
@@ -60,7 +61,8 @@ def _check_period(period: str | None) -> None:
 class DigestRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     period: str | None = Field(default=None, description="ISO week, e.g. 2026-W48; default the current week")
-    dry_run: bool = False
+    # strict: a 0 or "false" that meant "dry run" must not send real mail
+    dry_run: StrictBool = False
 
 
 class DigestRunReport(BaseModel):
@@ -148,7 +150,9 @@ class SubscriptionUpdate(BaseModel):
         default=None, description="empty = every kind"
     )
     language: Literal["zh", "en"] | None = None
-    unsubscribed: bool | None = Field(default=None, description="false re-subscribes after an unsubscribe")
+    unsubscribed: StrictBool | None = Field(
+        default=None, description="false re-subscribes after an unsubscribe"
+    )
 
 
 def _subscription(ent: Enterprise) -> Subscription:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from api.deps import CallerDep, SessionDep
 from api.idempotency import IdempotencyDep, create_once
+from matcher.domain.schemas import Id
 from matcher.outcomes.feedback import REASONS, Action, Reason, record_feedback
 
 router = APIRouter(tags=["feedback"])
@@ -19,13 +20,13 @@ class FeedbackCreate(BaseModel):
     request_id: str = Field(
         min_length=1, max_length=64, description="the request_id of the served match list"
     )
-    resource_id: int = Field(ge=1, description="the matched resource the event is about")
+    resource_id: Id = Field(description="the matched resource the event is about")
     action: Action
     reason: Reason | None = Field(
         default=None, description="why (mostly with 'rejected'); see /v1/feedback/reasons"
     )
-    amount: float | None = Field(default=None, ge=0, description="CNY, with action 'deal' only")
-    need_id: int | None = Field(default=None, ge=1)
+    amount: StrictFloat | None = Field(default=None, ge=0, description="CNY, with action 'deal' only")
+    need_id: Id | None = None
 
 
 class FeedbackPublic(BaseModel):

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes, and the taxonomy."""
+"""Liveness and readiness probes (no key), and the taxonomy (a /v1 call like any other: it needs a key)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api.deps import StateDep
+from api.deps import CallerDep, StateDep
+from api.errors import PROBLEM_RESPONSES
 
 router = APIRouter(tags=["health"])
 PREFIX = ""
@@ -33,6 +34,6 @@ def readyz(state: StateDep) -> JSONResponse:
     )
 
 
-@router.get("/v1/taxonomy")
-def taxonomy(state: StateDep) -> dict:
+@router.get("/v1/taxonomy", responses={401: PROBLEM_RESPONSES[401]})
+def taxonomy(state: StateDep, caller: CallerDep) -> dict:
     return {"version": 1, "tags": state.taxonomy.as_dict()}

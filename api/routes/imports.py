@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import StateDep, permit
+from api.errors import problem_response
 from api.state import AppState
 from matcher.errors import PayloadTooLarge, ValidationFailed
 from matcher.ingest.columns import load_mapping
@@ -88,9 +89,9 @@ def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> Imp
     summary="Import resources from a file",
     openapi_extra=_OPENAPI,
     responses={
-        413: {"description": "the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"},
-        415: {"description": "not CSV, JSON Lines or XLSX"},
-        422: {"description": "the file cannot be decoded or parsed, or an option is invalid"},
+        413: problem_response("the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"),
+        415: problem_response("not CSV, JSON Lines or XLSX"),
+        422: problem_response("the file cannot be decoded or parsed, or an option is invalid"),
     },
 )
 async def import_resources(

@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import Session
 
 from api.deps import CallerDep, StateDep, get_matcher
+from api.errors import UNAVAILABLE_RESPONSES
 from api.state import AppState
 from matcher.domain.schemas import (
     EnterprisePublic,
+    Id,
     NeedPublic,
     ResourceKind,
     ResourcePublic,
@@ -31,7 +42,7 @@ from matcher.store.keys import Caller
 from matcher.store.public import to_public_enterprise, to_public_need, to_public_resource
 from matcher.store.queries import by_ids
 
-router = APIRouter(tags=["match"])
+router = APIRouter(tags=["match"], responses=UNAVAILABLE_RESPONSES)
 MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]
 
 
@@ -42,12 +53,12 @@ class MatchFilters(BaseModel):
     stage: Literal["seed", "startup", "growth", "mature"] | None = Field(
         default=None, description="fund stage fit"
     )
-    amount: float | None = Field(
+    amount: StrictFloat | None = Field(
         default=None, ge=0, description="CNY; funds whose ticket range excludes it drop"
     )
-    trl_min: int | None = Field(default=None, ge=1, le=9)
-    trl_max: int | None = Field(default=None, ge=1, le=9)
-    include_inactive: bool = False
+    trl_min: StrictInt | None = Field(default=None, ge=1, le=9)
+    trl_max: StrictInt | None = Field(default=None, ge=1, le=9)
+    include_inactive: StrictBool = False
 
     @field_validator("industries", mode="before")
     @classmethod
@@ -60,19 +71,19 @@ class MatchRequest(BaseModel):
     text: str | None = Field(
         default=None, description="free text (Chinese or English), at most MATCHER_MAX_QUERY_CHARS"
     )
-    need_id: int | None = None
-    enterprise_id: int | None = None
+    need_id: Id | None = None
+    enterprise_id: Id | None = None
     kinds: list[ResourceKind] = Field(default_factory=list, description="empty = all kinds")
     filters: MatchFilters = Field(default_factory=MatchFilters)
-    k: int = Field(default=10, ge=1, description="at most MATCHER_MAX_K")
-    min_score: float | None = Field(default=None, ge=0, le=1)
-    dense_weight: float | None = Field(
+    k: StrictInt = Field(default=10, ge=1, description="at most MATCHER_MAX_K")
+    min_score: StrictFloat | None = Field(default=None, ge=0, le=1)
+    dense_weight: StrictFloat | None = Field(
         default=None, ge=0, le=1, description="fusion weight of the dense side"
     )
-    per_provider: int | None = Field(default=None, ge=0, le=100, description="0 = no diversity limit")
-    bundle: bool = Field(default=False, description="the best `per_kind` of each kind")
-    per_kind: int = Field(default=3, ge=1, le=20)
-    explain: bool = True
+    per_provider: StrictInt | None = Field(default=None, ge=0, le=100, description="0 = no diversity limit")
+    bundle: StrictBool = Field(default=False, description="the best `per_kind` of each kind")
+    per_kind: StrictInt = Field(default=3, ge=1, le=20)
+    explain: StrictBool = True
 
     @model_validator(mode="after")
     def _one_subject(self) -> MatchRequest:

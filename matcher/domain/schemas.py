@@ -11,9 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -31,10 +33,30 @@ Language = Literal["zh", "en"]
 
 MAX_TEXT = 20_000  # characters in a description; bodies are also capped in bytes by the API
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+SINGLE_LINE = r"^[^\r\n]*$"
+
+
+def _single_line(value: Any) -> Any:
+    """Names, titles, addresses go into mail headers: a CR or LF is refused (not stripped) with a 422."""
+    if isinstance(value, str) and ("\r" in value or "\n" in value):
+        raise ValueError("must be a single line (no CR or LF characters)")
+    return value
+
+
+_OneLine = BeforeValidator(_single_line)
+Title = Annotated[
+    str, _OneLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=SINGLE_LINE)
+]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
-ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[
+    str, _OneLine, StringConstraints(strip_whitespace=True, max_length=300, pattern=SINGLE_LINE)
+]
+ExternalId = Annotated[
+    str, _OneLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=SINGLE_LINE)
+]
+Email = Annotated[EmailStr, _OneLine]
+# a record id in a body: a JSON integer only (true or "1" would name record 1), within 64 bits
+Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 Money = Annotated[float, Field(ge=0, le=1e13)]  # CNY
 
 # bilingual synonyms accepted on the way in
@@ -230,6 +252,11 @@ class _Tagged(Strict):
         return _tags(v)
 
 
+def _omittable() -> Any:
+    """A PATCH field that may be left out but not set to null (its column holds none): no null in its schema."""
+    return Field(default=None, json_schema_extra=lambda schema: schema.pop("default", None))  # type: ignore[misc]
+
+
 # ---------------------------------------------------------------- resources
 
 
@@ -275,16 +302,16 @@ ResourceCreate = Annotated[
 class ResourceUpdate(_Tagged):
     """PATCH body: only the fields given change; `details` is merged and re-validated for the kind."""
 
-    title: Title | None = None
-    description: Text | None = None
+    title: Title = _omittable()
+    description: Text = _omittable()
     industries: list[ShortText] | None = None
     region: ShortText | None = None
     language: Language | None = None
     valid_until: date | None = None
-    status: Literal["active", "paused", "closed"] | None = None
-    visibility: Visibility | None = None
+    status: Literal["active", "paused", "closed"] = _omittable()
+    visibility: Visibility = _omittable()
     external_id: ExternalId | None = None
-    details: dict[str, Any] | None = None
+    details: dict[str, Any] = _omittable()
 
 
 class ResourcePublic(BaseModel):
@@ -324,7 +351,7 @@ class EnterpriseBase(_Tagged):
     stage: Stage | None = None
     tier: Tier | None = None
     size: Literal["micro", "small", "medium", "large"] | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     digest_frequency: Literal["weekly", "biweekly", "off"] = "weekly"
     digest_kinds: list[ResourceKind] = Field(default_factory=list)
     language: Language = "zh"
@@ -342,18 +369,18 @@ class EnterpriseCreate(EnterpriseBase):
 
 
 class EnterpriseUpdate(_Tagged):
-    name: Title | None = None
-    description: Text | None = None
+    name: Title = _omittable()
+    description: Text = _omittable()
     industries: list[ShortText] | None = None
     region: ShortText | None = None
     stage: Stage | None = None
     tier: Tier | None = None
     size: Literal["micro", "small", "medium", "large"] | None = None
-    email: EmailStr | None = None
-    digest_frequency: Literal["weekly", "biweekly", "off"] | None = None
+    email: Email | None = None
+    digest_frequency: Literal["weekly", "biweekly", "off"] = _omittable()
     digest_kinds: list[ResourceKind] | None = None
     language: Language | None = None
-    visibility: Visibility | None = None
+    visibility: Visibility = _omittable()
     external_id: ExternalId | None = None
 
     @field_validator("stage", mode="before")
@@ -395,7 +422,7 @@ class EnterprisesPublic(BaseModel):
 
 
 class NeedBase(_Tagged):
-    enterprise_id: int
+    enterprise_id: Id
     title: Title
     description: Text = ""
     kinds: list[ResourceKind] = Field(default_factory=list, description="kinds sought; empty = all")
@@ -418,16 +445,16 @@ class NeedCreate(NeedBase):
 
 
 class NeedUpdate(_Tagged):
-    title: Title | None = None
-    description: Text | None = None
+    title: Title = _omittable()
+    description: Text = _omittable()
     kinds: list[ResourceKind] | None = None
     industries: list[ShortText] | None = None
     amount: Money | None = None
     region: ShortText | None = None
     deadline: date | None = None
     trl_min: int | None = Field(default=None, ge=1, le=9)
-    status: Literal["open", "matched", "closed"] | None = None
-    visibility: Visibility | None = None
+    status: Literal["open", "matched", "closed"] = _omittable()
+    visibility: Visibility = _omittable()
 
 
 class NeedPublic(BaseModel):

@@ -32,8 +32,11 @@ def test_readyz_when_the_engine_is_there(client):
     assert r.status_code == 200 and r.json()["status"] == "ready"
 
 
-def test_taxonomy_is_public_and_bilingual(client):
-    r = client.get("/v1/taxonomy")
+def test_taxonomy_needs_a_key_and_is_bilingual(client, headers):
+    refused = client.get("/v1/taxonomy")
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="parkmatch"'
+    r = client.get("/v1/taxonomy", headers=headers["platform"])
     assert r.status_code == 200
     tags = {t["id"]: t for t in r.json()["tags"]}
     assert tags["quantum-information"]["zh"] == "量子信息"

@@ -1,0 +1,98 @@
+"""The HTTP API conforms to its own OpenAPI document: schemathesis runs every operation in-process with every
+check (`--checks all`), positive and negative data, authenticated as the admin of a seeded tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.python import asgi
+from starlette.types import Receive, Scope, Send
+
+from api.app import create_app
+from matcher.settings import Settings
+from matcher.store.db import session_scope
+from matcher.store.keys import create_key
+from tests.conftest import TENANT, _enterprise, _need, _resource, bearer
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES_PER_OPERATION = 200
+
+
+class OutboxSender:
+    """Keeps digest mail instead of sending it: the run may ask for real (not dry-run) digests."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    def send(self, message: EmailMessage) -> None:
+        self.sent.append(message)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def park_app(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path) -> Iterator[tuple[FastAPI, str]]:
+    """An app with its match engine over a seeded park; yields it and an admin key of the seeded tenant.
+
+    schemathesis runs the app's lifespan itself (once per app, kept until shut down), so the seeding goes
+    through its client: a second lifespan would build a second state."""
+    root = tmp_path_factory.mktemp("conformance")
+    settings = Settings(
+        data_dir=root / "data", database_url=f"sqlite:///{root / 'store.db'}", encoder=str(encoder_dir)
+    )
+    app = create_app(settings)
+    PARK.app = app
+    try:
+        with asgi.get_client(PARK) as client:
+            state = app.state.app_state
+            state.email_sender = OutboxSender()
+            with session_scope(state.db) as session:
+                admin = create_key(session, tenant=TENANT, role="admin", name="conformance")[1]
+            auth = bearer(admin)
+            ent = client.post("/v1/enterprises", json=_enterprise(), headers=auth)
+            ent.raise_for_status()
+            client.post("/v1/needs", json=_need(ent.json()["id"]), headers=auth).raise_for_status()
+            for kind in ("result", "scenario", "fund", "incubator"):
+                client.post("/v1/resources", json=_resource(kind), headers=auth).raise_for_status()
+        yield app, admin
+    finally:
+        asgi.shutdown_lifespans()
+
+
+class SeededPark:
+    """The ASGI app the schema calls: the park the fixture builds (each test module's run has its own)."""
+
+    app: FastAPI | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "the park_app fixture builds the app"
+        await self.app(scope, receive, send)
+
+
+PARK = SeededPark()
+# the document every app serves, read without starting one; the calls go to the seeded park
+schema = schemathesis.openapi.from_dict(create_app(Settings(), load_engine=False).openapi())
+schema.app = PARK
+load_all_checks()
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
+def test_operation_conforms(case: schemathesis.Case, park_app: tuple[FastAPI, str]) -> None:
+    _, admin = park_app
+    case.call_and_validate(headers=bearer(admin), checks=CHECKS.get_all())
