@@ -21,7 +21,7 @@ from matcher.digests.sources import EngineSource
 from matcher.domain.permissions import authorize
 from matcher.domain.tables import Enterprise
 from matcher.errors import ServiceUnavailable, invalid
-from matcher.notify import subscriptions as webhooks
+from matcher.notify import webhooks
 from matcher.notify.delivery import EVENTS
 from matcher.store import subscriptions
 from matcher.store.keys import Caller

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import Session, select
 
 from matcher.errors import NotFound, ValidationFailed
-from matcher.notify import subscriptions as webhooks
+from matcher.notify import webhooks
 from matcher.notify.tables import WebhookDelivery, WebhookSubscription
 from matcher.store.keys import ensure_tenant
 from tests.conftest import OTHER_TENANT, TENANT
