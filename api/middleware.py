@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import problem
 from api.ratelimit import RateLimitMiddleware
 from matcher.settings import Settings
+from matcher.store import audit
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -57,7 +58,8 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with audit.request_scope(request_id):  # audit events of this request carry its id
+            await self.app(scope, receive, send_with_id)
 
 
 class HeaderLimitMiddleware:

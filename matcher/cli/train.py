@@ -100,9 +100,38 @@ def train_ranker(
         raise CliError(str(exc)) from None
     except ValueError as exc:
         raise CliError(f"cannot train: {exc}") from None
+    _audit_decision(settings, scope, decided)
     out = {k: v for k, v in decided.items() if k != "ranker"}
     out["previous_trial"] = None if running is None else running.as_dict()
     typer.echo(json.dumps(out, ensure_ascii=False))
+
+
+def _audit_decision(settings, scope: str, decided: dict) -> None:
+    """An activation or a trial the command started is in the scope's audit trail, by the operator."""
+    from sqlmodel import Session
+
+    from matcher.store import audit
+    from matcher.store.db import init_db, make_engine
+
+    if not (decided["activated"] or decided["trial"]):
+        return
+    action, summary = (
+        ("model.activate", {}) if decided["activated"] else ("model.trial", {"trial": "started"})
+    )
+    db = make_engine(settings)
+    init_db(db)
+    with Session(db) as session:
+        who = audit.Actor(tenant=scope, name=audit.OPERATOR)
+        audit.record(
+            session,
+            who,
+            action,
+            record_type="model",
+            record_id=decided["model"],
+            summary=summary,
+            commit=True,
+        )
+    db.dispose()
 
 
 def _qrels_rows(settings, dataset: Path, split: str):

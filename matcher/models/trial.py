@@ -40,6 +40,7 @@ from sqlmodel import Session, select
 from matcher.domain.tables import Feedback, Impression
 from matcher.matching.interleave import CANDIDATE, INCUMBENT, preference
 from matcher.models.registry import SHARED, ModelRegistry
+from matcher.store import audit
 
 logger = logging.getLogger(__name__)
 
@@ -186,12 +187,31 @@ def evaluate_trial(
     if not act:
         return verdict
     record = verdict.as_dict() | {"evaluated_at": datetime.now(UTC).isoformat()}
+    who = audit.Actor(tenant=scope, name="trial-verdict")
     if decision == "promote":
         registry.record_trial(verdict.model, record)
         registry.activate(verdict.model)
+        audit.record(
+            session,
+            who,
+            "model.activate",
+            record_type="model",
+            record_id=verdict.model,
+            summary={"trial": "promoted", "reason": reason},
+            commit=True,
+        )
         logger.info("ranker trial: %s promoted (%s)", verdict.model, reason)
     elif decision in ("reject", "inconclusive"):
         registry.end_trial("ranker", scope=scope, status="rejected", verdict=record)
+        audit.record(
+            session,
+            who,
+            "model.trial",
+            record_type="model",
+            record_id=verdict.model,
+            summary={"trial": decision, "reason": reason},
+            commit=True,
+        )
         logger.info("ranker trial: %s ended, %s (%s)", verdict.model, decision, reason)
     else:
         registry.record_trial(verdict.model, record)

@@ -6,7 +6,9 @@ secrets or full texts. They hold no foreign key to the record, so they stay when
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,19 @@ if TYPE_CHECKING:
 
 # a Caller without a key id is trusted code in the process (the command line, the demo loader)
 OPERATOR = "operator"
+
+# the id of the request being served, set by the HTTP layer for the request's duration; events carry it
+_REQUEST_ID: ContextVar[str | None] = ContextVar("audit_request_id", default=None)
+
+
+@contextmanager
+def request_scope(request_id: str) -> Iterator[None]:
+    """Events recorded inside carry `request_id` (the API's X-Request-ID), so an event leads to its request."""
+    token = _REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        _REQUEST_ID.reset(token)
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ def record(
         record_type=record_type,
         record_id=None if record_id is None else str(record_id),
         summary=dict(summary or {}),
-        request_id=request_id,
+        request_id=request_id or _REQUEST_ID.get(),
     )
     session.add(event)
     if commit:

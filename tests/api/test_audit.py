@@ -222,3 +222,15 @@ def test_digest_sends_and_unsubscribes_are_audited(client, headers, engine, sett
     ]
     sent = r.json()["data"][0]["summary"]
     assert sent["items"] >= 1 and sent["period"] and len(outbox.messages) == 1
+
+
+def test_an_event_leads_to_its_request(client, headers, payloads):
+    """The X-Request-ID the API echoes is kept with each event the request caused."""
+    h = {**headers["admin"], "X-Request-ID": "req-audit-0001"}
+    r = client.post("/v1/resources", json=payloads.resource(), headers=h)
+    assert r.status_code == 201 and r.headers["x-request-id"] == "req-audit-0001"
+    minted = client.post("/v1/resources", json=payloads.resource(), headers=headers["admin"])
+    events = _events(client, headers["admin"], record_type="resource", action="create")
+    by_record = {e["record_id"]: e["request_id"] for e in events}
+    assert by_record[str(r.json()["id"])] == "req-audit-0001"
+    assert by_record[str(minted.json()["id"])] == minted.headers["x-request-id"]

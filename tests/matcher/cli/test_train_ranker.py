@@ -72,6 +72,18 @@ def test_train_ranker_from_logged_feedback_registers_and_decides(tmp_path, monke
     else:
         assert not out["activated"] and not out["trial"] and manifest["status"] == "rejected"
     assert out["previous_trial"] is None
+    # what the command switched is in the tenant's audit trail, by the operator
+    from sqlalchemy import create_engine
+    from sqlmodel import Session, select
+
+    from matcher.domain.tables import AuditEvent
+
+    db = create_engine(url)
+    with Session(db) as session:
+        events = [(e.tenant_id, e.actor, e.action, e.record_id) for e in session.exec(select(AuditEvent))]
+    db.dispose()
+    expected = {"model.activate"} if out["activated"] else {"model.trial"} if out["trial"] else set()
+    assert {(TENANT, "operator", a, out["model"]) for a in expected} == set(events)
     if out["trial"]:  # training again judges the running trial first and does not replace it
         with pytest.raises(SystemExit):
             main(["train", "ranker", "--tenant", TENANT])

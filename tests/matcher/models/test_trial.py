@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from matcher.domain.tables import Impression
+from matcher.domain.tables import AuditEvent, Impression
 from matcher.models.trial import judge, wilson
 from tests.conftest import TENANT
 from tests.matcher.models.fakes import FakeEngine
@@ -106,6 +106,9 @@ def test_a_trial_interleaves_live_lists_and_is_promoted_by_user_preference(
     assert verdict.decision == "promote" and verdict.ci95[0] > 0.5
     assert reg.active_id(scope=TENANT) == v.id and reg.trial(scope=TENANT) is None
     assert reg.get(v.id).manifest["trial"]["wins"] == 12
+    with Session(engine) as s:  # the promotion is in the tenant's audit trail, by the trial's verdict
+        events = s.exec(select(AuditEvent).where(AuditEvent.actor == "trial-verdict")).all()
+    assert [(e.tenant_id, e.action, e.record_id) for e in events] == [(TENANT, "model.activate", v.id)]
     # the service switches as its registry follower would: the winner serves alone, lists are plain again
     assert c.post(f"/v1/models/{v.id}/activate", headers=headers["admin"]).json()["serving"] == v.id
     plain = c.post("/v1/match", json={"text": "量子传感器", "kinds": ["result"]}, headers=headers["admin"])
