@@ -16,32 +16,16 @@ from matcher.store import queries, records
 from matcher.store.events import ChangeHub
 from matcher.store.keys import list_api_keys
 from matcher.store.public import to_public_enterprise
+from tests.conftest import EventLog
 
 pytestmark = pytest.mark.usefixtures("store")
 
 _resource = TypeAdapter(ResourceCreate)
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def resources_changed(self, rows) -> None:
-        self.calls.append(("resources_changed", [r.id for r in rows]))
-
-    def resources_removed(self, ids) -> None:
-        self.calls.append(("resources_removed", list(ids)))
-
-    def demand_changed(self, needs, enterprises) -> None:
-        self.calls.append(("demand_changed", [n.id for n in needs], [e.id for e in enterprises]))
-
-    def demand_removed(self, need_ids, enterprise_ids) -> None:
-        self.calls.append(("demand_removed", list(need_ids), list(enterprise_ids)))
-
-
 @pytest.fixture
-def hub() -> tuple[ChangeHub, Recorder]:
-    h, rec = ChangeHub(), Recorder()
+def hub() -> tuple[ChangeHub, EventLog]:
+    h, rec = ChangeHub(), EventLog()
     h.subscribe(rec)
     return h, rec
 
