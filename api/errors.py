@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from matcher.errors import MatcherError, invalid_input
 
@@ -92,7 +94,36 @@ def _render(exc: MatcherError) -> JSONResponse:
     return problem(exc.status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
 
 
+class AllowedMethods:
+    """Every method the app serves at a request's path, for a 405's `Allow` (RFC 9110): Starlette's own 405
+    names only the methods of the one route it tried, not those of the other routes at the same path. Read
+    once from the app's OpenAPI document, whose paths are its routes (included routers and all)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self._paths: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+
+    def _compiled(self) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+        if self._paths is None:  # on the first 405, when every router is mounted
+            paths: dict[str, dict[str, Any]] = self._app.openapi()["paths"]
+            self._paths = [
+                (compile_path(path)[0], frozenset(m.upper() for m in item) & _METHODS)
+                for path, item in paths.items()
+            ]
+        return self._paths
+
+    def header(self, request: Request) -> str | None:
+        path = request.scope["path"]
+        served = set().union(*(methods for regex, methods in self._compiled() if regex.match(path)))
+        return ", ".join(sorted(served)) if served else None
+
+
+_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    allowed = AllowedMethods(app)
+
     @app.exception_handler(MatcherError)
     async def _domain(request: Request, exc: MatcherError) -> JSONResponse:
         resp = _render(exc)
@@ -112,6 +143,8 @@ def install_error_handlers(app: FastAPI) -> None:
         resp = problem(exc.status_code, titles.get(exc.status_code, "Error"), detail)
         if exc.headers:
             resp.headers.update(exc.headers)
+        if exc.status_code == 405 and (allow := allowed.header(request)):
+            resp.headers["Allow"] = allow
         if exc.status_code == 401 and "WWW-Authenticate" not in resp.headers:
             resp.headers["WWW-Authenticate"] = _challenge(request)
         return resp

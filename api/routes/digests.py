@@ -209,6 +209,16 @@ class Unsubscribed(BaseModel):
     unsubscribed: bool
 
 
+# signed by the service: only a token from a digest's unsubscribe link is valid, which the custom format says
+TokenQuery = Annotated[
+    str,
+    Query(
+        max_length=512,
+        description="the token of a digest's unsubscribe link",
+        json_schema_extra={"format": "parkmatch-unsubscribe-token"},
+    ),
+]
+
 _CONFIRM = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Unsubscribe · 退订</title></head>
 <body style="font-family:sans-serif;max-width:480px;margin:48px auto">
 <p>停止接收园区匹配周报？<br>Stop receiving the parkmatch digest?</p>
@@ -216,18 +226,14 @@ _CONFIRM = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Unsubscrib
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(
-    state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)
-) -> HTMLResponse:
+def unsubscribe_page(state: StateDep, session: SessionDep, token: TokenQuery) -> HTMLResponse:
     """A confirmation page: a GET never unsubscribes (link scanners follow links), its button POSTs."""
     subscriptions.enterprise_for_token(session, token=token, secret=state.settings.resolved_secret())
     return HTMLResponse(_CONFIRM.format(action=html.escape(f"/v1/unsubscribe?token={token}", quote=True)))
 
 
 @router.post("/unsubscribe", response_model=Unsubscribed)
-def unsubscribe(
-    state: StateDep, session: SessionDep, token: str = Query(..., max_length=512)
-) -> Unsubscribed:
+def unsubscribe(state: StateDep, session: SessionDep, token: TokenQuery) -> Unsubscribed:
     """RFC 8058 one-click unsubscribe: the mail client POSTs `List-Unsubscribe=One-Click` here."""
     ent = subscriptions.unsubscribe(
         session, token=token, secret=state.settings.resolved_secret(), hub=state.hub

@@ -20,7 +20,15 @@ from matcher.store.queries import MAX_LIMIT
 # query parameters that every list route takes alike
 IndustryQuery = Annotated[str | None, Query(max_length=300, description="taxonomy tag in either language")]
 RegionQuery = Annotated[str | None, Query(max_length=300)]
-CursorQuery = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+# opaque to clients: only a `next_cursor` this API returned is valid, which the custom format says
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="next_cursor of the previous page",
+        json_schema_extra={"format": "parkmatch-cursor"},
+    ),
+]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 

@@ -34,6 +34,6 @@ def readyz(state: StateDep) -> JSONResponse:
     )
 
 
-@router.get("/v1/taxonomy", responses={401: PROBLEM_RESPONSES[401]})
+@router.get("/v1/taxonomy", responses={status: PROBLEM_RESPONSES[status] for status in (401, 429)})
 def taxonomy(state: StateDep, caller: CallerDep) -> dict:
     return {"version": 1, "tags": state.taxonomy.as_dict()}

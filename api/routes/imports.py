@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from api.deps import StateDep, permit
 from api.errors import problem_response
 from api.state import AppState
+from matcher.domain.schemas import RESOURCE_KINDS, ResourceKind
 from matcher.errors import PayloadTooLarge, ValidationFailed
 from matcher.ingest.columns import load_mapping
 from matcher.ingest.importer import ImportReport, import_file
@@ -35,7 +36,12 @@ _OPENAPI = {
                             "type": "string",
                             "description": 'custom column mapping, JSON {"header": "field"}',
                         },
-                        "kind": {"type": "string", "description": "kind of every row (or use the query)"},
+                        "kind": {
+                            "type": "string",
+                            "enum": list(RESOURCE_KINDS),
+                            "description": "kind of every row (or use the query); synonyms such as 科技成果 "
+                            "are accepted too",
+                        },
                     },
                 }
             },
@@ -99,8 +105,8 @@ async def import_resources(
     state: StateDep,
     caller: Annotated[Caller, permit("create", "import")],
     kind: Annotated[
-        str | None,
-        Query(max_length=40, description="kind of every row; optional when rows have a kind/类型 column"),
+        ResourceKind | None,
+        Query(description="kind of every row; optional when rows have a kind/类型 column"),
     ] = None,
     dry_run: Annotated[bool, Query(description="validate and report without writing")] = False,
     encoding: Annotated[
@@ -119,6 +125,9 @@ async def import_resources(
         raise _too_large(limit)
     content_type = request.headers.get("content-type", "")
     mapping_text: str | None = None
+    file_kind: str | None = (
+        kind  # the multipart field may name a synonym (科技成果), resolved by the importer
+    )
     if content_type.lower().startswith("multipart/form-data"):
         async with request.form(max_files=1, max_fields=5) as form:
             upload = form.get("file")
@@ -129,7 +138,7 @@ async def import_resources(
             field_mapping, field_kind = form.get("mapping"), form.get("kind")
         mapping_text = field_mapping if isinstance(field_mapping, str) and field_mapping.strip() else None
         if kind is None and isinstance(field_kind, str) and field_kind.strip():
-            kind = field_kind
+            file_kind = field_kind
     else:
         data = await _read_body(request, limit)
         filename, part_type = None, content_type
@@ -143,7 +152,7 @@ async def import_resources(
         data,
         filename=filename,
         content_type=part_type,
-        kind=kind,
+        kind=file_kind,
         mapping=mapping,
         encoding=encoding,
         dry_run=dry_run,

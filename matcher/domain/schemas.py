@@ -11,9 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StrictInt,
     StringConstraints,
@@ -22,6 +20,7 @@ from pydantic import (
 )
 
 from matcher.domain.taxonomy import default_taxonomy
+from matcher.domain.text import Email, ExternalId, ShortText, Title
 
 ResourceKind = Literal["result", "scenario", "fund", "incubator"]
 RESOURCE_KINDS: tuple[str, ...] = ("result", "scenario", "fund", "incubator")
@@ -33,28 +32,7 @@ Language = Literal["zh", "en"]
 
 MAX_TEXT = 20_000  # characters in a description; bodies are also capped in bytes by the API
 
-SINGLE_LINE = r"^[^\r\n]*$"
-
-
-def _single_line(value: Any) -> Any:
-    """Names, titles, addresses go into mail headers: a CR or LF is refused (not stripped) with a 422."""
-    if isinstance(value, str) and ("\r" in value or "\n" in value):
-        raise ValueError("must be a single line (no CR or LF characters)")
-    return value
-
-
-_OneLine = BeforeValidator(_single_line)
-Title = Annotated[
-    str, _OneLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=SINGLE_LINE)
-]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-ShortText = Annotated[
-    str, _OneLine, StringConstraints(strip_whitespace=True, max_length=300, pattern=SINGLE_LINE)
-]
-ExternalId = Annotated[
-    str, _OneLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=SINGLE_LINE)
-]
-Email = Annotated[EmailStr, _OneLine]
 # a record id in a body: a JSON integer only (true or "1" would name record 1), within 64 bits
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 Money = Annotated[float, Field(ge=0, le=1e13)]  # CNY

@@ -1,0 +1,68 @@
+"""Single-line text types of the API schemas, with JSON schemas that say what their validators accept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from pydantic import BeforeValidator, EmailStr, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+SINGLE_LINE = r"^[^\r\n]*$"
+# what is left after stripping must not be empty: at least one character that is not white space
+NOT_BLANK_LINE = r"^[^\r\n]*\S[^\r\n]*$"
+
+
+def _single_line(value: Any) -> Any:
+    """Names, titles, addresses go into mail headers: a CR or LF is refused (not stripped) with a 422."""
+    if isinstance(value, str) and ("\r" in value or "\n" in value):
+        raise ValueError("must be a single line (no CR or LF characters)")
+    return value
+
+
+@dataclass(frozen=True)
+class SchemaPattern:
+    """Puts `pattern` in the field's JSON schema: pydantic leaves a constraint's pattern out of the schema of a
+    type that also has a BeforeValidator, so the document would accept the CR/LF the validator refuses."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
+
+
+_OneLine = BeforeValidator(_single_line)
+Title = Annotated[
+    str,
+    _OneLine,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=SINGLE_LINE),
+    SchemaPattern(NOT_BLANK_LINE),
+]
+ShortText = Annotated[
+    str,
+    _OneLine,
+    StringConstraints(strip_whitespace=True, max_length=300, pattern=SINGLE_LINE),
+    SchemaPattern(SINGLE_LINE),
+]
+ExternalId = Annotated[
+    str,
+    _OneLine,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=SINGLE_LINE),
+    SchemaPattern(NOT_BLANK_LINE),
+]
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# the validator refuses addresses at special-use domains (x@host.test, x@localhost) as undeliverable
+_SPECIAL_USE = "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+DELIVERABLE_EMAIL = rf"^(?![^@]*@(?:[^@]*\.)?(?:{_SPECIAL_USE})\.?$)[^\r\n]*$"
+Email = Annotated[EmailStr, _OneLine, SchemaPattern(DELIVERABLE_EMAIL)]
