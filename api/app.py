@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.errors import PROBLEM_RESPONSES, add_problem_schema, install_error_handlers
 from api.middleware import install_middleware
+from api.query import declared_query_only
 from api.routes import routers
 from api.state import AppState
 from matcher.domain.taxonomy import default_taxonomy
@@ -73,7 +74,12 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     install_middleware(app, settings)
     for router, prefix in routers():
         # the probes outside /v1 answer only their own statuses; every /v1 operation may answer a problem
-        app.include_router(router, prefix=prefix, responses=PROBLEM_RESPONSES if prefix == "/v1" else None)
+        app.include_router(
+            router,
+            prefix=prefix,
+            responses=PROBLEM_RESPONSES if prefix == "/v1" else None,
+            dependencies=[Depends(declared_query_only)],
+        )
     install_openapi(app)
     return app
 

@@ -116,3 +116,14 @@ def test_401_carries_a_bearer_challenge(client):
     r = client.get("/v1/needs", headers={"Authorization": "Bearer not-a-key"})
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"] == 'Bearer realm="parkmatch", error="invalid_token"'
+
+
+def test_query_strings_carry_only_what_the_operation_declares(client, headers):
+    """An unknown parameter or a repeated single one is refused, naming it; a list parameter may repeat."""
+    admin = headers["admin"]
+    r = client.get("/v1/resources?kinnd=fund", headers=admin)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "kinnd"
+    assert "unknown query parameter" in r.json()["detail"]
+    r = client.get("/v1/resources?q=a&q=b", headers=admin)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q"
+    assert client.get("/v1/resources?kind=fund&limit=5", headers=admin).status_code == 200

@@ -1,0 +1,25 @@
+"""The API tests' own collection rule: the operations the OpenAPI conformance run still fails on, each with why.
+
+They run and are expected to fail (strict): the day one is fixed, its entry must go."""
+
+from __future__ import annotations
+
+import pytest
+
+# operation label -> what schemathesis (all checks, 200 examples each) still finds there
+CONFORMANCE_GAPS: dict[str, str] = {
+    "POST /v1/enterprises": "ST202: a NUL character in a text field is refused (422) but the schema allows it",
+    "POST /v1/resources": "ST202: a fund's ticket_min above its ticket_max is refused (422), a cross-field rule "
+    "the schema cannot state",
+    "GET /v1/resources": "ST201: negative cases that drop the Authorization header are sent with the admin key "
+    "the run adds, so they reach the route authorized",
+    "POST /v1/resources:import": "ST202: a file of a type the importer does not read is refused (415) while the "
+    "schema allows any binary file",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        gap = CONFORMANCE_GAPS.get(getattr(item, "operation_label", ""))
+        if gap is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=gap))
