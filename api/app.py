@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -14,6 +15,7 @@ from api.query import declared_query_only
 from api.routes import routers
 from api.state import AppState
 from matcher.domain.taxonomy import default_taxonomy
+from matcher.domain.text import NOT_BLANK_LINE, SINGLE_LINE
 from matcher.matching.engine import MatchEngine
 from matcher.models.encoder import load_configured_encoder
 from matcher.models.follower import install_active_ranker, install_trial, start_following
@@ -84,14 +86,59 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     return app
 
 
+# the store refuses a NUL character anywhere in a record's text (PostgreSQL text cannot hold it): the patterns the
+# models declare, each with NUL excluded too (a pattern not listed here is left as it is)
+NO_NUL = r"^[^\x00]*$"
+WITHOUT_NUL = {
+    SINGLE_LINE: r"^[^\r\n\x00]*$",
+    NOT_BLANK_LINE: r"^[^\r\n\x00]*[^\s\x00][^\r\n\x00]*$",
+}
+RECORD_PATHS = ("/v1/enterprises", "/v1/needs", "/v1/resources")
+
+
+def declare_record_text(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Say in the document what the store enforces: no string of a record body holds NUL (a rule the models
+    leave to the store, so that an API body and an imported row get the same message)."""
+    schemas = openapi.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for v in node:
+                walk(v)
+        if not isinstance(node, dict):
+            return
+        if ref := node.get("$ref"):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen:
+                seen.add(name)
+                walk(schemas.get(name, {}))
+            return
+        if node.get("type") == "string" and not {"enum", "const", "format"} & node.keys():
+            if "pattern" not in node:
+                node["pattern"] = NO_NUL
+            elif node["pattern"] in WITHOUT_NUL:
+                node["pattern"] = WITHOUT_NUL[node["pattern"]]
+        for v in node.values():
+            walk(v)
+
+    for path, item in openapi.get("paths", {}).items():
+        if path.startswith(RECORD_PATHS):
+            for method in ("post", "patch", "put"):
+                walk(item.get(method, {}).get("requestBody"))
+    return openapi
+
+
 def install_openapi(app: FastAPI) -> None:
     """The generated document, with the Problem schema that every problem response refers to."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = add_problem_schema(
-                get_openapi(
-                    title=app.title, version=app.version, description=app.description, routes=app.routes
+            app.openapi_schema = declare_record_text(
+                add_problem_schema(
+                    get_openapi(
+                        title=app.title, version=app.version, description=app.description, routes=app.routes
+                    )
                 )
             )
         return app.openapi_schema

@@ -127,3 +127,15 @@ def test_query_strings_carry_only_what_the_operation_declares(client, headers):
     r = client.get("/v1/resources?q=a&q=b", headers=admin)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q"
     assert client.get("/v1/resources?kind=fund&limit=5", headers=admin).status_code == 200
+
+
+def test_record_bodies_say_their_text_holds_no_nul(client):
+    """The store refuses NUL in any text of a record; the document says so for every string of those bodies."""
+    import re
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name, field in (("NeedCreate", "description"), ("NeedCreate", "title"), ("EnterpriseCreate", "name")):
+        pattern = schemas[name]["properties"][field]["pattern"]
+        assert re.fullmatch(pattern, "量子 sensor") and not re.fullmatch(pattern, "a\x00b"), (name, field)
+    industry = schemas["NeedCreate"]["properties"]["industries"]["items"]["pattern"]
+    assert not re.fullmatch(industry, "x\x00") and not re.fullmatch(industry, "a\nb")
