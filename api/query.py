@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import types
 import typing
+import weakref
 from typing import Any
 
 from fastapi import Request
@@ -12,7 +13,10 @@ from fastapi import Request
 from matcher.errors import invalid
 
 _SEQUENCES = (list, tuple, set, frozenset)
-_declared: dict[int, tuple[frozenset[str], frozenset[str]]] = {}  # id(route) -> (all, repeatable)
+# id(route) -> (a weak reference to that route, (all, repeatable)): an id is reused once a discarded app's route
+# is collected, so an entry counts only while its reference still names the route asked about
+Declared = tuple[frozenset[str], frozenset[str]]
+_declared: dict[int, tuple[weakref.ref[Any], Declared]] = {}
 
 
 def _repeatable(annotation: Any) -> bool:
@@ -31,14 +35,15 @@ def _query_fields(dependant: Any) -> list[Any]:
     return out
 
 
-def _params_of(route: Any) -> tuple[frozenset[str], frozenset[str]]:
-    key = id(route)
-    if key not in _declared:
-        params = _query_fields(route.dependant)
-        names = frozenset(p.alias for p in params)
-        many = frozenset(p.alias for p in params if _repeatable(p.field_info.annotation))
-        _declared[key] = (names, many)
-    return _declared[key]
+def _params_of(route: Any) -> Declared:
+    entry = _declared.get(id(route))
+    if entry is not None and entry[0]() is route:
+        return entry[1]
+    params = _query_fields(route.dependant)
+    names = frozenset(p.alias for p in params)
+    many = frozenset(p.alias for p in params if _repeatable(p.field_info.annotation))
+    _declared[id(route)] = (weakref.ref(route), (names, many))
+    return names, many
 
 
 def declared_query_only(request: Request) -> None:
