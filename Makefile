@@ -61,5 +61,6 @@ lint: install ## ruff: lint and formatting check
 bench: install ## nDCG@10 of the match path on the shared benchmark sets, with an encoder that never saw a judged document
 	$(BIN)/python -m bench.heldout_encoder --data $(BENCH_DATA)/.. --out data/models/encoder-heldout
 	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/csl-need2doc-dev --split dev --json
+	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/csl-need2doc-en --split dev --json
 	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/csl-kw2doc --split test --json
 	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/cranfield --split test --json

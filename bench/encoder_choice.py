@@ -40,7 +40,8 @@ import numpy as np
 
 from embeddings.encoders.sentence import load_encoder
 from embeddings.encoders.static_zh import StaticZhEmbedding, text_tokens
-from training.data.beir import judged_doc_ids, load_beir, qrels_splits
+from training.data.beir import judged_doc_ids, qrels_splits
+from training.data.project_sets import PROJECT_SETS, load_set as load_any_set
 from training.data.pairs import find_problem_clause
 from training.encoders.recipe import StaticRecipe
 from training.encoders.static import train_static_encoder
@@ -54,6 +55,7 @@ SETS: list[tuple[str, str, str | None]] = [
     ("csl-need2doc-dev", "dev", None),
     ("cranfield", "dev", "test"),
     ("csl-kw2doc", "dev", "test"),
+    ("csl-need2doc-en", "dev", None),  # built on csl-need2doc-dev: only with --sets naming it
 ]
 DEPTH = 100  # candidates per system before fusion
 WEIGHTS = [round(x * 0.05, 2) for x in range(21)]
@@ -99,7 +101,7 @@ def load_set(data: Path, name: str, tune: str, report: str | None) -> BenchSet:
     d = data / "bench" / name
     queries, qrels, corpus = {}, {}, None
     for split in [tune] + ([report] if report else []):
-        corpus, q, r = load_beir(d, split)
+        corpus, q, r = load_any_set(d, split)
         queries[split], qrels[split] = q, r
     ids = list(corpus)
     return BenchSet(name, ids, [doc_text(corpus[i]) for i in ids], queries, qrels, tune, report)
@@ -496,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--proxy", action="store_true", help="only the recipe-selection proxy set")
     ap.add_argument("--proxy-size", type=int, default=200)
-    ap.add_argument("--sets", default=",".join(s for s, _, _ in SETS))
+    ap.add_argument("--sets", default=",".join(s for s, _, _ in SETS if s not in PROJECT_SETS))
     ap.add_argument(
         "--fixed-weight", type=float, default=None, help="also report min-max fusion at this weight"
     )

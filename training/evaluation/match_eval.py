@@ -26,7 +26,7 @@ from matcher.matching.retrieval import Relevance
 from matcher.settings import Settings
 from matcher.store.db import init_db, make_engine
 from matcher.store.keys import ensure_tenant
-from training.data.beir import load_beir
+from training.data.project_sets import degenerate_ids, load_set, set_name
 from training.evaluation.metrics import evaluate
 
 EVAL_TENANT = "eval"
@@ -144,6 +144,22 @@ def run_queries(
     return run, latencies
 
 
+def _without(
+    run: dict[str, list[tuple[str, float]]], qrels: dict[str, dict[str, int]], drop: set[str]
+) -> dict[str, Any] | None:
+    """Metrics over the queries not in ``drop``; None when none of the judged queries is dropped."""
+    kept = {q: rel for q, rel in qrels.items() if q not in drop}
+    if len(kept) == len(qrels) or not kept:
+        return None
+    metrics = evaluate({q: run.get(q, []) for q in kept}, kept, ks=(10, 100))
+    return {
+        "queries": len(kept),
+        "ndcg@10": round(metrics["ndcg@10"], 4),
+        "recall@10": round(metrics["recall@10"], 4),
+        "mrr@10": round(metrics["mrr@10"], 4),
+    }
+
+
 def evaluate_dataset(
     dataset_dir: str | Path,
     encoder: Encoder,
@@ -151,9 +167,12 @@ def evaluate_dataset(
     split: str = "test",
     dense_weight: float | None = None,
     show_progress: bool = False,
+    bench_dir: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Score a BEIR directory or a project set (`training.data.project_sets.load_set`); sets with queries
+    marked degenerate also report the figures without them."""
     t0 = time.perf_counter()
-    corpus, queries, qrels = load_beir(dataset_dir, split)
+    corpus, queries, qrels = load_set(dataset_dir, split, bench_dir)
     queries = {q: t for q, t in queries.items() if q in qrels}
     with temporary_engine(corpus, encoder, dense_weight=dense_weight) as (engine, ids):
         t_index = time.perf_counter() - t0
@@ -171,8 +190,8 @@ def evaluate_dataset(
                 bar.close()
     metrics = evaluate(run, qrels, ks=(10, 100))
     lat_arr = np.array(lat) if lat else np.zeros(1)
-    return {
-        "dataset": str(dataset_dir),
+    out = {
+        "dataset": set_name(dataset_dir) or str(dataset_dir),
         "split": split,
         "encoder": encoder.model_id,
         "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
@@ -187,3 +206,7 @@ def evaluate_dataset(
         "query_ms_p99": round(float(np.percentile(lat_arr, 99)), 2),
         "total_s": round(time.perf_counter() - t0, 2),
     }
+    without = _without(run, qrels, degenerate_ids(dataset_dir))
+    if without is not None:
+        out["without_degenerate"] = without
+    return out
