@@ -41,8 +41,9 @@ import numpy as np
 from embeddings.encoders.sentence import load_encoder
 from embeddings.encoders.static_zh import StaticZhEmbedding, text_tokens
 from training.data.beir import judged_doc_ids, qrels_splits
-from training.data.project_sets import PROJECT_SETS, load_set as load_any_set
 from training.data.pairs import find_problem_clause
+from training.data.project_sets import PROJECT_SETS
+from training.data.project_sets import load_set as load_any_set
 from training.encoders.recipe import StaticRecipe
 from training.encoders.static import train_static_encoder
 from training.evaluation.metrics import evaluate, per_query
