@@ -13,6 +13,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
     StrictInt,
     StringConstraints,
     field_validator,
@@ -20,7 +22,7 @@ from pydantic import (
 )
 
 from matcher.domain.taxonomy import default_taxonomy
-from matcher.domain.text import Email, ExternalId, ShortText, Title
+from matcher.domain.text import Email, ExternalId, IsoDate, SchemaOf, ShortText, Title
 
 ResourceKind = Literal["result", "scenario", "fund", "incubator"]
 RESOURCE_KINDS: tuple[str, ...] = ("result", "scenario", "fund", "incubator")
@@ -35,7 +37,7 @@ MAX_TEXT = 20_000  # characters in a description; bodies are also capped in byte
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 # a record id in a body: a JSON integer only (true or "1" would name record 1), within 64 bits
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
-Money = Annotated[float, Field(ge=0, le=1e13)]  # CNY
+Money = Annotated[StrictFloat, Field(ge=0, le=1e13)]  # CNY: a JSON number (false or "1" is not one)
 
 # bilingual synonyms accepted on the way in
 _STAGE_SYNONYMS = {
@@ -120,7 +122,7 @@ class ResultDetails(Strict):
     """科技成果: a research result offered for transfer."""
 
     holder: ShortText | None = None
-    trl: int | None = Field(default=None, ge=1, le=9, description="technology readiness level 1-9")
+    trl: StrictInt | None = Field(default=None, ge=1, le=9, description="technology readiness level 1-9")
     ip_status: ShortText | None = Field(default=None, description="e.g. granted, pending, know-how")
     patents: list[ShortText] = Field(default_factory=list, max_length=200)
     transfer_modes: list[TransferMode] = Field(default_factory=list)
@@ -146,7 +148,7 @@ class ScenarioDetails(Strict):
     owner: ShortText | None = None
     location: ShortText | None = None
     budget: Money | None = None
-    deadline: date | None = Field(default=None, description="application deadline (ISO date)")
+    deadline: IsoDate | None = Field(default=None, description="application deadline (ISO date)")
     validation_window: ShortText | None = None
     eligibility: Text | None = None
 
@@ -156,10 +158,10 @@ class FundDetails(Strict):
 
     manager: ShortText | None = None
     stages: list[Stage] = Field(default_factory=list)
-    ticket_min: Money | None = None
-    ticket_max: Money | None = None
+    ticket_min: Money | None = Field(default=None, description="smallest ticket, CNY; not above ticket_max")
+    ticket_max: Money | None = Field(default=None, description="largest ticket, CNY; not below ticket_min")
     sectors: list[ShortText] = Field(default_factory=list, max_length=50)
-    park_affiliated: bool | None = None
+    park_affiliated: StrictBool | None = None
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -188,7 +190,7 @@ class IncubatorDetails(Strict):
 
     operator: ShortText | None = None
     facilities: list[ShortText] = Field(default_factory=list, max_length=100)
-    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    capacity: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
     tracks: list[ShortText] = Field(default_factory=list, max_length=50)
     admission: Text | None = None
     location: ShortText | None = None
@@ -205,6 +207,8 @@ DETAILS_MODELS: dict[str, type[Strict]] = {
     "fund": FundDetails,
     "incubator": IncubatorDetails,
 }
+# a PATCH's details are those of the stored resource's kind (some of its fields, merged with the stored ones)
+AnyDetails = ResultDetails | ScenarioDetails | FundDetails | IncubatorDetails
 PROVIDER_FIELD = {"result": "holder", "scenario": "owner", "fund": "manager", "incubator": "operator"}
 
 
@@ -246,7 +250,7 @@ class ResourceBase(_Tagged):
     language: Language | None = Field(
         default=None, description="zh or en; detected from the text when absent"
     )
-    valid_until: date | None = None
+    valid_until: IsoDate | None = None
     status: Literal["active", "paused", "closed"] = "active"
     visibility: Visibility = "public"
     external_id: ExternalId | None = Field(default=None, description="upsert key for imports")
@@ -285,11 +289,11 @@ class ResourceUpdate(_Tagged):
     industries: list[ShortText] | None = None
     region: ShortText | None = None
     language: Language | None = None
-    valid_until: date | None = None
+    valid_until: IsoDate | None = None
     status: Literal["active", "paused", "closed"] = _omittable()
     visibility: Visibility = _omittable()
     external_id: ExternalId | None = None
-    details: dict[str, Any] = _omittable()
+    details: Annotated[dict[str, Any], SchemaOf(AnyDetails)] = _omittable()
 
 
 class ResourcePublic(BaseModel):
@@ -407,8 +411,10 @@ class NeedBase(_Tagged):
     industries: list[ShortText] = Field(default_factory=list, max_length=50)
     amount: Money | None = Field(default=None, description="budget or amount sought, CNY")
     region: ShortText | None = None
-    deadline: date | None = None
-    trl_min: int | None = Field(default=None, ge=1, le=9, description="lowest TRL acceptable for results")
+    deadline: IsoDate | None = None
+    trl_min: StrictInt | None = Field(
+        default=None, ge=1, le=9, description="lowest TRL acceptable for results"
+    )
     status: Literal["open", "matched", "closed"] = "open"
     visibility: Visibility = "public"
 
@@ -429,8 +435,8 @@ class NeedUpdate(_Tagged):
     industries: list[ShortText] | None = None
     amount: Money | None = None
     region: ShortText | None = None
-    deadline: date | None = None
-    trl_min: int | None = Field(default=None, ge=1, le=9)
+    deadline: IsoDate | None = None
+    trl_min: StrictInt | None = Field(default=None, ge=1, le=9)
     status: Literal["open", "matched", "closed"] = _omittable()
     visibility: Visibility = _omittable()
 

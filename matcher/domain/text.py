@@ -1,12 +1,14 @@
-"""Single-line text types of the API schemas, with JSON schemas that say what their validators accept."""
+"""Text types of the API schemas (single lines, e-mail addresses, ISO dates), with JSON schemas that say what
+their validators accept."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import BeforeValidator, EmailStr, GetJsonSchemaHandler, StringConstraints
+from pydantic import BeforeValidator, EmailStr, GetJsonSchemaHandler, StringConstraints, TypeAdapter
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -37,6 +39,19 @@ class SchemaPattern:
         return json_schema
 
 
+@dataclass(frozen=True)
+class SchemaOf:
+    """Gives a field the JSON schema of another type: one whose values are checked later, with what only the
+    store knows (a PATCH's details, validated for the stored record's kind), still documented as they must be."""
+
+    documented: Any
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(TypeAdapter(self.documented).core_schema)
+
+
 _OneLine = BeforeValidator(_single_line)
 Title = Annotated[
     str,
@@ -58,11 +73,22 @@ ExternalId = Annotated[
 ]
 
 
-def _any_case(word: str) -> str:
+def any_case(word: str) -> str:
+    """A regular expression that matches the word in any case (JSON Schema patterns have no flags)."""
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
 
 
 # the validator refuses addresses at special-use domains (x@host.test, x@localhost) as undeliverable
-_SPECIAL_USE = "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE = "|".join(any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
 DELIVERABLE_EMAIL = rf"^(?![^@]*@(?:[^@]*\.)?(?:{_SPECIAL_USE})\.?$)[^\r\n]*$"
 Email = Annotated[EmailStr, _OneLine, SchemaPattern(DELIVERABLE_EMAIL)]
+
+
+def _date_text(value: Any) -> Any:
+    """A date in a body is ISO text, as the document says: a JSON number would be read as seconds since 1970."""
+    if isinstance(value, int | float):
+        raise ValueError("expected an ISO date (YYYY-MM-DD), not a number")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_date_text)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from email.message import EmailMessage
 from unittest.mock import create_autospec
 
@@ -139,3 +140,115 @@ def test_record_bodies_say_their_text_holds_no_nul(client):
         assert re.fullmatch(pattern, "量子 sensor") and not re.fullmatch(pattern, "a\x00b"), (name, field)
     industry = schemas["NeedCreate"]["properties"]["industries"]["items"]["pattern"]
     assert not re.fullmatch(industry, "x\x00") and not re.fullmatch(industry, "a\nb")
+
+
+def test_patch_details_are_typed_per_kind_and_hold_no_nul(client, headers, payloads):
+    """A PATCH's details are documented as those of one kind of resource, their text without NUL; the server
+    refuses what the document refuses."""
+    import re
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    refs = [s["$ref"].rsplit("/", 1)[-1] for s in schemas["ResourceUpdate"]["properties"]["details"]["anyOf"]]
+    assert refs == ["ResultDetails", "ScenarioDetails", "FundDetails", "IncubatorDetails"]
+    for name, field in (("FundDetails", "manager"), ("IncubatorDetails", "admission")):
+        string = next(s for s in schemas[name]["properties"][field]["anyOf"] if s["type"] == "string")
+        assert re.fullmatch(string["pattern"], "中关村") and not re.fullmatch(string["pattern"], "a\x00b")
+    assert schemas["FundDetails"]["additionalProperties"] is False
+    created = client.post("/v1/resources", json=payloads.resource("fund"), headers=headers["admin"]).json()
+    r = client.patch(
+        f"/v1/resources/{created['id']}", json={"details": {"manager": "a\x00b"}}, headers=headers["admin"]
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "details.manager"
+
+
+def test_numbers_booleans_and_dates_in_record_bodies_are_not_coerced(client, headers, payloads):
+    """The document says number, integer, boolean, date: false, "3", 1 or 0 (seconds since 1970) are refused."""
+    admin = headers["admin"]
+    ent = client.post("/v1/enterprises", json=payloads.enterprise(), headers=admin).json()
+    for change, field in (
+        ({"amount": False}, "amount"),
+        ({"amount": "100"}, "amount"),
+        ({"trl_min": "3"}, "trl_min"),
+        ({"trl_min": True}, "trl_min"),
+        ({"deadline": 0}, "deadline"),
+    ):
+        r = client.post("/v1/needs", json=payloads.need(ent["id"], **change), headers=admin)
+        assert r.status_code == 422 and field in {e["field"] for e in r.json()["errors"]}, (change, r.text)
+    for kind, details, field in (
+        ("fund", {"park_affiliated": 1}, "details.park_affiliated"),
+        ("fund", {"ticket_min": True}, "details.ticket_min"),
+        ("result", {"trl": "5"}, "details.trl"),
+        ("incubator", {"capacity": 3.5}, "details.capacity"),
+        ("scenario", {"deadline": 1_700_000_000}, "details.deadline"),
+    ):
+        r = client.post("/v1/resources", json=payloads.resource(kind, details=details), headers=admin)
+        assert r.status_code == 422 and field in {e["field"] for e in r.json()["errors"]}, (details, r.text)
+    r = client.post("/v1/resources", json=payloads.resource("fund", valid_until=0), headers=admin)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "valid_until"
+
+
+def test_import_documents_the_file_types_it_reads(client, headers):
+    """The multipart file part's types are declared; a part of another type is refused (415) as a problem."""
+    op = client.get("/openapi.json").json()["paths"]["/v1/resources:import"]["post"]
+    multipart = op["requestBody"]["content"]["multipart/form-data"]
+    declared = [t.strip() for t in multipart["encoding"]["file"]["contentType"].split(",")]
+    assert declared == [
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/jsonl",
+        "application/x-ndjson",
+        "application/json",
+    ]
+    assert list(op["responses"]["415"]["content"]) == ["application/problem+json"]
+    admin = headers["admin"]
+    table = "title,kind\n量子传感,result\n".encode()
+    for part_type in ("text/csv", "application/json"):
+        body = (
+            table
+            if part_type == "text/csv"
+            else json.dumps([{"title": "量子传感", "kind": "result"}]).encode()
+        )
+        files = {"file": ("upload", body, part_type)}
+        r = client.post("/v1/resources:import?dry_run=true", files=files, headers=admin)
+        assert r.status_code == 200 and r.json()["rows"][0]["status"] == "created", (part_type, r.text)
+    r = client.post("/v1/resources:import", files={"file": ("upload", table, "image/png")}, headers=admin)
+    assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
+    assert "unsupported file type 'image/png'" in r.json()["detail"]
+
+
+def test_import_options_are_documented_as_the_server_takes_them(client, headers):
+    """`encoding` names one of the encodings listed (in any case); `mapping` is a JSON object of known targets."""
+    import re
+
+    op = client.get("/openapi.json").json()["paths"]["/v1/resources:import"]["post"]
+    param = next(p for p in op["parameters"] if p["name"] == "encoding")
+    pattern = next(s for s in param["schema"]["anyOf"] if s["type"] == "string")["pattern"]
+    assert (
+        re.fullmatch(pattern, "GBK")
+        and re.fullmatch(pattern, "utf-8")
+        and not re.fullmatch(pattern, "klingon")
+    )
+    mapping = op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["mapping"]
+    target = mapping["additionalProperties"]["anyOf"][0]["pattern"]
+    for name in ("title", "details.price", "@provider", ""):
+        assert re.fullmatch(target, name), name
+    for name in ("details.", "colour", "details.价格"):
+        assert not re.fullmatch(target, name), name
+    admin = headers["admin"]
+    table = {"file": ("a.csv", "标题,单位\n量子传感,北辰大学\n".encode("gbk"), "text/csv")}
+    r = client.post("/v1/resources:import?kind=result&dry_run=true&encoding=GBK", files=table, headers=admin)
+    assert r.status_code == 200 and r.json()["encoding"] == "GBK", r.text
+    r = client.post("/v1/resources:import?kind=result&encoding=klingon", files=table, headers=admin)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "encoding"
+    data = {"mapping": json.dumps({"单位": "@provider", "备注": None})}
+    r = client.post(
+        "/v1/resources:import?kind=result&dry_run=true&encoding=gbk", files=table, data=data, headers=admin
+    )
+    assert r.status_code == 200 and r.json()["rows"][0]["status"] == "created", r.text
+    r = client.post(
+        "/v1/resources:import?kind=result",
+        files=table,
+        data={"mapping": json.dumps({"单位": "colour"})},
+        headers=admin,
+    )
+    assert r.status_code == 422 and "mapping: unknown target 'colour'" in r.json()["detail"]
