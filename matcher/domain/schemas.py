@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from matcher.domain.taxonomy import default_taxonomy
-from matcher.domain.text import Email, ExternalId, IsoDate, SchemaOf, ShortText, Title
+from matcher.domain.text import NUMBER_ONLY, Email, ExternalId, IsoDate, SchemaOf, ShortText, Title
 
 ResourceKind = Literal["result", "scenario", "fund", "incubator"]
 RESOURCE_KINDS: tuple[str, ...] = ("result", "scenario", "fund", "incubator")
@@ -37,6 +37,7 @@ MAX_TEXT = 20_000  # characters in a description; bodies are also capped in byte
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 # a record id in a body: a JSON integer only (true or "1" would name record 1), within 64 bits
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+Trl = Annotated[int, Field(ge=1, le=9), NUMBER_ONLY]  # technology readiness level
 Money = Annotated[StrictFloat, Field(ge=0, le=1e13)]  # CNY: a JSON number (false or "1" is not one)
 
 # bilingual synonyms accepted on the way in
@@ -122,7 +123,7 @@ class ResultDetails(Strict):
     """科技成果: a research result offered for transfer."""
 
     holder: ShortText | None = None
-    trl: StrictInt | None = Field(default=None, ge=1, le=9, description="technology readiness level 1-9")
+    trl: Trl | None = Field(default=None, description="technology readiness level 1-9")
     ip_status: ShortText | None = Field(default=None, description="e.g. granted, pending, know-how")
     patents: list[ShortText] = Field(default_factory=list, max_length=200)
     transfer_modes: list[TransferMode] = Field(default_factory=list)
@@ -190,7 +191,7 @@ class IncubatorDetails(Strict):
 
     operator: ShortText | None = None
     facilities: list[ShortText] = Field(default_factory=list, max_length=100)
-    capacity: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
+    capacity: Annotated[int, Field(ge=0, le=1_000_000), NUMBER_ONLY] | None = None
     tracks: list[ShortText] = Field(default_factory=list, max_length=50)
     admission: Text | None = None
     location: ShortText | None = None
@@ -412,9 +413,7 @@ class NeedBase(_Tagged):
     amount: Money | None = Field(default=None, description="budget or amount sought, CNY")
     region: ShortText | None = None
     deadline: IsoDate | None = None
-    trl_min: StrictInt | None = Field(
-        default=None, ge=1, le=9, description="lowest TRL acceptable for results"
-    )
+    trl_min: Trl | None = Field(default=None, description="lowest TRL acceptable for results")
     status: Literal["open", "matched", "closed"] = "open"
     visibility: Visibility = "public"
 
@@ -436,7 +435,7 @@ class NeedUpdate(_Tagged):
     amount: Money | None = None
     region: ShortText | None = None
     deadline: IsoDate | None = None
-    trl_min: StrictInt | None = Field(default=None, ge=1, le=9)
+    trl_min: Trl | None = None
     status: Literal["open", "matched", "closed"] = _omittable()
     visibility: Visibility = _omittable()
 

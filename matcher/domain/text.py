@@ -1,5 +1,5 @@
-"""Text types of the API schemas (single lines, e-mail addresses, ISO dates), with JSON schemas that say what
-their validators accept."""
+"""Value types of the API schemas (single lines, e-mail addresses, ISO dates, integers), with JSON schemas
+that say what their validators accept."""
 
 from __future__ import annotations
 
@@ -92,3 +92,15 @@ def _date_text(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
+
+
+def _number(value: Any) -> Any:
+    """An integer in a body is a JSON number: true or "3" is not one (5.0 is, as JSON Schema counts integers)."""
+    if isinstance(value, bool | str):
+        raise ValueError("expected a whole number, not text or a boolean")
+    return value
+
+
+# put after an integer's bounds (Annotated[int, Field(ge=1), NUMBER_ONLY]): put before them, it makes pydantic
+# write them into the JSON schema as ge/le, which JSON Schema does not know
+NUMBER_ONLY = BeforeValidator(_number)
