@@ -13,7 +13,8 @@ from api.deps import StateDep, permit
 from api.errors import problem_response
 from api.state import AppState
 from matcher.domain.schemas import RESOURCE_KINDS, ResourceKind
-from matcher.domain.text import SchemaPattern, any_case
+from matcher.domain.spellings import any_case
+from matcher.domain.text import SchemaPattern
 from matcher.errors import PayloadTooLarge, ValidationFailed, invalid
 from matcher.ingest.columns import TARGET_PATTERN, load_mapping
 from matcher.ingest.importer import ImportReport, import_file

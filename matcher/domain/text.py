@@ -12,6 +12,8 @@ from pydantic import BeforeValidator, EmailStr, GetJsonSchemaHandler, StringCons
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from matcher.domain.spellings import any_case
+
 SINGLE_LINE = r"^[^\r\n]*$"
 # what is left after stripping must not be empty: at least one character that is not white space
 NOT_BLANK_LINE = r"^[^\r\n]*\S[^\r\n]*$"
@@ -71,11 +73,6 @@ ExternalId = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=SINGLE_LINE),
     SchemaPattern(NOT_BLANK_LINE),
 ]
-
-
-def any_case(word: str) -> str:
-    """A regular expression that matches the word in any case (JSON Schema patterns have no flags)."""
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
 
 
 # the validator refuses addresses at special-use domains (x@host.test, x@localhost) as undeliverable

@@ -138,7 +138,7 @@ def test_record_bodies_say_their_text_holds_no_nul(client):
     for name, field in (("NeedCreate", "description"), ("NeedCreate", "title"), ("EnterpriseCreate", "name")):
         pattern = schemas[name]["properties"][field]["pattern"]
         assert re.fullmatch(pattern, "量子 sensor") and not re.fullmatch(pattern, "a\x00b"), (name, field)
-    industry = schemas["NeedCreate"]["properties"]["industries"]["items"]["pattern"]
+    industry = schemas["NeedCreate"]["properties"]["industries"]["anyOf"][0]["items"]["pattern"]
     assert not re.fullmatch(industry, "x\x00") and not re.fullmatch(industry, "a\nb")
 
 
@@ -272,3 +272,40 @@ def test_import_options_are_documented_as_the_server_takes_them(client, headers)
         headers=admin,
     )
     assert r.status_code == 422 and "mapping: unknown target 'colour'" in r.json()["detail"]
+
+
+def test_lists_as_one_string_and_synonyms_are_documented_as_taken(client, headers, payloads):
+    """A list field also takes one string of names (or null), a stage or a transfer mode a synonym in any case:
+    the document's patterns take what the server takes and refuse what it refuses."""
+    import re
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+
+    def pattern(schema: dict, field: str, branch: int) -> str:
+        return schemas[schema]["properties"][field]["anyOf"][branch]["pattern"]
+
+    names = pattern("NeedCreate", "industries", 1)
+    stages = pattern("FundDetails", "stages", 1)
+    kinds = pattern("NeedCreate", "kinds", 1)
+    stage = pattern("EnterpriseCreate", "stage", 1)
+    assert re.fullmatch(names, "AI, 芯片；摩托车维修\n生物医药") and not re.fullmatch(names, "AI,\x00")
+    assert not re.fullmatch(names, "x" * 301) and not re.fullmatch(names, ",".join("a" * 51))
+    assert re.fullmatch(stages, " 天使, Series A ;B轮") and not re.fullmatch(stages, "天使, 摩托")
+    assert re.fullmatch(kinds, "fund, result") and not re.fullmatch(kinds, "Fund")
+    assert re.fullmatch(stage, " PRE-IPO ") and not re.fullmatch(stage, "pre ipo")
+    admin = headers["admin"]
+    body = payloads.resource(
+        "fund", industries="AI\n芯片", details={"stages": " 天使, Series A ;B轮", "sectors": None}
+    )
+    r = client.post("/v1/resources", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["details"]["stages"] == ["seed", "startup", "growth"] and len(r.json()["industries"]) == 2
+    for bad in ({"stages": "天使, 摩托"}, {"stages": ["Series D"]}, {"sectors": "x" * 301}):
+        r = client.post("/v1/resources", json=payloads.resource("fund", details=bad), headers=admin)
+        assert r.status_code == 422, (bad, r.text)
+    ent = client.post("/v1/enterprises", json=payloads.enterprise(stage=" PRE-IPO "), headers=admin)
+    assert ent.status_code == 201 and ent.json()["stage"] == "mature"
+    need = payloads.need(ent.json()["id"], kinds="fund, result")
+    assert client.post("/v1/needs", json=need, headers=admin).json()["kinds"] == ["fund", "result"]
+    need = payloads.need(ent.json()["id"], kinds="Fund")
+    assert client.post("/v1/needs", json=need, headers=admin).status_code == 422
