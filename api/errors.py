@@ -56,7 +56,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: problem_response("the key's role may not do this"),
     404: problem_response("no such record in what the caller may see"),
     409: problem_response(
-        "conflicts with the current state (an external_id taken, an idempotency key reused)"
+        "conflicts with the current state (an external_id taken, an idempotency key reused, details that do not "
+        "fit the stored resource's kind or its other details)"
     ),
     413: problem_response("the body is over the size limit"),
     422: problem_response("the request is invalid; `errors` names each field at fault"),

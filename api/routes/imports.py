@@ -13,15 +13,23 @@ from api.deps import StateDep, permit
 from api.errors import problem_response
 from api.state import AppState
 from matcher.domain.schemas import RESOURCE_KINDS, ResourceKind
-from matcher.errors import PayloadTooLarge, ValidationFailed
-from matcher.ingest.columns import load_mapping
+from matcher.domain.spellings import any_case
+from matcher.domain.text import SchemaPattern
+from matcher.errors import PayloadTooLarge, ValidationFailed, invalid
+from matcher.ingest.columns import TARGET_PATTERN, load_mapping
 from matcher.ingest.importer import ImportReport, import_file
+from matcher.ingest.tabular import ENCODINGS
 from matcher.store.keys import Caller
 
 router = APIRouter(tags=["import"])
 
 _CHUNK = 1 << 20
+ENCODING_PATTERN = f"^(?:{'|'.join(any_case(name) for name in ENCODINGS)})$"
 _FILE_SCHEMA = {"type": "string", "format": "binary"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# what the importer reads, as the type of the multipart file part (a generic type such as
+# application/octet-stream is read by the file's name or first bytes; a type it does not read is refused, 415)
+FILE_TYPES = ("text/csv", XLSX, "application/jsonl", "application/x-ndjson", "application/json")
 _OPENAPI = {
     "requestBody": {
         "required": True,
@@ -31,10 +39,17 @@ _OPENAPI = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {**_FILE_SCHEMA, "description": "the CSV, JSONL or XLSX file"},
+                        "file": {**_FILE_SCHEMA, "description": "the CSV, XLSX, JSON Lines or JSON file"},
                         "mapping": {
-                            "type": "string",
-                            "description": 'custom column mapping, JSON {"header": "field"}',
+                            "type": "object",
+                            "description": 'custom column mapping {"header": "field"}, sent as JSON: a field '
+                            'name, "details.<name>" or "@provider"; null or "" ignores the column',
+                            "additionalProperties": {
+                                "anyOf": [
+                                    {"type": "string", "pattern": f"^(?:{TARGET_PATTERN[1:-1]})?$"},
+                                    {"type": "null"},
+                                ]
+                            },
                         },
                         "kind": {
                             "type": "string",
@@ -43,12 +58,13 @@ _OPENAPI = {
                             "are accepted too",
                         },
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": ", ".join(FILE_TYPES)}},
             },
             "text/csv": {"schema": {"type": "string"}},
             "application/x-ndjson": {"schema": {"type": "string"}},
             "application/jsonl": {"schema": {"type": "string"}},
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": _FILE_SCHEMA},
+            XLSX: {"schema": _FILE_SCHEMA},
         },
     }
 }
@@ -96,7 +112,7 @@ def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> Imp
     openapi_extra=_OPENAPI,
     responses={
         413: problem_response("the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"),
-        415: problem_response("not CSV, JSON Lines or XLSX"),
+        415: problem_response("not CSV, XLSX, JSON Lines or JSON (the file part's or the body's type)"),
         422: problem_response("the file cannot be decoded or parsed, or an option is invalid"),
     },
 )
@@ -110,8 +126,11 @@ async def import_resources(
     ] = None,
     dry_run: Annotated[bool, Query(description="validate and report without writing")] = False,
     encoding: Annotated[
-        str | None,
-        Query(max_length=40, description="force a text encoding (default: detected, e.g. UTF-8, GBK)"),
+        Annotated[str, SchemaPattern(ENCODING_PATTERN)] | None,
+        Query(
+            max_length=40,
+            description=f"force a text encoding, in any case (default: detected): {', '.join(ENCODINGS)}",
+        ),
     ] = None,
 ) -> ImportReport:
     """Upsert resources by `external_id` within your tenant (rows without one are created).
@@ -119,6 +138,8 @@ async def import_resources(
     Send the file as multipart (field `file`, optional fields `mapping` and `kind`) or as the raw body with its
     Content-Type (text/csv, application/x-ndjson, application/jsonl, the XLSX type). Rows that fail validation
     are reported with `reason` ("field: message") and do not stop the others; see docs/import.md."""
+    if encoding is not None and encoding.lower() not in ENCODINGS:
+        raise invalid("encoding", f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
     limit = state.settings.max_import_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + (64 << 10):  # room for multipart framing

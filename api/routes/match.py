@@ -26,9 +26,9 @@ from matcher.domain.schemas import (
     NeedPublic,
     ResourceKind,
     ResourcePublic,
-    _split_list,
     _tags,
 )
+from matcher.domain.spellings import split_list
 from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.visibility import visible_to
 from matcher.errors import ValidationFailed
@@ -282,7 +282,7 @@ def search(
     check_limits(state.settings, k=k, text=q, text_field="q")
     filters: dict[str, Any] = {"include_inactive": include_inactive}
     if industries:
-        filters["industries"] = _tags([x for v in industries for x in _split_list(v)])
+        filters["industries"] = _tags([x for v in industries for x in split_list(v)])
     if region:
         filters["region"] = region
     mq = MatchQuery(

@@ -5,7 +5,6 @@ are validated by their own models. Naming follows XCreate / XUpdate / XPublic / 
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -13,14 +12,28 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
     StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
+from matcher.domain.spellings import (
+    STAGE_SYNONYMS,
+    TRANSFER_SYNONYMS,
+    OrOneString,
+    OrSynonym,
+    names_pattern,
+    normalize_stage,
+    normalize_transfer_mode,
+    split_list,
+    synonym_pattern,
+    values_pattern,
+)
 from matcher.domain.taxonomy import default_taxonomy
-from matcher.domain.text import Email, ExternalId, ShortText, Title
+from matcher.domain.text import NUMBER_ONLY, Email, ExternalId, IsoDate, SchemaOf, ShortText, Title
 
 ResourceKind = Literal["result", "scenario", "fund", "incubator"]
 RESOURCE_KINDS: tuple[str, ...] = ("result", "scenario", "fund", "incubator")
@@ -35,78 +48,23 @@ MAX_TEXT = 20_000  # characters in a description; bodies are also capped in byte
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 # a record id in a body: a JSON integer only (true or "1" would name record 1), within 64 bits
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
-Money = Annotated[float, Field(ge=0, le=1e13)]  # CNY
-
-# bilingual synonyms accepted on the way in
-_STAGE_SYNONYMS = {
-    "seed": "seed",
-    "种子": "seed",
-    "种子期": "seed",
-    "天使": "seed",
-    "天使轮": "seed",
-    "angel": "seed",
-    "pre-seed": "seed",
-    "startup": "startup",
-    "初创": "startup",
-    "初创期": "startup",
-    "early": "startup",
-    "a": "startup",
-    "a轮": "startup",
-    "pre-a": "startup",
-    "series a": "startup",
-    "成长前期": "startup",
-    "growth": "growth",
-    "成长": "growth",
-    "成长期": "growth",
-    "b": "growth",
-    "b轮": "growth",
-    "c": "growth",
-    "c轮": "growth",
-    "series b": "growth",
-    "series c": "growth",
-    "扩张期": "growth",
-    "mature": "mature",
-    "成熟": "mature",
-    "成熟期": "mature",
-    "pre-ipo": "mature",
-    "ipo": "mature",
-    "并购": "mature",
-    "late": "mature",
-}
-_TRANSFER_SYNONYMS = {
-    "transfer": "transfer",
-    "转让": "transfer",
-    "assignment": "transfer",
-    "license": "license",
-    "licence": "license",
-    "许可": "license",
-    "授权": "license",
-    "licensing": "license",
-    "equity": "equity",
-    "作价入股": "equity",
-    "入股": "equity",
-    "作价投资": "equity",
-    "co-development": "co-development",
-    "codevelopment": "co-development",
-    "合作开发": "co-development",
-    "联合开发": "co-development",
-    "技术合作": "co-development",
-}
+Trl = Annotated[int, Field(ge=1, le=9), NUMBER_ONLY]  # technology readiness level
+Money = Annotated[StrictFloat, Field(ge=0, le=1e13)]  # CNY: a JSON number (false or "1" is not one)
 
 
-def normalize_stage(value: Any) -> Any:
-    if isinstance(value, str):
-        return _STAGE_SYNONYMS.get(value.strip().lower(), value.strip().lower())
-    return value
+# a list also taken as one string of names, or null (no names); a stage or a transfer mode also as a synonym
+def _names(most: int) -> Any:
+    return Annotated[list[ShortText], Field(max_length=most), OrOneString(names_pattern(most))]
 
 
-def _split_list(value: Any) -> Any:
-    """Accept a list, or a string separated by , ; 、 ， ； | / (CSV cells)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [p.strip() for p in re.split(r"[,;、，；|/]", value) if p.strip()]
-    return value
+Industries = _names(50)
+_StageValue = Annotated[Stage, OrSynonym(synonym_pattern(STAGE_SYNONYMS))]
+_TransferValue = Annotated[TransferMode, OrSynonym(synonym_pattern(TRANSFER_SYNONYMS))]
+Stages = Annotated[list[_StageValue], OrOneString(values_pattern(STAGE_SYNONYMS, ignore_case=True))]
+TransferModes = Annotated[
+    list[_TransferValue], OrOneString(values_pattern(TRANSFER_SYNONYMS, ignore_case=True))
+]
+Kinds = Annotated[list[ResourceKind], OrOneString(values_pattern(RESOURCE_KINDS, ignore_case=False))]
 
 
 class Strict(BaseModel):
@@ -120,24 +78,24 @@ class ResultDetails(Strict):
     """科技成果: a research result offered for transfer."""
 
     holder: ShortText | None = None
-    trl: int | None = Field(default=None, ge=1, le=9, description="technology readiness level 1-9")
+    trl: Trl | None = Field(default=None, description="technology readiness level 1-9")
     ip_status: ShortText | None = Field(default=None, description="e.g. granted, pending, know-how")
-    patents: list[ShortText] = Field(default_factory=list, max_length=200)
-    transfer_modes: list[TransferMode] = Field(default_factory=list)
+    patents: _names(200) | None = Field(default_factory=list)
+    transfer_modes: TransferModes | None = Field(default_factory=list)
     price: Money | None = None
 
     @field_validator("patents", mode="before")
     @classmethod
     def _patents(cls, v: Any) -> Any:
-        return _split_list(v)
+        return split_list(v)
 
     @field_validator("transfer_modes", mode="before")
     @classmethod
     def _modes(cls, v: Any) -> Any:
-        items = _split_list(v)
+        items = split_list(v)
         if not isinstance(items, list | tuple):
             return v  # not a list: the field's own validation rejects it with a 422
-        return [_TRANSFER_SYNONYMS.get(str(x).strip().lower(), x) for x in items]
+        return [normalize_transfer_mode(x) for x in items]
 
 
 class ScenarioDetails(Strict):
@@ -146,7 +104,7 @@ class ScenarioDetails(Strict):
     owner: ShortText | None = None
     location: ShortText | None = None
     budget: Money | None = None
-    deadline: date | None = Field(default=None, description="application deadline (ISO date)")
+    deadline: IsoDate | None = Field(default=None, description="application deadline (ISO date)")
     validation_window: ShortText | None = None
     eligibility: Text | None = None
 
@@ -155,16 +113,16 @@ class FundDetails(Strict):
     """基金: a fund and the tickets it writes."""
 
     manager: ShortText | None = None
-    stages: list[Stage] = Field(default_factory=list)
-    ticket_min: Money | None = None
-    ticket_max: Money | None = None
-    sectors: list[ShortText] = Field(default_factory=list, max_length=50)
-    park_affiliated: bool | None = None
+    stages: Stages | None = Field(default_factory=list)
+    ticket_min: Money | None = Field(default=None, description="smallest ticket, CNY; not above ticket_max")
+    ticket_max: Money | None = Field(default=None, description="largest ticket, CNY; not below ticket_min")
+    sectors: _names(50) | None = Field(default_factory=list)
+    park_affiliated: StrictBool | None = None
 
     @field_validator("stages", mode="before")
     @classmethod
     def _stages(cls, v: Any) -> Any:
-        items = _split_list(v)
+        items = split_list(v)
         if not isinstance(items, list | tuple):
             return v  # not a list: the field's own validation rejects it with a 422
         return [normalize_stage(x) for x in items]
@@ -187,16 +145,16 @@ class IncubatorDetails(Strict):
     """孵化器、加速器、概念验证与共享实验室平台."""
 
     operator: ShortText | None = None
-    facilities: list[ShortText] = Field(default_factory=list, max_length=100)
-    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
-    tracks: list[ShortText] = Field(default_factory=list, max_length=50)
+    facilities: _names(100) | None = Field(default_factory=list)
+    capacity: Annotated[int, Field(ge=0, le=1_000_000), NUMBER_ONLY] | None = None
+    tracks: _names(50) | None = Field(default_factory=list)
     admission: Text | None = None
     location: ShortText | None = None
 
     @field_validator("facilities", "tracks", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _split_list(v)
+        return split_list(v)
 
 
 DETAILS_MODELS: dict[str, type[Strict]] = {
@@ -205,6 +163,8 @@ DETAILS_MODELS: dict[str, type[Strict]] = {
     "fund": FundDetails,
     "incubator": IncubatorDetails,
 }
+# a PATCH's details are those of the stored resource's kind (some of its fields, merged with the stored ones)
+AnyDetails = ResultDetails | ScenarioDetails | FundDetails | IncubatorDetails
 PROVIDER_FIELD = {"result": "holder", "scenario": "owner", "fund": "manager", "incubator": "operator"}
 
 
@@ -217,7 +177,7 @@ def provider_of(kind: str, details: dict[str, Any]) -> str | None:
 
 
 def _tags(v: Any) -> Any:
-    items = _split_list(v)
+    items = split_list(v)
     if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
         return v  # not a list of names: the field's own validation rejects it with a 422
     return default_taxonomy().normalize_tags(items)[0]
@@ -241,12 +201,12 @@ def _omittable() -> Any:
 class ResourceBase(_Tagged):
     title: Title
     description: Text = ""
-    industries: list[ShortText] = Field(default_factory=list, max_length=50)
+    industries: Industries | None = Field(default_factory=list)
     region: ShortText | None = None
     language: Language | None = Field(
         default=None, description="zh or en; detected from the text when absent"
     )
-    valid_until: date | None = None
+    valid_until: IsoDate | None = None
     status: Literal["active", "paused", "closed"] = "active"
     visibility: Visibility = "public"
     external_id: ExternalId | None = Field(default=None, description="upsert key for imports")
@@ -282,14 +242,14 @@ class ResourceUpdate(_Tagged):
 
     title: Title = _omittable()
     description: Text = _omittable()
-    industries: list[ShortText] | None = None
+    industries: Industries | None = None
     region: ShortText | None = None
     language: Language | None = None
-    valid_until: date | None = None
+    valid_until: IsoDate | None = None
     status: Literal["active", "paused", "closed"] = _omittable()
     visibility: Visibility = _omittable()
     external_id: ExternalId | None = None
-    details: dict[str, Any] = _omittable()
+    details: Annotated[dict[str, Any], SchemaOf(AnyDetails)] = _omittable()
 
 
 class ResourcePublic(BaseModel):
@@ -324,9 +284,9 @@ class ResourcesPublic(BaseModel):
 class EnterpriseBase(_Tagged):
     name: Title
     description: Text = ""
-    industries: list[ShortText] = Field(default_factory=list, max_length=50)
+    industries: Industries | None = Field(default_factory=list)
     region: ShortText | None = None
-    stage: Stage | None = None
+    stage: _StageValue | None = None
     tier: Tier | None = None
     size: Literal["micro", "small", "medium", "large"] | None = None
     email: Email | None = None
@@ -349,9 +309,9 @@ class EnterpriseCreate(EnterpriseBase):
 class EnterpriseUpdate(_Tagged):
     name: Title = _omittable()
     description: Text = _omittable()
-    industries: list[ShortText] | None = None
+    industries: Industries | None = None
     region: ShortText | None = None
-    stage: Stage | None = None
+    stage: _StageValue | None = None
     tier: Tier | None = None
     size: Literal["micro", "small", "medium", "large"] | None = None
     email: Email | None = None
@@ -403,19 +363,19 @@ class NeedBase(_Tagged):
     enterprise_id: Id
     title: Title
     description: Text = ""
-    kinds: list[ResourceKind] = Field(default_factory=list, description="kinds sought; empty = all")
-    industries: list[ShortText] = Field(default_factory=list, max_length=50)
+    kinds: Kinds | None = Field(default_factory=list, description="kinds sought; empty = all")
+    industries: Industries | None = Field(default_factory=list)
     amount: Money | None = Field(default=None, description="budget or amount sought, CNY")
     region: ShortText | None = None
-    deadline: date | None = None
-    trl_min: int | None = Field(default=None, ge=1, le=9, description="lowest TRL acceptable for results")
+    deadline: IsoDate | None = None
+    trl_min: Trl | None = Field(default=None, description="lowest TRL acceptable for results")
     status: Literal["open", "matched", "closed"] = "open"
     visibility: Visibility = "public"
 
     @field_validator("kinds", mode="before")
     @classmethod
     def _kinds(cls, v: Any) -> Any:
-        return _split_list(v)
+        return split_list(v)
 
 
 class NeedCreate(NeedBase):
@@ -426,11 +386,11 @@ class NeedUpdate(_Tagged):
     title: Title = _omittable()
     description: Text = _omittable()
     kinds: list[ResourceKind] | None = None
-    industries: list[ShortText] | None = None
+    industries: Industries | None = None
     amount: Money | None = None
     region: ShortText | None = None
-    deadline: date | None = None
-    trl_min: int | None = Field(default=None, ge=1, le=9)
+    deadline: IsoDate | None = None
+    trl_min: Trl | None = None
     status: Literal["open", "matched", "closed"] = _omittable()
     visibility: Visibility = _omittable()
 

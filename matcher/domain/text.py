@@ -1,14 +1,18 @@
-"""Single-line text types of the API schemas, with JSON schemas that say what their validators accept."""
+"""Value types of the API schemas (single lines, e-mail addresses, ISO dates, integers), with JSON schemas
+that say what their validators accept."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import BeforeValidator, EmailStr, GetJsonSchemaHandler, StringConstraints
+from pydantic import BeforeValidator, EmailStr, GetJsonSchemaHandler, StringConstraints, TypeAdapter
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+
+from matcher.domain.spellings import any_case
 
 SINGLE_LINE = r"^[^\r\n]*$"
 # what is left after stripping must not be empty: at least one character that is not white space
@@ -37,6 +41,19 @@ class SchemaPattern:
         return json_schema
 
 
+@dataclass(frozen=True)
+class SchemaOf:
+    """Gives a field the JSON schema of another type: one whose values are checked later, with what only the
+    store knows (a PATCH's details, validated for the stored record's kind), still documented as they must be."""
+
+    documented: Any
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(TypeAdapter(self.documented).core_schema)
+
+
 _OneLine = BeforeValidator(_single_line)
 Title = Annotated[
     str,
@@ -58,11 +75,29 @@ ExternalId = Annotated[
 ]
 
 
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
-
-
 # the validator refuses addresses at special-use domains (x@host.test, x@localhost) as undeliverable
-_SPECIAL_USE = "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE = "|".join(any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
 DELIVERABLE_EMAIL = rf"^(?![^@]*@(?:[^@]*\.)?(?:{_SPECIAL_USE})\.?$)[^\r\n]*$"
 Email = Annotated[EmailStr, _OneLine, SchemaPattern(DELIVERABLE_EMAIL)]
+
+
+def _date_text(value: Any) -> Any:
+    """A date in a body is ISO text, as the document says: a JSON number would be read as seconds since 1970."""
+    if isinstance(value, int | float):
+        raise ValueError("expected an ISO date (YYYY-MM-DD), not a number")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_date_text)]
+
+
+def _number(value: Any) -> Any:
+    """An integer in a body is a JSON number: true or "3" is not one (5.0 is, as JSON Schema counts integers)."""
+    if isinstance(value, bool | str):
+        raise ValueError("expected a whole number, not text or a boolean")
+    return value
+
+
+# put after an integer's bounds (Annotated[int, Field(ge=1), NUMBER_ONLY]): put before them, it makes pydantic
+# write them into the JSON schema as ge/le, which JSON Schema does not know
+NUMBER_ONLY = BeforeValidator(_number)

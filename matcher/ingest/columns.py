@@ -74,7 +74,8 @@ _STATUS = {"有效": "active", "上架": "active", "启用": "active", "进行�
            "关闭": "closed", "下架": "closed", "已结束": "closed", "结束": "closed"}
 _VISIBILITY = {"公开": "public", "私有": "private", "不公开": "private", "内部": "private"}
 _LANGUAGE = {"中文": "zh", "chinese": "zh", "英文": "en", "english": "en"}
-_BOOLS = {"是": True, "否": False, "有": True, "无": False}
+_BOOLS = {"是": True, "否": False, "有": True, "无": False, "true": True, "false": False, "t": True, "f": False,
+          "yes": True, "no": False, "y": True, "n": False, "on": True, "off": False, "1": True, "0": False}
 _UNIT = re.compile(r"^(.*?)\s*[（(]\s*(万元|万|亿元|亿|元|cny|rmb)\s*[)）]\s*$", re.IGNORECASE)
 _UNIT_SCALE = {"万元": 1e4, "万": 1e4, "亿元": 1e8, "亿": 1e8, "元": 1.0, "cny": 1.0, "rmb": 1.0}
 # fmt: on
@@ -92,10 +93,13 @@ DEFAULT_COLUMNS: dict[str, str] = {
 }
 
 
+# what a mapping may name: a field, a detail (details.<name>) or the provider; the API's document says the same
+TARGET_PATTERN = rf"^(?:{'|'.join(sorted(_TOP_FIELDS))}|@provider|details\.[A-Za-z_][A-Za-z0-9_]*)$"
+_TARGET = re.compile(TARGET_PATTERN)
+
+
 def _check_target(target: str) -> bool:
-    if target in _TOP_FIELDS or target == "@provider":
-        return True
-    return target.startswith("details.") and len(target) > len("details.")
+    return _TARGET.fullmatch(target) is not None
 
 
 def load_mapping(source: str | Path | Mapping[str, Any]) -> dict[str, str | None]:
@@ -212,6 +216,8 @@ def _date(value: Any) -> Any:
 
 
 def _int_like(value: Any, pattern: str) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, str):
         m = re.fullmatch(pattern, unicodedata.normalize("NFKC", value).strip().lower())
         if m:
@@ -240,11 +246,13 @@ def coerce(target: str, value: Any, scale: float) -> Any:
     if name in _DATES:
         return _date(value)
     if name == "trl":
-        return _int_like(value, r"(?:trl)?\s*[-:]?\s*(\d)\s*级?")
+        return _int_like(value, r"(?:trl)?\s*[-:]?\s*(\d+)\s*级?")
     if name == "capacity":
         return _int_like(value, r"(\d+)\s*\D{0,6}")
     if name == "park_affiliated" and isinstance(value, str):
-        return _BOOLS.get(value.strip(), value)
+        return _BOOLS.get(value.strip().lower(), value)
+    if name == "park_affiliated" and type(value) is int and value in (0, 1):
+        return bool(value)
     if (
         name in ("external_id", "title", "region", "holder", "owner", "manager", "operator")
         and isinstance(value, int | float)

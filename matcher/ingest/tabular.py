@@ -57,6 +57,25 @@ _EXTENSIONS = {
     ".xlsm": "xlsx",
 }
 SUPPORTED = "CSV (.csv), JSON Lines (.jsonl) or Excel (.xlsx)"
+# the encodings an import may be told its text is in (any case), instead of the one detected
+ENCODINGS = (
+    "utf-8",
+    "utf-8-sig",
+    "utf-16",
+    "utf-16-le",
+    "utf-16-be",
+    "gb18030",
+    "gbk",
+    "gb2312",
+    "big5",
+    "big5hkscs",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+    "latin-1",
+    "cp1252",
+    "ascii",
+)
 
 
 def detect_format(data: bytes, *, filename: str | None = None, content_type: str | None = None) -> FileFormat:

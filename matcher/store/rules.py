@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from embeddings.text import has_cjk
 from matcher.domain.schemas import (
@@ -21,7 +21,7 @@ from matcher.domain.schemas import (
     provider_of,
 )
 from matcher.domain.tables import Enterprise, Need, Resource, utcnow
-from matcher.errors import invalid, invalid_input
+from matcher.errors import Conflict, invalid, invalid_input
 
 ResourceCreateModel = ResultCreate | ScenarioCreate | FundCreate | IncubatorCreate
 Row = Enterprise | Need | Resource
@@ -46,12 +46,30 @@ def detect_language(*texts: str | None) -> str:
 
 
 def merge_details(kind: str, stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Stored details with the given keys laid over (None clears one), validated again for the kind."""
+    """Stored details with the given keys laid over (None clears one), validated again for the kind.
+
+    Details wrong in themselves are refused (422). Details right for another kind of resource, or right alone
+    but not with the stored ones (a ticket_min above the stored ticket_max), conflict with the record's current
+    state (409): the same body is taken by another record."""
     try:
         model = DETAILS_MODELS[kind].model_validate({**stored, **given})
     except ValidationError as exc:
-        raise invalid_input(exc.errors(), prefix="details") from None
+        refused = invalid_input(exc.errors(), prefix="details")
+        if any(_valid(details_model, given) for details_model in DETAILS_MODELS.values()):
+            raise Conflict(
+                f"the details do not fit this {kind} resource as stored: {refused.detail}",
+                errors=refused.errors,
+            ) from None
+        raise refused from None
     return model.model_dump(mode="json", exclude_none=True)
+
+
+def _valid(model: type[BaseModel], values: Mapping[str, Any]) -> bool:
+    try:
+        model.model_validate(values)
+    except ValidationError:
+        return False
+    return True
 
 
 def new_resource(data: ResourceCreateModel, tenant: str, created_by: int | None = None) -> Resource:

@@ -9,16 +9,7 @@ from __future__ import annotations
 import pytest
 
 # operation label -> what schemathesis (all checks, 200 examples each) still finds there
-CONFORMANCE_GAPS: dict[str, str] = {
-    "PATCH /v1/resources/{resource_id}": "ST202: a NUL inside a free-form `details` object is refused (422); the "
-    "schema of an untyped object cannot say so",
-    "POST /v1/resources": "ST202: a fund's ticket_min above its ticket_max is refused (422), a cross-field rule "
-    "the schema cannot state",
-    "GET /v1/resources": "ST201: negative cases that drop the Authorization header are sent with the admin key "
-    "the run adds, so they reach the route authorized",
-    "POST /v1/resources:import": "ST202: a file of a type the importer does not read is refused (415) while the "
-    "schema allows any binary file",
-}
+CONFORMANCE_GAPS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -122,7 +122,6 @@ def test_patch_merges_details_and_revalidates(client, headers, payloads, events)
     [
         ("result", {"details": {"trl": 11}}, "details.trl"),
         ("result", {"details": {"colour": "red"}}, "details.colour"),
-        ("fund", {"details": {"ticket_min": 9e7}}, "details"),  # now above the stored ticket_max
         ("scenario", {"details": {"deadline": "next friday"}}, "details.deadline"),
         ("result", {"title": ""}, "title"),
         ("result", {"title": None}, "title"),
@@ -138,6 +137,30 @@ def test_bad_patch_is_refused_and_changes_nothing(client, headers, payloads, eve
     r = client.patch(f"{URL}/{created['id']}", json=patch, headers=headers["admin"])
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+    assert field in [e["field"] for e in r.json()["errors"]]
+    assert client.get(f"{URL}/{created['id']}", headers=headers["admin"]).json() == created
+    assert events.calls == []
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # refused before storage: one store is enough
+@pytest.mark.parametrize(
+    ("kind", "patch", "field"),
+    [
+        ("fund", {"details": {"ticket_min": 9e7}}, "details"),  # now above the stored ticket_max
+        ("fund", {"details": {"trl": 5}}, "details.trl"),  # a research result's detail
+        ("result", {"details": {"manager": "某资本", "ticket_min": 1e6}}, "details.manager"),
+    ],
+)
+def test_patch_details_at_odds_with_the_stored_resource_conflict(
+    client, headers, payloads, events, kind, patch, field
+):
+    """Details right in themselves (for some kind of resource) but not for this one as stored: 409, not 422."""
+    created = client.post(URL, json=payloads.resource(kind), headers=headers["admin"]).json()
+    events.clear()
+    r = client.patch(f"{URL}/{created['id']}", json=patch, headers=headers["admin"])
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["detail"].startswith(f"the details do not fit this {kind} resource as stored")
     assert field in [e["field"] for e in r.json()["errors"]]
     assert client.get(f"{URL}/{created['id']}", headers=headers["admin"]).json() == created
     assert events.calls == []
