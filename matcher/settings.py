@@ -30,6 +30,15 @@ class Settings(BaseSettings):
         description="look a model name up in the local Hugging Face cache only, never on the Hub "
         "(the encoder, a training teacher); local model directories never go online",
     )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "parkmatch" / "models",
+        description="where the shipped default encoder (and its packaged teacher) is built once per machine",
+    )
+    reindex_on_model_change: bool = Field(
+        default=False,
+        description="rebuild an index made by another model at start instead of refusing to start "
+        "(`matcher reindex` rebuilds on request)",
+    )
     approximate_threshold: int = 50_000
     # how often a running service looks for a ranker activated outside it (`matcher train ranker`, another worker)
     model_poll_s: float = Field(15.0, ge=0)

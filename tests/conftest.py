@@ -59,6 +59,19 @@ def bearer(key: str) -> dict[str, str]:
 # ---------------------------------------------------------------- stores
 
 
+# the machine's built default encoder, for the tests that use it on purpose (`shipped_encoder_cache`)
+MACHINE_MODEL_CACHE = Path(
+    os.environ.get("MATCHER_MODEL_CACHE_DIR") or Path.home() / ".cache/parkmatch/models"
+)
+
+
+@pytest.fixture(autouse=True)
+def _own_model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's Settings look for the shipped default encoder in an empty folder of its own, so that no
+    test depends on whether this machine (or another test) has built it."""
+    monkeypatch.setenv("MATCHER_MODEL_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The PostgreSQL server for the `postgres` store, checked once per run."""

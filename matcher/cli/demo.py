@@ -1,13 +1,10 @@
-"""`matcher demo`: load the demo data set into the configured store, train the default encoder if missing,
-and print an admin API key for the demo tenant on the last line."""
+"""`matcher demo`: load the demo data set into the configured store, build the shipped default encoder if
+missing, and print an admin API key for the demo tenant on the last line."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -31,13 +28,15 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         tenant: str = typer.Option("demo-park", "--tenant", help="tenant that owns the demo records"),
-        retrain: bool = typer.Option(False, "--retrain", help="train the default encoder even if one exists"),
-        skip_encoder: bool = typer.Option(False, "--skip-encoder", help="do not train the default encoder"),
+        retrain: bool = typer.Option(
+            False, "--retrain", help="build the shipped default encoder even if it exists"
+        ),
+        skip_encoder: bool = typer.Option(False, "--skip-encoder", help="do not build the default encoder"),
     ) -> None:
         """Load the demo data (idempotent: re-running updates records, never duplicates them)."""
         from matcher.cli.errors import CliError
         from matcher.cli.imports import TENANT_PATTERN
-        from matcher.demo.dataset import demo_admin_key, find_corpus, load_demo, training_records
+        from matcher.demo.dataset import demo_admin_key, find_corpus, load_demo
         from matcher.store.db import init_db, make_engine
 
         if not TENANT_PATTERN.match(tenant):
@@ -71,14 +70,14 @@ def register(app: typer.Typer) -> None:
             if skip_encoder:
                 typer.echo("default encoder: skipped (--skip-encoder)")
             else:
-                where = ensure_default_encoder(
-                    settings, training_records(engine, found), retrain=retrain, show_progress=True
-                )
-                typer.echo(
-                    f"default encoder: {where}"
-                    if where
-                    else "default encoder: not trained (training code missing)"
-                )
+                from matcher.cli.models import ensure_shipped_encoder
+                from matcher.models.encoder import encoder_location
+
+                if settings.encoder == "default" and settings.default_encoder_dir.exists() and not retrain:
+                    typer.echo(f"default encoder: {settings.default_encoder_dir} (trained for this store)")
+                else:
+                    ensure_shipped_encoder(settings, rebuild=retrain, show_progress=True)
+                    typer.echo(f"default encoder: {encoder_location(settings)}")
             key = demo_admin_key(engine, settings, tenant)
         finally:
             engine.dispose()
@@ -86,39 +85,3 @@ def register(app: typer.Typer) -> None:
             f"admin API key for tenant {tenant} (also saved in {settings.data_dir / 'demo-admin.key'}):"
         )
         typer.echo(key)
-
-
-def encoder_present(directory: Path) -> bool:
-    return (directory / "modules.json").is_file() or (directory / "training_manifest.json").is_file()
-
-
-def ensure_default_encoder(
-    settings: Settings,
-    records: Iterable[Mapping[str, Any]],
-    *,
-    retrain: bool = False,
-    show_progress: bool = True,
-) -> Path | None:
-    """Train the default encoder into settings.default_encoder_dir unless one is there (or `retrain`).
-
-    Trains into a sibling directory and swaps it in, so a crash never leaves a half-written model where the
-    service looks for it. Returns the directory, or None when the training code is not installed."""
-    target = settings.default_encoder_dir
-    if encoder_present(target) and not retrain:
-        logger.info("default encoder present at %s", target)
-        return target
-    try:
-        from training.encoders.static import train_static_encoder
-    except ImportError as exc:
-        logger.warning("cannot train the default encoder (%s); matching needs MATCHER_ENCODER set", exc)
-        return None
-    building = target.with_name(target.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    train_static_encoder(list(records), building, show_progress=show_progress)
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    building.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from matcher.cli import demo, digest, evaluate, imports, keys, serve, train
+from matcher.cli import demo, digest, evaluate, imports, keys, models, serve, train
 from matcher.cli.errors import CliError
 from matcher.errors import MatcherError
 
@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 
-for _group in (serve, keys, evaluate, imports, demo, digest, train):
+for _group in (serve, keys, evaluate, imports, demo, digest, train, models):
     _group.register(app)
 
 

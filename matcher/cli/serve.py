@@ -12,13 +12,16 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, help="port"),
         workers: int = typer.Option(1, help="worker processes"),
     ) -> None:
-        """Serve the HTTP API on the configured store."""
+        """Serve the HTTP API on the configured store (the shipped default encoder is built first if missing)."""
         import uvicorn
 
         from matcher.cli.http_limits import HeadLimitedHttpTools, head_limit
+        from matcher.cli.models import preflight
         from matcher.settings import Settings
 
         settings = Settings()
+        # refused here, in one line, rather than as a trace from inside the server's start-up
+        preflight(settings)
         uvicorn.run(
             "api.main:app",
             host=host,

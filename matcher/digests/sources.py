@@ -19,7 +19,7 @@ from matcher.domain.tables import Resource, as_utc
 from matcher.domain.visibility import visible_to
 from matcher.matching.engine import MatchEngine
 from matcher.matching.query import MatchQuery
-from matcher.matching.retrieval import QueryVector
+from matcher.matching.retrieval import QueryVector, search_text
 
 
 def _expires(r: Resource) -> date | None:
@@ -122,7 +122,7 @@ class EngineSource:
         texts = [t for t in dict.fromkeys(q.text for q in queries) if t not in self._vectors]
         for i in range(0, len(texts), self.batch_size):
             chunk = texts[i : i + self.batch_size]
-            vecs = encoder.encode_queries(chunk)
+            vecs = encoder.encode_queries([search_text(t) for t in chunk])
             self._vectors.update(zip(chunk, np.asarray(vecs, dtype=np.float32), strict=True))
 
     def suggest(self, query: DemandQuery) -> list[Suggestion]:

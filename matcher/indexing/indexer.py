@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -92,7 +92,12 @@ class Indexer:
             self._saver.start()
 
     def _sync(
-        self, supply: IndexPair, demand: IndexPair, *, catalogs: bool = False
+        self,
+        supply: IndexPair,
+        demand: IndexPair,
+        *,
+        catalogs: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> tuple[int, int, int, int]:
         """Make `supply` and `demand` hold exactly the store's records: drop what the store no longer has,
         (re)index what is new or changed since their stamps. Returns (resources, re-indexed, demand records,
@@ -105,14 +110,22 @@ class Indexer:
             self.resources.upsert(resource_meta(r, self.taxonomy) for r in resources)
             self.demand_catalog.upsert(demand_metas(needs, enterprises, self.taxonomy))
         stale_s = supply.reconcile({r.id: stamp(r) for r in resources})
-        self._index_resources([r for r in resources if r.id in stale_s], pair=supply)
         stamps = {demand_key(DEMAND_NEED, n.id): stamp(n) for n in needs}
         stamps.update({demand_key(DEMAND_ENTERPRISE, e.id): stamp(e) for e in enterprises})
         stale_d = demand.reconcile(stamps)
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress("index", done[0], len(stale_s) + len(stale_d))
+
+        self._index_resources([r for r in resources if r.id in stale_s], pair=supply, progress=tick)
         self._index_demand(
             [n for n in needs if demand_key(DEMAND_NEED, n.id) in stale_d],
             [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in stale_d],
             pair=demand,
+            progress=tick,
         )
         return len(resources), len(stale_s), len(stamps), len(stale_d)
 
@@ -142,6 +155,19 @@ class Indexer:
             logger.info("encoder switched: %s", out)
             return out
 
+    def rebuild(self, progress: Callable[[str, int, int], None] | None = None) -> dict[str, int | float]:
+        """Build both indexes afresh from the store with the current encoder, whatever was saved, and save them
+        (`matcher reindex`); the catalogs are loaded from the same read. ``progress(stage, done, total)``."""
+        t0 = time.perf_counter()
+        supply = IndexPair("supply", self.encoder, self.settings)
+        demand = IndexPair("demand", self.encoder, self.settings)
+        n_res, _, n_dem, _ = self._sync(supply, demand, catalogs=True, progress=progress)
+        with self._write_lock:
+            self.supply, self.demand = supply, demand
+            self._dirty += 1
+        self.save()
+        return {"resources": n_res, "demand_records": n_dem, "seconds": round(time.perf_counter() - t0, 1)}
+
     def _save_loop(self, every: float) -> None:
         while not self._closing.wait(every):
             if self._dirty:
@@ -170,17 +196,29 @@ class Indexer:
             logger.exception("index save at shutdown failed; the next start reconciles from the store")
 
     # ------------------------------------------------------------------ indexing
-    def _index_resources(self, rows: Sequence[Resource], *, pair: IndexPair | None = None) -> None:
+    def _index_resources(
+        self,
+        rows: Sequence[Resource],
+        *,
+        pair: IndexPair | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         if not rows:
             return
         (pair or self.supply).upsert(
             [r.id for r in rows],
             [resource_document(r, self.taxonomy) for r in rows],
             [stamp(r) for r in rows],
+            progress=progress,
         )
 
     def _index_demand(
-        self, needs: Sequence[Need], enterprises: Sequence[Enterprise], *, pair: IndexPair | None = None
+        self,
+        needs: Sequence[Need],
+        enterprises: Sequence[Enterprise],
+        *,
+        pair: IndexPair | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         keys, texts, stamps = [], [], []
         for n in needs:
@@ -206,7 +244,7 @@ class Indexer:
             )
             stamps.append(stamp(e))
         if keys:
-            (pair or self.demand).upsert(keys, texts, stamps)
+            (pair or self.demand).upsert(keys, texts, stamps, progress=progress)
 
     # ------------------------------------------------------------------ change events (ChangeListener)
     def resources_changed(self, resources: Sequence[Resource]) -> None:

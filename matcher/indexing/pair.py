@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from embeddings.persist import IndexCorruptError, IndexMismatchError
 from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
 from embeddings.vector.faiss_index import FaissIndex
 from embeddings.vector.load import load_index
+from matcher.errors import ServiceUnavailable
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ logger = logging.getLogger(__name__)
 STAMPS = "stamps"  # name of the attachment that holds a version's stamps
 
 UPSERT_CHUNK = 8192  # records encoded and indexed per step
+
+
+class IndexBuiltByOtherModel(ServiceUnavailable):
+    """The saved index was made by another encoder (model or dimension): refused until `matcher reindex`."""
 
 
 class IndexPair:
@@ -41,7 +46,9 @@ class IndexPair:
 
     # ------------------------------------------------------------------ persistence
     def load_or_create(self) -> None:
-        """Load what was saved; a mismatched (other model) or corrupt index is dropped and rebuilt."""
+        """Load what was saved. A corrupt index, or a lexical index tokenised by older code, is dropped and
+        rebuilt from the store; a dense index made by another encoder is refused (`IndexBuiltByOtherModel`)
+        unless ``reindex_on_model_change`` is set."""
         if not self.root.exists():
             return
         try:
@@ -51,15 +58,28 @@ class IndexPair:
                 expected_dimension=self.encoder.dimension,
                 approximate_threshold=self.settings.approximate_threshold,
             )
+        except IndexMismatchError as exc:
+            if not self.settings.reindex_on_model_change:
+                raise IndexBuiltByOtherModel(
+                    f"the {self.name} index at {self.root} was built by another encoder ({exc}); "
+                    "run `matcher reindex` to rebuild it with the configured one, or configure the model it "
+                    "was built with"
+                ) from None
+            logger.warning("%s index built by another model (%s): rebuilding from the store", self.name, exc)
+            self._reset()
+            return
+        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, TypeError, OSError) as exc:
+            logger.warning("%s index unreadable (%s): rebuilding from the store", self.name, exc)
+            self._reset()
+            return
+        try:
             self.lexical = LexicalIndex.load(self.root / "lexical", expected_tokenizer=LEXICAL_TERMS_ID)
             self.stamps = _agreed_stamps(
                 _stamps_of(self.dense.attachments), _stamps_of(self.lexical.attachments)
             )
-        except IndexMismatchError as exc:
-            logger.warning("%s index built by another model (%s): rebuilding from the store", self.name, exc)
-            self._reset()
-        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, TypeError, OSError) as exc:
-            logger.warning("%s index unreadable (%s): rebuilding from the store", self.name, exc)
+        except (IndexMismatchError, IndexCorruptError, FileNotFoundError, KeyError, ValueError, TypeError,
+                OSError) as exc:  # fmt: skip
+            logger.warning("%s lexical index unusable (%s): rebuilding from the store", self.name, exc)
             self._reset()
 
     def _new_dense(self) -> FaissIndex:
@@ -107,14 +127,17 @@ class IndexPair:
         stamps: Sequence[float],
         *,
         show_progress: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         """Encode and index in chunks, so that a rebuild of a large store holds one chunk's tokens and vectors
-        at a time rather than the whole collection's."""
+        at a time rather than the whole collection's. ``progress(n)`` is told each chunk's size once indexed."""
         for start in range(0, len(ids), UPSERT_CHUNK):
             stop = start + UPSERT_CHUNK
             self._upsert_chunk(
                 ids[start:stop], texts[start:stop], stamps[start:stop], show_progress=show_progress
             )
+            if progress is not None:
+                progress(len(ids[start:stop]))
 
     def _upsert_chunk(
         self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embeddings.text import lexical_terms
+from embeddings.lexicon import default_lexicon
+from embeddings.text import lexical_terms, tokenize
 from matcher.indexing.catalog import Meta
 from matcher.indexing.indexer import Side
 
@@ -73,6 +74,20 @@ class Relevance:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
+def crosslingual(text: str) -> str:
+    """The Chinese words a dictionary gives for an English text ('' for text with Chinese, or without the
+    dictionary): searched together with the text, so that an English need reaches Chinese records."""
+    lexicon = default_lexicon()
+    return lexicon.expand(text) if lexicon is not None else ""
+
+
+def search_text(text: str) -> str:
+    """What the dense side embeds for a query text: the text and its cross-lingual words (digests batch
+    their query vectors with this too, so that a precomputed vector equals the one a match would compute)."""
+    extra = crosslingual(text)
+    return f"{text}\n{extra}" if extra else text
+
+
 def retrieve(
     side: Side,
     text: str,
@@ -85,16 +100,18 @@ def retrieve(
     """Candidates from both indexes restricted to `allowed`, each with both similarities.
 
     `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
-    bigrams (`lexical_terms`), as its documents were indexed. A candidate removed from the catalog while the
+    bigrams (`lexical_terms`), as its documents were indexed, and, for an English text, with the Chinese words
+    of `crosslingual` (which the dense side embeds with the text: `search_text`). A candidate removed from the catalog while the
     indexes were searched is dropped."""
     pair = side.pair
     qvec = None
+    extra = crosslingual(text)
     if dense_weight > 0:
         if vector is not None and vector.fits(text, pair.encoder.model_id):
             qvec = vector.vector
         else:  # the pair's own encoder: consistent across a swap
-            qvec = pair.encoder.encode_queries([text])[0]
-    terms = lexical_terms(text, tokens)
+            qvec = pair.encoder.encode_queries([search_text(text)])[0]
+    terms = lexical_terms(text, tokens) + (lexical_terms(extra, tokenize(extra)) if extra else [])
     upper = pair.upper_bound(terms)
     dense_hits = pair.dense_search(qvec, n, allowed) if qvec is not None else []
     lex_hits = pair.lexical_search(terms, n, allowed, upper=upper) if dense_weight < 1 else []

@@ -115,6 +115,21 @@ def teacher_word_vectors(
     return {s: proj[i].astype(np.float32) for i, s in enumerate(stems)}
 
 
+def model_word_vectors(model_dir: str, dim: int) -> dict[str, np.ndarray]:
+    """Unit rows of a saved static model, by word (its directions seed training; see StaticRecipe.init_model)."""
+    from embeddings.encoders.sentence import load_encoder
+
+    enc = load_encoder(model_dir)
+    module = enc.model[0] if len(enc.model) else None
+    if not isinstance(module, StaticZhEmbedding):
+        raise ValueError(f"{model_dir} is not a static model: init_model needs one")
+    if module.embedding_dim != dim:
+        raise ValueError(f"{model_dir} has dimension {module.embedding_dim}, the recipe asks for {dim}")
+    weights = module.embedding.weight.detach().numpy()[: len(module.words)].astype(np.float32)
+    weights /= np.linalg.norm(weights, axis=1, keepdims=True) + 1e-12
+    return {w: weights[i] for i, w in enumerate(module.words)}
+
+
 def initial_matrix(
     module: StaticZhEmbedding, builder: PairBuilder, r: StaticRecipe, teacher_rows: dict[str, np.ndarray]
 ) -> torch.Tensor:

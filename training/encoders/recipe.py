@@ -44,6 +44,9 @@ class StaticRecipe:
     teacher_words: int = (
         30_000  # at most this many words from the teacher's own vocabulary, besides the corpus'
     )
+    # a static model directory (e.g. the distilled student) whose rows seed every word it knows (direction; the
+    # norm stays the init_norm's), and whose words join the vocabulary: the teacher's knowledge, adapted here
+    init_model: str | None = None
     train: str = "full"  # "full": vectors are trained | "weights": only a per-token weight is trained
     threads: int = 1  # torch threads while training: the work is memory-bound, more threads mostly contend
     # supervised pairs (``pairs=`` of train_static_encoder): how often each is drawn per epoch, and where the

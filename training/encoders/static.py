@@ -47,7 +47,7 @@ from training.encoders.corpus import (
     normalise_record,
     tokenize_records,
 )
-from training.encoders.initial import initial_matrix, teacher_word_vectors
+from training.encoders.initial import initial_matrix, model_word_vectors, teacher_word_vectors
 from training.encoders.loop import TrainingData, run_training
 from training.encoders.manifest import TrainingFacts, write_manifest
 from training.encoders.recipe import StaticRecipe, resolve_recipe
@@ -123,9 +123,12 @@ def _vocabulary(
     vocab = build_vocab(list(toks) + pieces, r.min_count, r.max_vocab)
     teacher_rows: dict[str, np.ndarray] = {}
     t_teacher = 0.0
-    if r.teacher:
+    if r.teacher or r.init_model:
         t1 = time.time()
-        teacher_rows = teacher_word_vectors(r.teacher, vocab, r.teacher_words, r.dim)
+        if r.init_model:
+            teacher_rows = model_word_vectors(r.init_model, r.dim)
+        if r.teacher:
+            teacher_rows.update(teacher_word_vectors(r.teacher, vocab, r.teacher_words, r.dim))
         have = set(vocab)
         vocab = vocab + sorted(w for w in teacher_rows if w not in have)
         t_teacher = time.time() - t1

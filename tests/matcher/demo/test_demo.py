@@ -1,5 +1,5 @@
 """`matcher demo`: the project's own records load without the shared data, idempotently, for every kind; CSL
-records map to results deterministically; the default encoder is trained only when missing."""
+records map to results deterministically; the shipped default encoder is built only when missing."""
 
 from __future__ import annotations
 
@@ -167,58 +167,60 @@ def test_demo_with_a_corpus_loads_its_results(env, tmp_path, monkeypatch, capsys
 
 
 @pytest.fixture
-def fake_training(monkeypatch):
-    calls: list[int] = []
+def fake_build(monkeypatch):
+    """The teacher conversion and the distillation replaced by stand-ins that record their calls."""
+    calls: list[str] = []
 
-    def train_static_encoder(records, out_dir, **kwargs):
-        records = list(records)
-        calls.append(len(records))
-        out_dir.mkdir(parents=True)
-        (out_dir / "modules.json").write_text("[]")
-        (out_dir / "records.txt").write_text(str(len(records)))
+    def build_model_dir(out_dir, **kwargs):
+        calls.append("teacher")
+        out_dir.mkdir(parents=True, exist_ok=True)
         return out_dir
 
-    module = types.ModuleType("training.encoders.static")
-    module.train_static_encoder = train_static_encoder
-    monkeypatch.setitem(sys.modules, "training.encoders.static", module)
+    def distil_static_student(teacher, out_dir, recipe=None, **kwargs):
+        calls.append("student")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "modules.json").write_text("[]")
+        return out_dir
+
+    e5 = types.ModuleType("embeddings.encoders.e5_package")
+    e5.PackageModelError = ValueError
+    e5.build_model_dir = build_model_dir
+    distil = types.ModuleType("training.encoders.distil")
+    distil.DistilRecipe = lambda: None
+    distil.distil_static_student = distil_static_student
+    monkeypatch.setitem(sys.modules, "embeddings.encoders.e5_package", e5)
+    monkeypatch.setitem(sys.modules, "training.encoders.distil", distil)
+    monkeypatch.setattr("embeddings.encoders.sentence.load_encoder", lambda path, **kw: object())
     return calls
 
 
-def test_default_encoder_is_trained_only_when_missing(env, fake_training):
-    records = [{"id": "a", "title": "t", "text": "x", "keywords": []}] * 3
-    target = demo_cli.ensure_default_encoder(env, records, show_progress=False)
-    assert target == env.default_encoder_dir and fake_training == [3]
-    assert demo_cli.ensure_default_encoder(
-        env, records[:1], show_progress=False
-    ) == target and fake_training == [3]
-    demo_cli.ensure_default_encoder(env, records[:1], retrain=True, show_progress=False)
-    assert fake_training == [3, 1] and (target / "records.txt").read_text() == "1"
-    assert not target.with_name(target.name + ".building").exists()
+def test_shipped_encoder_is_built_only_when_missing(env, fake_build):
+    from matcher.cli.models import ensure_shipped_encoder
+    from matcher.models.encoder import encoder_location, shipped_student_dir
+
+    target = ensure_shipped_encoder(env, show_progress=False)
+    assert target == shipped_student_dir(env) and fake_build == ["teacher", "student"]
+    assert encoder_location(env) == str(target)
+    assert ensure_shipped_encoder(env, show_progress=False) == target and len(fake_build) == 2
+    ensure_shipped_encoder(env, rebuild=True, show_progress=False)
+    assert fake_build == ["teacher", "student"] * 2
 
 
-def test_demo_trains_the_encoder_from_the_stored_texts(env, fake_training, capsys):
+def test_demo_builds_the_shipped_encoder(env, fake_build, capsys):
+    from matcher.models.encoder import shipped_student_dir
+
     with pytest.raises(SystemExit):
         main(["demo", "--results", "0"])
-    out = capsys.readouterr().out
-    assert f"default encoder: {env.default_encoder_dir}" in out
-    total = sum(len(demo.own_records(n)) for n in demo.RESOURCE_FILES)
-    assert fake_training == [total]
+    assert f"default encoder: {shipped_student_dir(env)}" in capsys.readouterr().out
+    assert fake_build == ["teacher", "student"]
 
 
-def test_missing_training_code_is_not_fatal(env, monkeypatch):
-    monkeypatch.setitem(sys.modules, "training.encoders.static", None)
-    assert demo_cli.ensure_default_encoder(env, [], show_progress=False) is None
+def test_an_encoder_trained_for_the_store_wins_over_the_shipped_one(env, fake_build, capsys):
+    from matcher.models.encoder import encoder_location
 
-
-@pytest.mark.slow
-def test_demo_encoder_is_trained_for_real_and_loads(env):
-    pytest.importorskip("training.encoders.static")
-    from embeddings.encoders.sentence import load_encoder
-
-    engine = make_engine(env)
-    init_db(engine)
-    demo.load_demo(engine, corpus=None)
-    target = demo_cli.ensure_default_encoder(env, demo.training_records(engine, None), show_progress=False)
-    engine.dispose()
-    encoder = load_encoder(str(target))
-    assert encoder.encode_queries(["医院AI影像诊断"]).shape == (1, encoder.dimension)
+    env.default_encoder_dir.mkdir(parents=True)
+    (env.default_encoder_dir / "modules.json").write_text("[]")
+    with pytest.raises(SystemExit):
+        main(["demo", "--results", "0"])
+    assert "trained for this store" in capsys.readouterr().out
+    assert fake_build == [] and encoder_location(env) == str(env.default_encoder_dir)

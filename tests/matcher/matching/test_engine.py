@@ -46,12 +46,26 @@ def test_restart_reconciles_indexes_with_the_store(engine_settings, engine, head
         assert _ids(c, headers["admin"]) == set(made[1:])
 
 
-def test_index_from_another_model_is_rebuilt(engine_settings, engine, headers, tmp_path):
+def _mark_built_by_another_model(settings) -> None:
+    (manifest,) = (settings.index_dir / "supply" / "vectors").glob("*/manifest.json")
+    manifest.write_text(manifest.read_text().replace('"model_id": "', '"model_id": "other-model-'))
+
+
+def test_index_from_another_model_refuses_to_start_until_reindexed(engine_settings, engine, headers):
+    from matcher.indexing.pair import IndexBuiltByOtherModel
+
     with TestClient(create_app(engine_settings)) as c:
         rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
+    _mark_built_by_another_model(engine_settings)
+    with pytest.raises(IndexBuiltByOtherModel) as info:
+        with TestClient(create_app(engine_settings)):
+            pass
+    assert "matcher reindex" in str(info.value) and "\n" not in str(info.value)
+    # what was saved is kept as it was: nothing is rebuilt unless asked
     (manifest,) = (engine_settings.index_dir / "supply" / "vectors").glob("*/manifest.json")
-    manifest.write_text(manifest.read_text().replace('"model_id": "', '"model_id": "other-model-'))
-    with TestClient(create_app(engine_settings)) as c:
+    assert "other-model-" in manifest.read_text()
+    rebuilding = engine_settings.model_copy(update={"reindex_on_model_change": True})
+    with TestClient(create_app(rebuilding)) as c:
         assert _ids(c, headers["admin"]) == {rid}
 
 
@@ -82,7 +96,7 @@ def test_default_encoder_missing_says_how_to_make_it(settings, engine):
     with pytest.raises(EncoderUnavailable) as info:
         with TestClient(create_app(settings)):
             pass
-    assert "matcher demo" in str(info.value)
+    assert "matcher encoder build" in str(info.value)
 
 
 def test_encoder_is_switched_without_stopping_and_catches_up_writes(
