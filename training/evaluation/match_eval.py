@@ -88,6 +88,7 @@ def match_text(
     k: int = 100,
     dense_weight: float | None = None,
     tenant: str = EVAL_TENANT,
+    drop_generic: bool = False,
 ) -> MatchOutcome:
     """One benchmark query through the production match path: research results only, cut to the query length
     limit, with no score floor, no per-provider limit and no explanations."""
@@ -100,6 +101,7 @@ def match_text(
             per_provider=0,
             explain=False,
             dense_weight=dense_weight,
+            drop_generic=drop_generic,
         ),
         tenant=tenant,
     )
@@ -131,12 +133,13 @@ def run_queries(
     k: int = 100,
     dense_weight: float | None = None,
     progress: Callable[[int], None] | None = None,
+    drop_generic: bool = False,
 ) -> tuple[dict[str, list[tuple[str, float]]], list[float]]:
     run: dict[str, list[tuple[str, float]]] = {}
     latencies: list[float] = []
     for qid, text in queries.items():
         t0 = time.perf_counter()
-        out = match_text(engine, text, k=k, dense_weight=dense_weight)
+        out = match_text(engine, text, k=k, dense_weight=dense_weight, drop_generic=drop_generic)
         latencies.append((time.perf_counter() - t0) * 1000)
         run[qid] = [(ids[c.id], c.score) for c in out.candidates]
         if progress:
@@ -151,7 +154,10 @@ def evaluate_dataset(
     split: str = "test",
     dense_weight: float | None = None,
     show_progress: bool = False,
+    drop_generic: bool = False,
 ) -> dict[str, Any]:
+    """Every query of a BEIR set through the production match path. `drop_generic`: the lexical side leaves
+    the generic park words out (`matcher.domain.generic_terms`), to measure what that does."""
     t0 = time.perf_counter()
     corpus, queries, qrels = load_beir(dataset_dir, split)
     queries = {q: t for q, t in queries.items() if q in qrels}
@@ -164,7 +170,12 @@ def evaluate_dataset(
             bar = tqdm(total=len(queries), desc="queries", unit="q")
         try:
             run, lat = run_queries(
-                engine, queries, ids, dense_weight=dense_weight, progress=bar.update if bar else None
+                engine,
+                queries,
+                ids,
+                dense_weight=dense_weight,
+                progress=bar.update if bar else None,
+                drop_generic=drop_generic,
             )
         finally:
             if bar:
@@ -176,6 +187,7 @@ def evaluate_dataset(
         "split": split,
         "encoder": encoder.model_id,
         "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
+        "lexical_terms": "without generic park words" if drop_generic else "all",
         "ndcg@10": round(metrics["ndcg@10"], 4),
         "recall@10": round(metrics["recall@10"], 4),
         "recall@100": round(metrics["recall@100"], 4),
