@@ -9,7 +9,13 @@ import pytest
 
 from matcher.cli.main import main
 from matcher.demo.dataset import RESOURCE_FILES, own_records
-from training.evaluation.reverse_eval import CASE, VARIANTS, ReverseQrelsError, load_reverse_qrels
+from training.evaluation.reverse_eval import (
+    CASE,
+    VARIANTS,
+    ReverseQrelsError,
+    load_reverse_labels,
+    load_reverse_qrels,
+)
 
 
 def _demo_targets() -> set[str]:
@@ -31,6 +37,9 @@ def test_every_label_names_a_demo_record_and_the_elderly_care_case_is_in():
     assert case["demo-enterprise-e41"] == 2 and case["demo-enterprise-e43"] == 2
     # the distractors that share its words (跌倒, 部署, 场景) are not fits
     assert "demo-enterprise-e44" not in case and "demo-enterprise-e10" not in case
+    # queries whose fits describe themselves in other words or the other language are a group of their own
+    _, groups = load_reverse_labels()
+    assert set(groups.values()) == {"other-words"} and len(groups) >= 8
 
 
 @pytest.mark.parametrize(
@@ -39,6 +48,7 @@ def test_every_label_names_a_demo_record_and_the_elderly_care_case_is_in():
         ("not json", "line 2: expected"),
         ('{"query": "q", "fits": {"t": 3}}', "line 2: expected"),
         ('{"query": "q", "fits": ["t"]}', "line 2: expected"),
+        ('{"query": "q", "fits": {"t": 1}, "group": 7}', "line 2: expected"),
         ('{"query": "demo-scenario-01", "fits": {}}', "line 2: query demo-scenario-01 is labelled twice"),
     ],
 )
@@ -79,6 +89,7 @@ def test_the_reverse_benchmark_scores_every_variant(tmp_path, monkeypatch, capsy
     assert report["queries"] == len(load_reverse_qrels())
     for variant in VARIANTS:
         assert 0.0 < report[variant]["ndcg"] <= 1.0
+        assert 0.0 < report["group:other-words"][variant]["ndcg"] <= 1.0
     gain = report["pipeline_minus_lexical_ndcg@10"]
     assert gain["ci95"][0] <= gain["mean"] <= gain["ci95"][1]
     assert report["pipeline"]["ndcg"] - report["lexical"]["ndcg"] == pytest.approx(gain["mean"], abs=2e-3)

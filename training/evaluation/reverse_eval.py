@@ -56,8 +56,9 @@ class ReverseQrelsError(ValueError):
     """The labels file is missing or has a malformed line."""
 
 
-def load_reverse_qrels(path: str | Path | None = None) -> Qrels:
-    """{query resource external id: {target id: grade}}; the demo's own labels when no path is given."""
+def load_reverse_labels(path: str | Path | None = None) -> tuple[Qrels, dict[str, str]]:
+    """({query resource external id: {target id: grade}}, {query: its group, when the line names one}); the
+    demo's own labels when no path is given."""
     if path is None:
         text = (
             resources.files("matcher.demo").joinpath("data/reverse_qrels.jsonl").read_text(encoding="utf-8")
@@ -69,24 +70,32 @@ def load_reverse_qrels(path: str | Path | None = None) -> Qrels:
             raise ReverseQrelsError(f"no labels file at {p}")
         text, where = p.read_text(encoding="utf-8"), str(p)
     out: Qrels = {}
+    groups: dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            query, fits = row["query"], row["fits"]
-            ok = isinstance(query, str) and isinstance(fits, dict)
+            query, fits, group = row["query"], row["fits"], row.get("group")
+            ok = isinstance(query, str) and isinstance(fits, dict) and isinstance(group, str | None)
             ok = ok and all(isinstance(k, str) and v in (0, 1, 2) for k, v in fits.items())
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
             raise ReverseQrelsError(
-                f'{where} line {n}: expected {{"query": id, "fits": {{target id: grade 0-2}}}}'
+                f'{where} line {n}: expected {{"query": id, "fits": {{target id: grade 0-2}}, "group": optional}}'
             )
         if query in out:
             raise ReverseQrelsError(f"{where} line {n}: query {query} is labelled twice")
         out[query] = {k: int(v) for k, v in fits.items()}
-    return out
+        if group:
+            groups[query] = group
+    return out, groups
+
+
+def load_reverse_qrels(path: str | Path | None = None) -> Qrels:
+    """The labels alone (see `load_reverse_labels`)."""
+    return load_reverse_labels(path)[0]
 
 
 class _OneSignal:
@@ -160,7 +169,7 @@ def evaluate_reverse(
     """nDCG@k, recall@k and MRR@k of each variant over the labelled queries, and the pipeline's paired gain
     over lexical alone (mean over queries, 95 % bootstrap interval)."""
     t0 = time.perf_counter()
-    qrels = load_reverse_qrels(qrels_path)
+    qrels, groups = load_reverse_labels(qrels_path)
     runs: dict[str, dict[str, list[tuple[str, float]]]] = {v: {} for v in variants}
     with tempfile.TemporaryDirectory(prefix="parkmatch-reverse-eval-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=None)
@@ -180,11 +189,16 @@ def evaluate_reverse(
         finally:
             engine.close()
             db.dispose()
-    return _report(qrels, runs, k, encoder.model_id, time.perf_counter() - t0)
+    return _report(qrels, groups, runs, k, encoder.model_id, time.perf_counter() - t0)
 
 
 def _report(
-    qrels: Qrels, runs: dict[str, dict[str, list[tuple[str, float]]]], k: int, model_id: str, seconds: float
+    qrels: Qrels,
+    groups: dict[str, str],
+    runs: dict[str, dict[str, list[tuple[str, float]]]],
+    k: int,
+    model_id: str,
+    seconds: float,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "set": "demo park, reverse direction (matcher/demo/data/reverse_qrels.jsonl)",
@@ -192,6 +206,18 @@ def _report(
         "queries": len(qrels),
         "labelled_fits": sum(1 for rel in qrels.values() for g in rel.values() if g > 0),
     }
+    out.update(_scores(qrels, runs, k))
+    for group in sorted(set(groups.values())):
+        subset = {q: rel for q, rel in qrels.items() if groups.get(q) == group}
+        out[f"group:{group}"] = {"queries": len(subset), **_scores(subset, runs, k)}
+    if CASE in qrels and "pipeline" in runs:
+        out["case"] = {"query": CASE, **{v: [t for t, _ in run.get(CASE, [])[:5]] for v, run in runs.items()}}
+    out["total_s"] = round(seconds, 2)
+    return out
+
+
+def _scores(qrels: Qrels, runs: dict[str, dict[str, list[tuple[str, float]]]], k: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for v, run in runs.items():
         m = evaluate(run, qrels, ks=(k,))
         out[v] = {name: round(m[f"{name}@{k}"], 4) for name in ("ndcg", "recall", "mrr")}
@@ -203,7 +229,4 @@ def _report(
             "mean": round(mean, 4),
             "ci95": [round(lo, 4), round(hi, 4)],
         }
-    if CASE in qrels and "pipeline" in runs:
-        out["case"] = {"query": CASE, **{v: [t for t, _ in run.get(CASE, [])[:5]] for v, run in runs.items()}}
-    out["total_s"] = round(seconds, 2)
     return out
