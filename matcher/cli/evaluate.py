@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         drop_generic: bool = typer.Option(
             False,
             "--drop-generic",
-            help="leave the generic park words (场景, 技术 ...) out of the lexical search, as the reverse direction does",
+            help="leave the generic park words (场景, 技术 ...) out of the lexical search (the service searches them "
+            "in free text)",
         ),
         reverse: bool = typer.Option(
             False,
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
                 split=split,
                 dense_weight=dense_weight,
                 show_progress=not as_json,
-                drop_generic=drop_generic,
+                drop_generic=drop_generic or None,
             )
         except BeirFormatError as exc:
             raise CliError(str(exc)) from None

@@ -3,9 +3,10 @@
 They are never shown as the terms a match was made on (an explanation that names 场景 and 部署 explains
 nothing). The reverse direction does not search on them either (`query_terms`): its query is a resource's whole
 text and its index a few hundred needs and enterprises, in which 场景 is in a quarter of the titles, so its IDF
-is high enough to outweigh what the records are about. The forward direction searches every word unless asked
-(`MatchQuery.drop_generic`): there, leaving them out cost nDCG@10 on the need -> research result benchmark
-(docs/matching.md has the figures). The general stop words of `embeddings.text` (的, 了, the, of ...) are dropped
+is high enough to outweigh what the records are about. A forward match leaves them out when its query is a need
+or an enterprise (park records, phrased as this list was written from) and searches them in free text, where
+leaving them out cost nDCG@10 on the need -> research result benchmark (`MatchQuery.drop_generic`;
+docs/matching.md has the figures). The general stop words of `embeddings.text` (的, 了, the, of ...) are dropped
 before this list is consulted.
 
 The words are written here from what park records say about themselves (administrative, corporate, project and
@@ -17,10 +18,11 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from embeddings.text import BIGRAM_PREFIX, has_cjk, lexical_terms, normalize, stem
+from embeddings.text import BIGRAM_PREFIX, STOPWORDS, has_cjk, lexical_terms, normalize, stem
 
 # runs of Chinese characters, as `lexical_terms` makes its bigrams of them
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CJK_STOPWORDS = [w for w in STOPWORDS if len(w) == 1 and has_cjk(w)]
 
 GENERIC_ZH = frozenset(
     # corporate and administrative
@@ -72,12 +74,14 @@ def content_terms(terms: Iterable[str]) -> list[str]:
 
 def query_terms(text: str, tokens: list[str]) -> list[str]:
     """The terms a lexical search runs on: `lexical_terms` (words and Chinese character bigrams) without the
-    generic words, nor the bigrams that lie wholly within them (场景部署: neither #场景 nor #景部). A text of
-    nothing but generic words keeps them all (something must be searched)."""
+    generic words, nor the bigrams that lie wholly within them and the stop words between them (场景部署: neither
+    #场景 nor #景部; 部署的场景: nor #署的). A text of nothing but generic words keeps them all (something must
+    be searched)."""
     words = [t for t in tokens if not is_generic(t)]
     if not words:
         return lexical_terms(text, tokens)
-    generic = [t for t in dict.fromkeys(tokens) if has_cjk(t) and is_generic(t)]
+    # what a bigram may lie within: the generic words of the text and the stop-word characters beside them
+    generic = [t for t in dict.fromkeys(tokens) if has_cjk(t) and is_generic(t)] + _CJK_STOPWORDS
     bigrams: list[str] = []
     for run in _CJK_RUN.findall(normalize(text)):
         covered = [False] * len(run)

@@ -51,9 +51,10 @@ class MatchQuery:
     highlights: bool = True  # explanations read titles and descriptions from the store for highlights
     language: str | None = None  # of the explanations; None: each resource's own
     interleave: bool = True  # a ranker on trial may interleave this list
-    # leave the generic park words (场景, 技术 ...) out of the lexical search; off by default: measured, it costs
-    # nDCG on the need -> research result benchmark (docs/matching.md). The reverse direction leaves them out
-    drop_generic: bool = False
+    # leave the generic park words (场景, 技术 ...) out of the lexical search. None: when the query is a need or an
+    # enterprise (park records, phrased as the list was written from), not for free text; measured both ways in
+    # docs/matching.md. The reverse direction always leaves them out
+    drop_generic: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,12 @@ def resource_filter(q: MatchQuery, r: Resolved, tenant: str, taxonomy: Taxonomy)
     )
 
 
+def _drops_generic(q: MatchQuery) -> bool:
+    if q.drop_generic is not None:
+        return q.drop_generic
+    return q.need_id is not None or q.enterprise_id is not None
+
+
 def match_plan(
     q: MatchQuery,
     tenant: str,
@@ -196,7 +203,7 @@ def match_plan(
         side=side,
         text=r.text,
         tokens=tokens,
-        terms=query_terms(r.text, tokens) if q.drop_generic else None,
+        terms=query_terms(r.text, tokens) if _drops_generic(q) else None,
         ask=ask,
         filter=resource_filter(q, r, tenant, taxonomy),
         fit=lambda m, now: fit_features(ask, m, now=now),

@@ -88,7 +88,7 @@ def match_text(
     k: int = 100,
     dense_weight: float | None = None,
     tenant: str = EVAL_TENANT,
-    drop_generic: bool = False,
+    drop_generic: bool | None = None,
 ) -> MatchOutcome:
     """One benchmark query through the production match path: research results only, cut to the query length
     limit, with no score floor, no per-provider limit and no explanations."""
@@ -133,7 +133,7 @@ def run_queries(
     k: int = 100,
     dense_weight: float | None = None,
     progress: Callable[[int], None] | None = None,
-    drop_generic: bool = False,
+    drop_generic: bool | None = None,
 ) -> tuple[dict[str, list[tuple[str, float]]], list[float]]:
     run: dict[str, list[tuple[str, float]]] = {}
     latencies: list[float] = []
@@ -154,10 +154,11 @@ def evaluate_dataset(
     split: str = "test",
     dense_weight: float | None = None,
     show_progress: bool = False,
-    drop_generic: bool = False,
+    drop_generic: bool | None = None,
 ) -> dict[str, Any]:
-    """Every query of a BEIR set through the production match path. `drop_generic`: the lexical side leaves
-    the generic park words out (`matcher.domain.generic_terms`), to measure what that does."""
+    """Every query of a BEIR set through the production match path. `drop_generic`: whether the lexical side
+    leaves the generic park words out (`matcher.domain.generic_terms`); None: as the service does for free
+    text (it searches them)."""
     t0 = time.perf_counter()
     corpus, queries, qrels = load_beir(dataset_dir, split)
     queries = {q: t for q, t in queries.items() if q in qrels}
@@ -187,7 +188,7 @@ def evaluate_dataset(
         "split": split,
         "encoder": encoder.model_id,
         "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
-        "lexical_terms": "without generic park words" if drop_generic else "all",
+        "lexical_terms": "without generic park words" if drop_generic else "every word",
         "ndcg@10": round(metrics["ndcg@10"], 4),
         "recall@10": round(metrics["recall@10"], 4),
         "recall@100": round(metrics["recall@100"], 4),
