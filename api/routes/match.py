@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -291,6 +291,27 @@ def search(
     return _respond(state, engine, mq, caller)
 
 
+def preferred_language(accept_language: str | None) -> Literal["zh", "en"] | None:
+    """zh or en, whichever an Accept-Language header prefers (q-values honoured; zh-CN, en-GB count), or None
+    when it names neither."""
+    ranked: list[tuple[float, int, Literal["zh", "en"]]] = []
+    for i, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary != "zh" and primary != "en":
+            continue
+        q = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0
+        if q > 0:
+            ranked.append((-q, i, "zh" if primary == "zh" else "en"))
+    return min(ranked)[2] if ranked else None
+
+
 @router.get("/resources/{resource_id}/matches", response_model=DemandMatchResponse)
 def resource_matches(
     resource_id: int,
@@ -300,8 +321,14 @@ def resource_matches(
     k: KQuery = 10,
     min_score: MinScoreQuery = None,
     include: Annotated[list[Literal["need", "enterprise"]] | None, Query()] = None,
+    language: Annotated[
+        Literal["zh", "en"] | None,
+        Query(description="language of the explanations; default: Accept-Language, else the resource's own"),
+    ] = None,
+    accept_language: Annotated[str | None, Header(max_length=500)] = None,
 ) -> DemandMatchResponse:
-    """For scenario-opening platforms: the enterprises and open needs a scenario, fund or incubator fits."""
+    """For scenario-opening platforms: the enterprises and open needs a scenario, fund or incubator fits, each
+    explained in the language asked (the `language` parameter, else Accept-Language, else the resource's)."""
     check_limits(state.settings, k=k)
     outcome = engine.reverse(
         resource_id,
@@ -309,6 +336,7 @@ def resource_matches(
         k=k,
         min_score=min_score,
         include=tuple(include or ("need", "enterprise")),
+        language=language or preferred_language(accept_language),
     )
     out = _demand_matches(state, outcome, caller)
     return DemandMatchResponse(

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from matcher.domain.regions import default_regions, region_key
+
 KIND_CODES = {"result": 1, "scenario": 2, "fund": 3, "incubator": 4, "need": 5, "enterprise": 6}
 STAGE_BITS = {"seed": 1, "startup": 2, "growth": 4, "mature": 8}
 NO_EXPIRY = date.max.toordinal()
@@ -68,12 +70,6 @@ class Filter:
     fund: Meta | None = None  # demand side: a fund's stages and ticket range filter enterprises and needs
     since: float | None = None  # unix seconds: records updated before drop
     exclude: frozenset[int] = frozenset()
-
-
-def region_key(region: str | None) -> str | None:
-    if not region:
-        return None
-    return region.strip().lower().removesuffix("区").removesuffix("市") or None
 
 
 class Catalog:
@@ -218,7 +214,11 @@ class Catalog:
                     tagged[np.fromiter(pos, dtype=np.int64, count=len(pos))] = True
             m &= tagged
         if f.regions:
-            codes = [self._regions[r] for r in (region_key(x) for x in f.regions) if r in self._regions]
+            # the wanted regions and the places inside them (北京 -> 海淀区, 海淀园 ...), in either language;
+            # a nationwide record serves every region
+            wanted = [k for k in (region_key(x) for x in f.regions) if k is not None]
+            regions = default_regions()
+            codes = [code for key, code in self._regions.items() if regions.passes(key, wanted)]
             m &= np.isin(self._region[:n], codes)
         is_fund = kind == KIND_CODES["fund"]
         if f.stage is not None and f.stage in STAGE_BITS:

@@ -111,8 +111,10 @@ class MatchEngine:
         k: int = 10,
         min_score: float | None = None,
         include: Sequence[str] = ("need", "enterprise"),
+        language: str | None = None,
     ) -> MatchOutcome:
-        """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits."""
+        """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits, explained in
+        `language` (None: the resource's own)."""
         check_k(k, self.settings)
         ranker = self.ranker_for(tenant)  # read once, as in `match`
         plan = reverse_plan(
@@ -125,6 +127,7 @@ class MatchEngine:
             min_score=self.settings.default_min_score if min_score is None else min_score,
             include=include,
             weight_for=self.dense_weight_for,
+            language=language,
         )
         return self.pipeline.run(plan, ranker)
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from matcher.indexing.catalog import Meta, region_key
+from matcher.domain.regions import default_regions
+from matcher.indexing.catalog import Meta
 
 FIT_FEATURES = ("industry", "region", "stage", "amount", "trl", "recency", "deadline")
 
@@ -44,8 +45,9 @@ def fit_features(ask: Ask, cand: Meta, *, now: float | None = None) -> dict[str,
     now = now or time.time()
     f: dict[str, float | None] = dict.fromkeys(FIT_FEATURES)
     f["industry"] = _industry(ask.industries, ask.own_industries, cand)
-    if ask.region and cand.region:
-        f["region"] = 1.0 if region_key(ask.region) == region_key(cand.region) else 0.0
+    same_region = default_regions().fits(ask.region, cand.region)
+    if same_region is not None:
+        f["region"] = 1.0 if same_region else 0.0
     if cand.kind == "fund":
         if ask.stage and cand.stages:
             f["stage"] = 1.0 if ask.stage in cand.stages else 0.0
@@ -118,8 +120,8 @@ def constraints(ask: Ask, cand: Meta, *, caller_tenant: str) -> list[dict[str, A
                 hard=False,
             )
     if ask.region:
-        if cand.region:
-            ok = region_key(ask.region) == region_key(cand.region)
+        ok = default_regions().fits(ask.region, cand.region)
+        if ok is not None:
             add("region", "met" if ok else "violated", ask.region, cand.region, hard=False)
         else:
             add("region", "unknown", ask.region, None, hard=False)

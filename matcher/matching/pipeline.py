@@ -8,7 +8,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from matcher.matching.fit import Ask
 from matcher.matching.interleave import CANDIDATE, team_draft
 from matcher.matching.ranker import Ranker
 from matcher.matching.retrieval import Candidate, Components, QueryVector, Relevance, retrieve
+from matcher.matching.selection import diversify, share_kinds
 
 FitFn = Callable[[Meta, float], dict[str, float | None]]
 Explanation = dict[str, object]
@@ -61,6 +62,9 @@ class Plan:
     side: Side  # read once: a switch of encoder in flight never mixes two index pairs in one list
     text: str
     tokens: list[str]
+    terms: (
+        list[str] | None
+    )  # what the lexical index is searched on (generic words out); None: all of the text's
     ask: Ask
     filter: Filter
     fit: FitFn
@@ -71,6 +75,9 @@ class Plan:
     per_provider: int = 0  # 0 = no limit
     bundle_kinds: tuple[str, ...] = ()  # non-empty: the best `per_kind` of each of these kinds
     per_kind: int = 3
+    # kinds asked together: retrieved each on its own (a small kind is not crowded out of the candidates) and
+    # each given a share of the list (selection.share_kinds)
+    kinds_apart: tuple[str, ...] = ()
     vector: QueryVector | None = None
     explainer: Explainer | None = None  # built for the selected candidates; None: no explanations
     need_id: int | None = None
@@ -86,20 +93,15 @@ class Pipeline:
         """Every stage for one plan; `ranker` and `trial` are read once by the caller, so a switch in flight
         never mixes two rankers in one list."""
         t0 = time.perf_counter()
-        allowed = plan.side.catalog.allowed(plan.filter)
-        t1 = time.perf_counter()
-        cands: list[Candidate] = []
-        if allowed is None or allowed.size:
-            cands = retrieve(
-                plan.side, plan.text, plan.tokens, allowed, plan.pool, plan.dense_weight, plan.vector
-            )
+        cands, filter_s = self._candidates(plan)
         t2 = time.perf_counter()
+        t1 = t0 + filter_s  # the filters run before each retrieval (once per kind when kinds are apart)
         self.rank(cands, plan.fit, plan.dense_weight, ranker)
         cands = [c for c in cands if c.score >= plan.min_score]
         teams: dict[int, str] | None = None
         if trial is not None and not plan.bundle_kinds and cands and self._rng.random() < trial.share:
             cands, teams = self._interleave(cands, trial.ranker)
-            cands = diversify(cands, plan.per_provider, plan.k)
+            cands = share_kinds(cands, plan.kinds_apart, plan.per_provider, plan.k)
             teams = {c.id: teams[c.id] for c in cands}
         elif plan.bundle_kinds:
             picked: list[Candidate] = []
@@ -109,7 +111,7 @@ class Pipeline:
                 )
             cands = sorted(picked, key=lambda c: (-c.score, c.id))
         else:
-            cands = diversify(cands, plan.per_provider, plan.k)
+            cands = share_kinds(cands, plan.kinds_apart, plan.per_provider, plan.k)
         t3 = time.perf_counter()
         explanations = plan.explainer(cands) if plan.explainer is not None and cands else {}
         t4 = time.perf_counter()
@@ -131,6 +133,36 @@ class Pipeline:
             teams=teams,
             trial_version=None if teams is None or trial is None else str(trial.ranker.version),
         )
+
+    def _candidates(self, plan: Plan) -> tuple[list[Candidate], float]:
+        """Hard filters, then hybrid retrieval among the ids they allow; with kinds apart (or a bundle), once
+        per kind, the query embedded once for all."""
+        side = plan.side
+        apart = plan.bundle_kinds or plan.kinds_apart
+        filters = [replace(plan.filter, kinds=(kind,)) for kind in apart] if len(apart) > 1 else [plan.filter]
+        vector = plan.vector
+        if len(filters) > 1 and plan.dense_weight > 0:
+            encoder = side.pair.encoder
+            if vector is None or not vector.fits(plan.text, encoder.model_id):
+                vector = QueryVector(encoder.model_id, plan.text, encoder.encode_queries([plan.text])[0])
+        cands: list[Candidate] = []
+        filter_s = 0.0
+        for f in filters:
+            t = time.perf_counter()
+            allowed = side.catalog.allowed(f)
+            filter_s += time.perf_counter() - t
+            if allowed is None or allowed.size:
+                cands += retrieve(
+                    side,
+                    plan.text,
+                    plan.tokens,
+                    allowed,
+                    plan.pool,
+                    plan.dense_weight,
+                    vector,
+                    terms=plan.terms,
+                )
+        return cands, filter_s
 
     def rank(self, cands: list[Candidate], fit: FitFn, w: float, ranker: Ranker) -> None:
         """Fusion (relevance), fit, ranker score and score components for each candidate; best first."""
@@ -175,21 +207,3 @@ class Pipeline:
         merged = team_draft([c.id for c in cands], order_b, len(cands), self._rng)
         by_id = {c.id: c for c in cands}
         return [by_id[i] for i, _ in merged], dict(merged)
-
-
-def diversify(cands: list[Candidate], per_provider: int, k: int) -> list[Candidate]:
-    """The best `k`, at most `per_provider` from any one provider (0: no limit)."""
-    if per_provider <= 0:
-        return cands[:k]
-    seen: dict[str, int] = {}
-    out = []
-    for c in cands:
-        p = (c.meta.provider or "").strip().lower()
-        if p:
-            if seen.get(p, 0) >= per_provider:
-                continue
-            seen[p] = seen.get(p, 0) + 1
-        out.append(c)
-        if len(out) >= k:
-            break
-    return out

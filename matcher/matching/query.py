@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from embeddings.text import tokenize
+from matcher.domain.generic_terms import query_terms
 from matcher.domain.tables import Enterprise, Need
 from matcher.domain.taxonomy import Taxonomy
 from matcher.domain.visibility import visible_to
@@ -50,6 +51,10 @@ class MatchQuery:
     highlights: bool = True  # explanations read titles and descriptions from the store for highlights
     language: str | None = None  # of the explanations; None: each resource's own
     interleave: bool = True  # a ranker on trial may interleave this list
+    # leave the generic park words (场景, 技术 ...) out of the lexical search. None: when the query is a need or an
+    # enterprise (park records, phrased as the list was written from), not for free text; measured both ways in
+    # docs/matching.md. The reverse direction always leaves them out
+    drop_generic: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ def build_ask(q: MatchQuery, tenant: str, *, db: Engine, taxonomy: Taxonomy, set
         text = (q.text + "\n" + text) if text and q.need_id is None and q.enterprise_id is None else q.text
     text = check_text(text or "", settings)
     if f.get("industries"):
-        industries = list(f["industries"])
+        # tags in either language or by alias ("AI" = "人工智能"): the taxonomy's ids
+        industries = taxonomy.normalize_tags(f["industries"])[0]
     region = f.get("region", region)
     stage = f.get("stage", stage)
     amount = f.get("amount", amount)
@@ -154,7 +160,9 @@ def resource_filter(q: MatchQuery, r: Resolved, tenant: str, taxonomy: Taxonomy)
         tenant=tenant,
         kinds=kinds,
         today=ask.today,
-        industries=frozenset(taxonomy.expand(f["industries"])) if f.get("industries") else frozenset(),
+        industries=frozenset(taxonomy.expand(taxonomy.normalize_tags(f["industries"])[0]))
+        if f.get("industries")
+        else frozenset(),
         regions=(f["region"],) if f.get("region") else (),
         include_inactive=bool(f.get("include_inactive")),
         stage=ask.stage if ("fund" in kinds or not kinds) else None,
@@ -164,6 +172,12 @@ def resource_filter(q: MatchQuery, r: Resolved, tenant: str, taxonomy: Taxonomy)
         since=q.since,
         exclude=frozenset(q.exclude_ids),
     )
+
+
+def _drops_generic(q: MatchQuery) -> bool:
+    if q.drop_generic is not None:
+        return q.drop_generic
+    return q.need_id is not None or q.enterprise_id is not None
 
 
 def match_plan(
@@ -189,6 +203,7 @@ def match_plan(
         side=side,
         text=r.text,
         tokens=tokens,
+        terms=query_terms(r.text, tokens) if _drops_generic(q) else None,
         ask=ask,
         filter=resource_filter(q, r, tenant, taxonomy),
         fit=lambda m, now: fit_features(ask, m, now=now),
@@ -199,6 +214,7 @@ def match_plan(
         per_provider=settings.max_per_provider if q.per_provider is None else q.per_provider,
         bundle_kinds=bundle_kinds,
         per_kind=q.per_kind,
+        kinds_apart=r.kinds if len(r.kinds) > 1 and not q.bundle else (),
         vector=vector,
         explainer=resource_explainer(
             db=db,

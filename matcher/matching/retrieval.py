@@ -96,13 +96,14 @@ def retrieve(
     n: int,
     dense_weight: float,
     vector: QueryVector | None = None,
+    terms: list[str] | None = None,
 ) -> list[Candidate]:
     """Candidates from both indexes restricted to `allowed`, each with both similarities.
 
     `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
-    bigrams (`lexical_terms`), as its documents were indexed, and, for an English text, with the Chinese words
-    of `crosslingual` (which the dense side embeds with the text: `search_text`). A candidate removed from the catalog while the
-    indexes were searched is dropped."""
+    bigrams (`lexical_terms`), as its documents were indexed, or with `terms` when given; for an English text,
+    also with the Chinese words of `crosslingual` (which the dense side embeds with the text: `search_text`).
+    A candidate removed from the catalog while the indexes were searched is dropped."""
     pair = side.pair
     qvec = None
     extra = crosslingual(text)
@@ -111,7 +112,9 @@ def retrieve(
             qvec = vector.vector
         else:  # the pair's own encoder: consistent across a swap
             qvec = pair.encoder.encode_queries([search_text(text)])[0]
-    terms = lexical_terms(text, tokens) + (lexical_terms(extra, tokenize(extra)) if extra else [])
+    terms = lexical_terms(text, tokens) if terms is None else terms
+    if extra:
+        terms = terms + lexical_terms(extra, tokenize(extra))
     upper = pair.upper_bound(terms)
     dense_hits = pair.dense_search(qvec, n, allowed) if qvec is not None else []
     lex_hits = pair.lexical_search(terms, n, allowed, upper=upper) if dense_weight < 1 else []

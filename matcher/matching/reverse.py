@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from embeddings.lexical.bm25 import LexicalIndex
 from embeddings.text import tokenize
+from matcher.domain.generic_terms import content_terms, query_terms
 from matcher.domain.tables import Resource
 from matcher.domain.taxonomy import Taxonomy
 from matcher.domain.visibility import visible_to
@@ -54,20 +56,28 @@ def reverse_constraints(resource: Meta, need: Meta) -> list[dict[str, Any]]:
 
 
 def _explainer(
-    resource: Meta, tokens: list[str], taxonomy: Taxonomy
+    resource: Meta, text: str, tokens: list[str], taxonomy: Taxonomy, lexical: LexicalIndex, language: str
 ) -> Callable[[list[Candidate]], dict[int, dict[str, Any]]]:
+    """Each enterprise's or need's explanation, in `language`: the resource's words its record holds (read off
+    the demand side's lexical index), the fields both are in, what the need asks that the resource meets."""
+    content = content_terms(tokens)
+    text_tags = taxonomy.tags_in_text(text)
+
     def stage(cands: list[Candidate]) -> dict[int, dict[str, Any]]:
         return {
             c.id: explain(
-                query_text="",
+                query_text=text,
                 query_tokens=tokens,
-                doc_tokens=set(tokenize(c.meta.title)),
+                doc_tokens=lexical.explain(content, c.id),
                 doc_fields={"title": c.meta.title},
                 ask_tags=resource.own_industries,
                 doc_tags=tuple(c.meta.industries),
                 constraints=reverse_constraints(resource, c.meta) if c.meta.kind == "need" else [],
                 components=c.components,
                 taxonomy=taxonomy,
+                language=language,
+                query_highlights=False,
+                text_tags=text_tags,
             )
             for c in cands
         }
@@ -86,14 +96,17 @@ def reverse_plan(
     min_score: float,
     include: Sequence[str],
     weight_for: Callable[[str], float],
+    language: str | None = None,
 ) -> Plan:
-    """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits."""
+    """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits; explanations in
+    `language`, else in the resource's own."""
     with Session(db) as session:
         r = session.get(Resource, resource_id)
         if r is None or not visible_to(r, tenant):
             raise NotFound(f"resource {resource_id} not found")
         text = resource_document(r, taxonomy)
         meta = resource_meta(r, taxonomy)
+        own = "en" if (r.language or "").startswith("en") else "zh"
     ask = Ask(
         industries=meta.industries, own_industries=meta.own_industries, region=meta.region, kinds=(r.kind,)
     )
@@ -102,6 +115,7 @@ def reverse_plan(
         side=side,
         text=text,
         tokens=tokens,
+        terms=query_terms(text, tokens),
         ask=ask,
         filter=Filter(
             tenant=tenant,
@@ -116,5 +130,5 @@ def reverse_plan(
         min_score=min_score,
         k=k,
         pool=max(100, 5 * k),
-        explainer=_explainer(meta, tokens, taxonomy),
+        explainer=_explainer(meta, text, tokens, taxonomy, side.pair.lexical, language or own),
     )

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, cast, exists, false, func, or_
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlmodel import Session, select
 
+from matcher.domain.regions import default_regions
 from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import default_taxonomy
 from matcher.domain.visibility import visible_clause
@@ -103,7 +104,9 @@ def _filters(
     if industry and industry.strip():
         conds.append(_json_has_any(session, model.industries, _industry_tags(industry)))
     if region and region.strip():
-        conds.append(model.region == region.strip())
+        # 北京 also lists records in 海淀区 or 海淀园, in either language, and nationwide ones (domain/regions.py)
+        names = [n.lower() for n in default_regions().names_passing(region)]
+        conds.append(func.lower(model.region).in_(names))
     if visibility:
         conds.append(model.visibility == visibility)
     if q and q.replace("\x00", "").strip():

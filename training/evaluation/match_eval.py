@@ -88,6 +88,7 @@ def match_text(
     k: int = 100,
     dense_weight: float | None = None,
     tenant: str = EVAL_TENANT,
+    drop_generic: bool | None = None,
 ) -> MatchOutcome:
     """One benchmark query through the production match path: research results only, cut to the query length
     limit, with no score floor, no per-provider limit and no explanations."""
@@ -100,6 +101,7 @@ def match_text(
             per_provider=0,
             explain=False,
             dense_weight=dense_weight,
+            drop_generic=drop_generic,
         ),
         tenant=tenant,
     )
@@ -131,12 +133,13 @@ def run_queries(
     k: int = 100,
     dense_weight: float | None = None,
     progress: Callable[[int], None] | None = None,
+    drop_generic: bool | None = None,
 ) -> tuple[dict[str, list[tuple[str, float]]], list[float]]:
     run: dict[str, list[tuple[str, float]]] = {}
     latencies: list[float] = []
     for qid, text in queries.items():
         t0 = time.perf_counter()
-        out = match_text(engine, text, k=k, dense_weight=dense_weight)
+        out = match_text(engine, text, k=k, dense_weight=dense_weight, drop_generic=drop_generic)
         latencies.append((time.perf_counter() - t0) * 1000)
         run[qid] = [(ids[c.id], c.score) for c in out.candidates]
         if progress:
@@ -168,9 +171,12 @@ def evaluate_dataset(
     dense_weight: float | None = None,
     show_progress: bool = False,
     bench_dir: str | Path | None = None,
+    drop_generic: bool | None = None,
 ) -> dict[str, Any]:
-    """Score a BEIR directory or a project set (`training.data.project_sets.load_set`); sets with queries
-    marked degenerate also report the figures without them."""
+    """Every query of a BEIR directory or a project set (`training.data.project_sets.load_set`) through the
+    production match path; sets with queries marked degenerate also report the figures without them.
+    `drop_generic`: whether the lexical side leaves the generic park words out
+    (`matcher.domain.generic_terms`); None: as the service does for free text (it searches them)."""
     t0 = time.perf_counter()
     corpus, queries, qrels = load_set(dataset_dir, split, bench_dir)
     queries = {q: t for q, t in queries.items() if q in qrels}
@@ -183,7 +189,12 @@ def evaluate_dataset(
             bar = tqdm(total=len(queries), desc="queries", unit="q")
         try:
             run, lat = run_queries(
-                engine, queries, ids, dense_weight=dense_weight, progress=bar.update if bar else None
+                engine,
+                queries,
+                ids,
+                dense_weight=dense_weight,
+                progress=bar.update if bar else None,
+                drop_generic=drop_generic,
             )
         finally:
             if bar:
@@ -195,6 +206,7 @@ def evaluate_dataset(
         "split": split,
         "encoder": encoder.model_id,
         "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
+        "lexical_terms": "without generic park words" if drop_generic else "every word",
         "ndcg@10": round(metrics["ndcg@10"], 4),
         "recall@10": round(metrics["recall@10"], 4),
         "recall@100": round(metrics["recall@100"], 4),

@@ -12,7 +12,6 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from matcher.cli import demo as demo_cli
 from matcher.cli.main import main
 from matcher.demo import dataset as demo
 from matcher.domain.tables import Enterprise, Need, Resource
