@@ -14,6 +14,7 @@ import numpy as np
 
 from matcher.indexing.catalog import Filter, Meta
 from matcher.indexing.indexer import Side
+from matcher.matching.curation import pinned_first, pins_to_fetch
 from matcher.matching.fit import Ask
 from matcher.matching.interleave import CANDIDATE, team_draft
 from matcher.matching.ranker import Ranker
@@ -75,6 +76,7 @@ class Plan:
     explainer: Explainer | None = None  # built for the selected candidates; None: no explanations
     need_id: int | None = None
     enterprise_id: int | None = None
+    pinned: frozenset[int] = frozenset()  # the enterprise's pins: first in its list (curation.py)
 
 
 class Pipeline:
@@ -90,14 +92,17 @@ class Pipeline:
         t1 = time.perf_counter()
         cands: list[Candidate] = []
         if allowed is None or allowed.size:
+            pins = pins_to_fetch(plan.pinned, allowed)
             cands = retrieve(
-                plan.side, plan.text, plan.tokens, allowed, plan.pool, plan.dense_weight, plan.vector
+                plan.side, plan.text, plan.tokens, allowed, plan.pool, plan.dense_weight, plan.vector, pins
             )
         t2 = time.perf_counter()
         self.rank(cands, plan.fit, plan.dense_weight, ranker)
-        cands = [c for c in cands if c.score >= plan.min_score]
+        cands = [c for c in cands if c.score >= plan.min_score or c.id in plan.pinned]
+        ranked = cands
         teams: dict[int, str] | None = None
-        if trial is not None and not plan.bundle_kinds and cands and self._rng.random() < trial.share:
+        interleave = trial is not None and not plan.bundle_kinds and not plan.pinned
+        if interleave and cands and self._rng.random() < trial.share:
             cands, teams = self._interleave(cands, trial.ranker)
             cands = diversify(cands, plan.per_provider, plan.k)
             teams = {c.id: teams[c.id] for c in cands}
@@ -110,6 +115,8 @@ class Pipeline:
             cands = sorted(picked, key=lambda c: (-c.score, c.id))
         else:
             cands = diversify(cands, plan.per_provider, plan.k)
+        limit = plan.per_kind * len(plan.bundle_kinds) if plan.bundle_kinds else plan.k
+        cands = pinned_first(ranked, cands, plan.pinned, limit)
         t3 = time.perf_counter()
         explanations = plan.explainer(cands) if plan.explainer is not None and cands else {}
         t4 = time.perf_counter()
