@@ -86,6 +86,7 @@ class DemandQuery:
     min_score: float
     language: str
     k: int
+    pinned: frozenset[int] = frozenset()  # the park's pins for the enterprise: kept below min_score
 
 
 @dataclass
@@ -228,6 +229,7 @@ class DigestComposer:
         exclude: frozenset[int],
         since: datetime | None,
         today: date,
+        pinned: frozenset[int] = frozenset(),
     ) -> list[DemandQuery]:
         p = self.policy
         kinds = tuple(k for k in (enterprise.digest_kinds or []) if k in KINDS)
@@ -240,6 +242,7 @@ class DigestComposer:
             min_score=p.threshold,
             language=language_of(enterprise),
             k=p.per_query,
+            pinned=pinned,
         )
         out = []
         recent = sorted(
@@ -282,6 +285,7 @@ class DigestComposer:
                 exclude=frozenset(seen.get(e.id, ())),
                 since=last_sent.get(e.id, first_since),
                 today=today,
+                pinned=frozenset(pins.get(e.id, ())),
             )
         self.source.prepare([q for qs in plans.values() for q in qs])
         need_titles = {n.id: n.title for ns in needs.values() for n in ns}
