@@ -160,11 +160,14 @@ class DemandMatchResponse(BaseModel):
     model_version: str
 
 
-def respond(state: AppState, engine: MatchEngine, q: MatchQuery, caller: Caller) -> MatchResponse:
+def respond(
+    state: AppState, engine: MatchEngine, q: MatchQuery, caller: Caller, *, log: bool = True
+) -> MatchResponse:
     """Run the query for the caller's tenant and answer the ranked resources still there. The impressions are
-    committed before the response leaves, so that feedback on any listed match is accepted right away."""
+    committed before the response leaves, so that feedback on any listed match is accepted right away (`log`
+    False: a list nobody is shown, such as an export, logs none)."""
     outcome = engine.match(q, tenant=caller.tenant)
-    if outcome.candidates:
+    if outcome.candidates and log:
         log_impressions(state.db, outcome, caller.tenant)
     ids = [c.id for c in outcome.candidates]
     with Session(state.db) as session:

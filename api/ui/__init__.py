@@ -15,10 +15,10 @@ STATIC = Path(__file__).parent / "static"
 def install_ui(app: FastAPI) -> None:
     """Mount the workbench, the enterprise pages, their static files and the offline API docs on `app`
     (after the API's error handlers, which the page errors wrap)."""
-    from api.ui import account, auth, curation, docs, errors, exports, overview, public, records, search
+    from api.ui import account, auth, curation, docs, errors, exports, importing, overview, public, records, resources, search
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
-    for module in (auth, search, curation, records, exports, overview, account):
+    for module in (auth, search, curation, records, resources, importing, exports, overview, account):
         app.include_router(module.router, prefix="/ui", include_in_schema=False)
     app.include_router(public.router, prefix="/p", include_in_schema=False)
     docs.install_docs(app)

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from api.ui.i18n import LANGUAGES, translate
+from api.ui.views import tag_labels
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "pm_lang"
@@ -61,6 +62,7 @@ def page(
     lang = language(request)
     signed = getattr(request.state, "signed", None)
     ctx: dict[str, Any] = {
+        "tags": lambda tags: tag_labels(tags, lang),
         "request": request,
         "lang": lang,
         "t": lambda key, **v: translate(lang, key, **v),

@@ -173,8 +173,9 @@ def build_query(form: SearchForm, subject: Subject | None, lang: str) -> tuple[M
     return q, []
 
 
-def run_search(state: AppState, caller: Caller, form: SearchForm, lang: str) -> Outcome:
-    """Check the form, run the match as the API does, and make the cards; problems become messages."""
+def run_search(state: AppState, caller: Caller, form: SearchForm, lang: str, *, log: bool = True) -> Outcome:
+    """Check the form, run the match as the API does, and make the cards; problems become messages. `log`
+    False for a list that is not shown (an export): no impressions."""
     out = Outcome()
     limit = state.settings.max_query_chars
     if len(form.q) > limit:
@@ -198,7 +199,7 @@ def run_search(state: AppState, caller: Caller, form: SearchForm, lang: str) -> 
     if state.matcher is None:
         raise ServiceUnavailable("the matching indexes are still loading")
     try:
-        out.response = respond(state, state.matcher, query, caller)
+        out.response = respond(state, state.matcher, query, caller, log=log)
     except MatcherError as exc:
         if exc.status >= 500 or exc.status in (403, 404):
             raise

@@ -10,6 +10,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from api.ui.i18n import translate
+from matcher.domain.taxonomy import default_taxonomy
 
 SNIPPET = 220  # characters of a description shown on a card
 
@@ -50,6 +51,12 @@ def snippet(text: str, spans: list[tuple[int, int]], width: int = SNIPPET) -> Ma
     end = start + width
     out = marked(text, spans, start, end)
     return Markup(("…" if start else "") + out + ("…" if end < len(text) else ""))
+
+
+def tag_labels(tags: list[str] | None, lang: str) -> list[str]:
+    """Industry tags in the reader's language (a tag outside the taxonomy as it was written)."""
+    tax = default_taxonomy()
+    return [tax.label(t, lang) for t in tags or []]
 
 
 def _value(v: Any) -> str:
@@ -150,7 +157,7 @@ def resource_card(match: Any, lang: str) -> Card:
         snippet=snippet(r.description or "", _spans(ex, "description")),
         provider=r.provider,
         region=r.region,
-        industries=list(r.industries or []),
+        industries=tag_labels(r.industries, lang),
         deadline=deadline_of(r.kind, r.details, r.valid_until),
         terms=[str(t) for t in (ex.get("matched_terms") or [])][:12],
         constraints=constraint_views(ex, lang),
@@ -165,12 +172,12 @@ def demand_card(match: Any, lang: str) -> Card:
     if match.need is not None:
         n = match.need
         title, text, kind, rid = n.title, n.description, "need", n.id
-        region, industries = n.region, list(n.industries or [])
+        region, industries = n.region, tag_labels(n.industries, lang)
         owner = match.enterprise.name if match.enterprise is not None else None
     else:
         e = match.enterprise
         title, text, kind, rid = e.name, e.description, "enterprise", e.id
-        region, industries, owner = e.region, list(e.industries or []), None
+        region, industries, owner = e.region, tag_labels(e.industries, lang), None
     return Card(
         rank=match.rank,
         score=float(match.score),
