@@ -104,3 +104,20 @@ def test_api_docs_work_offline(client):
         html = client.get(path).text
         assert asset in html and "cdn." not in html and "fonts.googleapis" not in html
         assert client.get(asset).status_code == 200
+
+
+def test_rate_limits_charge_a_person_not_their_address_and_never_static_files(settings, engine, accounts):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    tight = settings.model_copy(update={"rate_anonymous_burst": 4.0, "rate_anonymous_per_s": 0.01})
+    with TestClient(create_app(tight, load_engine=False)) as c:
+        for _ in range(10):
+            assert c.get("/ui/static/app.css").status_code == 200
+        sign_in(c, accounts["officer"])  # the sign-in page and form are the address's (2 requests)
+        for _ in range(10):
+            assert c.get("/ui/search").status_code == 200
+        c.cookies.clear()
+        statuses = [c.get("/ui/login").status_code for _ in range(4)]
+        assert statuses[-1] == 429
