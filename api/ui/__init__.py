@@ -15,7 +15,20 @@ STATIC = Path(__file__).parent / "static"
 def install_ui(app: FastAPI) -> None:
     """Mount the workbench, the enterprise pages, their static files and the offline API docs on `app`
     (after the API's error handlers, which the page errors wrap)."""
-    from api.ui import account, auth, curation, docs, errors, exports, importing, overview, public, records, resources, search
+    from api.ui import (
+        account,
+        auth,
+        curation,
+        docs,
+        errors,
+        exports,
+        importing,
+        overview,
+        public,
+        records,
+        resources,
+        search,
+    )
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     for module in (auth, search, curation, records, resources, importing, exports, overview, account):

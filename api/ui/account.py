@@ -21,23 +21,42 @@ router = APIRouter()
 Short = Annotated[str, Form(max_length=300)]
 
 
-def _page(request: Request, state, signed, *, error: str | None = None, notice: str | None = None, typed=None, status=200) -> Response:
+def _page(
+    request: Request,
+    state,
+    signed,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    typed=None,
+    status=200,
+) -> Response:
     with Session(state.db) as session:
         rows = users.list_users(session, caller=signed.caller)
     now = utcnow()
-    accounts = [
-        {"u": u, "locked": u.locked_until is not None and as_utc(u.locked_until) > now} for u in rows
-    ]
-    ctx = {"accounts": accounts, "roles": PERSON_ROLES, "error": error, "notice": notice, "typed": typed or {}}
+    accounts = [{"u": u, "locked": u.locked_until is not None and as_utc(u.locked_until) > now} for u in rows]
+    ctx = {
+        "accounts": accounts,
+        "roles": PERSON_ROLES,
+        "error": error,
+        "notice": notice,
+        "typed": typed or {},
+    }
     return page(request, "users.html", ctx, status=status)
 
 
 @router.get("/users")
-def users_page(request: Request, state: StateDep, signed: SignedDep, created: int = 0, updated: int = 0) -> Response:
+def users_page(
+    request: Request, state: StateDep, signed: SignedDep, created: int = 0, updated: int = 0
+) -> Response:
     from api.ui.i18n import translate
     from api.ui.render import language
 
-    notice = translate(language(request), "users.created") if created else (translate(language(request), "rec.saved") if updated else None)
+    notice = (
+        translate(language(request), "users.created")
+        if created
+        else (translate(language(request), "rec.saved") if updated else None)
+    )
     return _page(request, state, signed, notice=notice)
 
 
@@ -54,7 +73,13 @@ def user_create(
     try:
         with Session(state.db) as session:
             users.create_user(
-                session, tenant=signed.caller.tenant, role=role, email=email, password=password, name=name, actor=signed.caller
+                session,
+                tenant=signed.caller.tenant,
+                role=role,
+                email=email,
+                password=password,
+                name=name,
+                actor=signed.caller,
             )
     except MatcherError as exc:
         if exc.status not in (409, 422):

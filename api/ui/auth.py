@@ -196,7 +196,13 @@ def logout(request: Request, state: StateDep, signed: CsrfDep) -> Response:
 @router.get("/lang")
 def switch_language(request: Request, to: str = "zh", next: str | None = None) -> Response:
     """The language toggle: a preference cookie, then back to the page."""
-    target = next if next and (next.startswith("/ui") or next.startswith("/p/")) and "//" not in next else "/ui/search"
+    target = (
+        next
+        if next and (next.startswith("/ui") or next.startswith("/p/")) and "//" not in next
+        else "/ui/search"
+    )
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie("pm_lang", "en" if to == "en" else "zh", samesite="lax", path="/", max_age=365 * 86400)
+    response.set_cookie(
+        "pm_lang", "en" if to == "en" else "zh", samesite="lax", path="/", max_age=365 * 86400
+    )
     return response

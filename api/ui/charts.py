@@ -14,7 +14,9 @@ LABEL_W = 150
 BAR_W = 420
 
 
-def funnel_chart(title: str, groups: Sequence[tuple[str, dict[str, int]]], stage_labels: dict[str, str]) -> Markup:
+def funnel_chart(
+    title: str, groups: Sequence[tuple[str, dict[str, int]]], stage_labels: dict[str, str]
+) -> Markup:
     """One group per kind or month: shown -> contacted -> deals, each bar as long as its share of the group's
     shown (a funnel), with its count written beside it."""
     stages = ("shown", "contacted", "deals")
@@ -55,8 +57,12 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int]], color: str = "#b42318
     for name, value in bars:
         width = max(1.0, BAR_W * value / top)
         parts.append(f'<text x="0" y="{y + ROW - 6}" font-size="13" fill="#1f2933">{escape(name)}</text>')
-        parts.append(f'<rect x="{LABEL_W}" y="{y}" width="{width:.1f}" height="{ROW - 4}" fill="{color}"></rect>')
-        parts.append(f'<text x="{LABEL_W + width + 6:.1f}" y="{y + ROW - 6}" font-size="12" fill="#3e4c59">{value}</text>')
+        parts.append(
+            f'<rect x="{LABEL_W}" y="{y}" width="{width:.1f}" height="{ROW - 4}" fill="{color}"></rect>'
+        )
+        parts.append(
+            f'<text x="{LABEL_W + width + 6:.1f}" y="{y + ROW - 6}" font-size="12" fill="#3e4c59">{value}</text>'
+        )
         y += ROW + 4
     parts.append("</svg>")
     return Markup("".join(parts))

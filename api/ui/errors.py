@@ -27,7 +27,9 @@ def is_page(request: Request) -> bool:
     return path == "/ui" or path.startswith(HTML_PREFIXES)
 
 
-def error_page(request: Request, status: int, title: str, detail: str, errors: list | None = None) -> Response:
+def error_page(
+    request: Request, status: int, title: str, detail: str, errors: list | None = None
+) -> Response:
     ctx = {"status": status, "title": title, "detail": detail, "errors": errors or []}
     template = "public/error.html" if request.url.path.startswith("/p/") else "error.html"
     return page(request, template, ctx, status=status)
@@ -39,7 +41,9 @@ def _matcher_page(request: Request, exc: MatcherError) -> Response:
     if key is not None:  # the page's own words: a detail might name what the reader may not see
         return error_page(request, exc.status, translate(lang, "error.title"), translate(lang, key))
     if exc.status >= 500:
-        return error_page(request, exc.status, translate(lang, "error.title"), translate(lang, "error.internal"))
+        return error_page(
+            request, exc.status, translate(lang, "error.title"), translate(lang, "error.internal")
+        )
     return error_page(request, exc.status, translate(lang, "error.invalid"), exc.detail, exc.errors)
 
 

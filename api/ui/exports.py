@@ -28,8 +28,40 @@ router = APIRouter()
 Format = Annotated[str, Query(pattern="^(xlsx|csv)$")]
 
 HEADERS = {
-    "zh": ["排名", "匹配度", "类型", "标题", "提供方/企业", "地区", "行业", "截止日期", "命中词", "满足的条件", "不满足的条件", "未知的条件", "排名理由", "编号", "链接"],
-    "en": ["rank", "score", "kind", "title", "provider / enterprise", "region", "industries", "deadline", "matched terms", "constraints met", "constraints violated", "constraints unknown", "why this rank", "id", "link"],
+    "zh": [
+        "排名",
+        "匹配度",
+        "类型",
+        "标题",
+        "提供方/企业",
+        "地区",
+        "行业",
+        "截止日期",
+        "命中词",
+        "满足的条件",
+        "不满足的条件",
+        "未知的条件",
+        "排名理由",
+        "编号",
+        "链接",
+    ],
+    "en": [
+        "rank",
+        "score",
+        "kind",
+        "title",
+        "provider / enterprise",
+        "region",
+        "industries",
+        "deadline",
+        "matched terms",
+        "constraints met",
+        "constraints violated",
+        "constraints unknown",
+        "why this rank",
+        "id",
+        "link",
+    ],
 }
 
 
@@ -41,7 +73,10 @@ def _plain(text: Markup | str) -> str:
 def rows_of(cards: list[Card], lang: str, base_url: str) -> list[list[object]]:
     out = []
     for c in cards:
-        by = {s: "; ".join(v.text for v in c.constraints if v.status == s) for s in ("met", "violated", "unknown")}
+        by = {
+            s: "; ".join(v.text for v in c.constraints if v.status == s)
+            for s in ("met", "violated", "unknown")
+        }
         path = {"enterprise": f"/ui/enterprises/{c.id}", "need": f"/ui/search?need_id={c.id}"}.get(
             c.kind, f"/ui/resources/{c.id}"
         )
@@ -73,7 +108,11 @@ def download(rows: list[list[object]], lang: str, fmt: str, name: str) -> Respon
     filename = f"parkmatch-{name}-{stamp}.{fmt}"
     disposition = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
     if fmt == "xlsx":
-        return Response(to_xlsx(headers, rows, title=name), media_type=XLSX_TYPE, headers={"Content-Disposition": disposition})
+        return Response(
+            to_xlsx(headers, rows, title=name),
+            media_type=XLSX_TYPE,
+            headers={"Content-Disposition": disposition},
+        )
     return Response(to_csv(headers, rows), media_type=CSV_TYPE, headers={"Content-Disposition": disposition})
 
 
@@ -91,7 +130,9 @@ async def export_search(request: Request, state: StateDep, signed: CsrfDep) -> R
 
 
 @router.get("/export/fit/{resource_id}")
-def export_fit(request: Request, state: StateDep, signed: SignedDep, resource_id: int, format: Format = "xlsx") -> Response:
+def export_fit(
+    request: Request, state: StateDep, signed: SignedDep, resource_id: int, format: Format = "xlsx"
+) -> Response:
     lang = language(request)
     cards, _ = fits(state, signed.caller, resource_id, lang, k=50)
     return download(rows_of(cards, lang, str(request.base_url)), lang, format, f"fit-{resource_id}")

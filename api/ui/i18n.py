@@ -5,6 +5,7 @@ from __future__ import annotations
 LANGUAGES = ("zh", "en")
 
 ZH: dict[str, str] = {
+    "colon": "：",
     "app": "园区撮合工作台",
     "nav.search": "搜索匹配",
     "nav.enterprises": "企业",
@@ -20,7 +21,7 @@ ZH: dict[str, str] = {
     "signin.title": "登录工作台",
     "signin.email": "邮箱",
     "signin.password": "密码",
-    "signin.tenant": "园区标识（邮箱在多个园区有账户时填写）",
+    "signin.tenant": "园区标识（仅当您在多个园区有账户时填写）",
     "signin.bad": "邮箱或密码不正确。",
     "signin.locked": "密码错误次数过多，账户已锁定至 {until}（UTC）。",
     "signin.choose_tenant": "该邮箱在多个园区有账户，请填写园区标识。",
@@ -217,6 +218,7 @@ ZH: dict[str, str] = {
 }
 
 EN: dict[str, str] = {
+    "colon": ": ",
     "app": "parkmatch workbench",
     "nav.search": "Search & match",
     "nav.enterprises": "Enterprises",
@@ -232,7 +234,7 @@ EN: dict[str, str] = {
     "signin.title": "Sign in to the workbench",
     "signin.email": "Email",
     "signin.password": "Password",
-    "signin.tenant": "Park id (only if your email has accounts in several parks)",
+    "signin.tenant": "Park id (only if you have accounts in several parks)",
     "signin.bad": "Wrong email or password.",
     "signin.locked": "Too many wrong passwords: the account is locked until {until} (UTC).",
     "signin.choose_tenant": "This email has accounts in several parks: enter the park id.",

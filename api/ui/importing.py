@@ -24,7 +24,12 @@ _CHUNK = 1 << 20
 
 @router.get("/import")
 def import_page(request: Request, signed: SignedDep) -> Response:
-    ctx = {"kinds": RESOURCE_KINDS, "report": None, "error": None, "can_import": may(signed.caller, "create", "import")}
+    ctx = {
+        "kinds": RESOURCE_KINDS,
+        "report": None,
+        "error": None,
+        "can_import": may(signed.caller, "create", "import"),
+    }
     return page(request, "import.html", ctx)
 
 
@@ -62,7 +67,14 @@ async def import_upload(
                 dry_run=dry_run == "1",
             )
 
-    ctx = {"kinds": RESOURCE_KINDS, "report": None, "error": None, "can_import": True, "kind": kind, "dry_run": dry_run == "1"}
+    ctx = {
+        "kinds": RESOURCE_KINDS,
+        "report": None,
+        "error": None,
+        "can_import": True,
+        "kind": kind,
+        "dry_run": dry_run == "1",
+    }
     status = 200
     try:
         if not data.strip():

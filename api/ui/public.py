@@ -122,9 +122,20 @@ def resource_feedback(
     fb_action, reason = ACTIONS[action]
     with Session(state.db) as session:
         record_link_feedback(
-            session, tenant=ent.tenant_id, enterprise_id=ent.id, resource_id=res.id, action=fb_action, reason=reason
+            session,
+            tenant=ent.tenant_id,
+            enterprise_id=ent.id,
+            resource_id=res.id,
+            action=fb_action,
+            reason=reason,
         )
-    ctx = {"r": res, "details": _shown(res, lang), "deadline": deadline_of(res.kind, res.details, res.valid_until), "token": token, "done": action}
+    ctx = {
+        "r": res,
+        "details": _shown(res, lang),
+        "deadline": deadline_of(res.kind, res.details, res.valid_until),
+        "token": token,
+        "done": action,
+    }
     return _page(request, "public/resource.html", lang, ctx)
 
 
@@ -133,7 +144,9 @@ def unsubscribe_page(request: Request, state: StateDep, token: Token) -> Respons
     pre_csrf(request)
     try:
         with Session(state.db) as session:
-            ent = subscriptions.enterprise_for_token(session, token=token, secret=state.settings.resolved_secret())
+            ent = subscriptions.enterprise_for_token(
+                session, token=token, secret=state.settings.resolved_secret()
+            )
             lang = _lang(request, ent)
     except MatcherError as exc:  # forged, expired, or the subscription is gone
         return _problem(request, exc, _lang(request))
@@ -150,7 +163,9 @@ def unsubscribe(
     check_pre_csrf(request, csrf)
     try:
         with Session(state.db) as session:
-            ent = subscriptions.unsubscribe(session, token=token, secret=state.settings.resolved_secret(), hub=state.hub)
+            ent = subscriptions.unsubscribe(
+                session, token=token, secret=state.settings.resolved_secret(), hub=state.hub
+            )
             lang = _lang(request, ent)
     except MatcherError as exc:
         return _problem(request, exc, _lang(request))

@@ -93,12 +93,20 @@ def save(
 
 
 @router.get("/enterprises")
-def enterprise_list(request: Request, state: StateDep, signed: SignedDep, q: Search = None, cursor: Cursor = None) -> Response:
+def enterprise_list(
+    request: Request, state: StateDep, signed: SignedDep, q: Search = None, cursor: Cursor = None
+) -> Response:
     caller = signed.caller
     with Session(state.db) as session:
         rows, next_cursor = queries.list_enterprises(session, caller=caller, q=q, cursor=cursor, limit=50)
         total = queries.count_enterprises(session, caller=caller, q=q)
-    ctx = {"rows": rows, "next_cursor": next_cursor, "total": total, "q": q or "", "can_create": may(caller, "create", "enterprise")}
+    ctx = {
+        "rows": rows,
+        "next_cursor": next_cursor,
+        "total": total,
+        "q": q or "",
+        "can_create": may(caller, "create", "enterprise"),
+    }
     return page(request, "enterprises.html", ctx)
 
 
@@ -108,7 +116,13 @@ def _curation_rows(session: Session, caller: Caller, enterprise_id: int) -> list
     rows = curation.list_curation(session, caller=caller, enterprise_id=enterprise_id)
     titles = queries.by_ids(session, Resource, list(rows))
     return [
-        {"resource_id": rid, "title": titles[rid].title, "kind": titles[rid].kind, "state": row.state, "note": row.note}
+        {
+            "resource_id": rid,
+            "title": titles[rid].title,
+            "kind": titles[rid].kind,
+            "state": row.state,
+            "note": row.note,
+        }
         for rid, row in sorted(rows.items(), key=lambda x: (x[1].state or "z", -x[0]))
         if rid in titles
     ]
@@ -121,7 +135,9 @@ def enterprise_new(request: Request, signed: SignedDep) -> Response:
     return _enterprise_form(request, filled, None)
 
 
-def _enterprise_form(request: Request, filled: forms.Filled, row_id: int | None, status: int = 200) -> Response:
+def _enterprise_form(
+    request: Request, filled: forms.Filled, row_id: int | None, status: int = 200
+) -> Response:
     lang = language(request)
     from api.ui.i18n import translate
 
@@ -129,7 +145,13 @@ def _enterprise_form(request: Request, filled: forms.Filled, row_id: int | None,
     action = "/ui/enterprises/new/form" if row_id is None else f"/ui/enterprises/{row_id}/edit"
     cancel = "/ui/enterprises" if row_id is None else f"/ui/enterprises/{row_id}"
     return form_page(
-        request, heading=heading, action=action, fields=forms.ENTERPRISE, filled=filled, cancel=cancel, status=status
+        request,
+        heading=heading,
+        action=action,
+        fields=forms.ENTERPRISE,
+        filled=filled,
+        cancel=cancel,
+        status=status,
     )
 
 
@@ -149,12 +171,18 @@ def enterprise_create(request: Request, state: StateDep, signed: CsrfDep, form: 
 
 
 @router.get("/enterprises/{enterprise_id}")
-def enterprise_page(request: Request, state: StateDep, signed: SignedDep, enterprise_id: int, saved: int = 0) -> Response:
+def enterprise_page(
+    request: Request, state: StateDep, signed: SignedDep, enterprise_id: int, saved: int = 0
+) -> Response:
     caller = signed.caller
     with Session(state.db) as session:
         row = records.get_enterprise(session, caller=caller, id=enterprise_id)
         own = row.tenant_id == caller.tenant
-        needs = queries.list_needs(session, caller=caller, enterprise_id=enterprise_id, limit=200)[0] if own else []
+        needs = (
+            queries.list_needs(session, caller=caller, enterprise_id=enterprise_id, limit=200)[0]
+            if own
+            else []
+        )
         ctx = {
             "e": to_public_enterprise(row, caller),
             "own": own,
@@ -178,11 +206,15 @@ def enterprise_edit(request: Request, state: StateDep, signed: SignedDep, enterp
 
 
 @router.post("/enterprises/{enterprise_id}/edit")
-def enterprise_update(request: Request, state: StateDep, signed: CsrfDep, form: FormDep, enterprise_id: int) -> Response:
+def enterprise_update(
+    request: Request, state: StateDep, signed: CsrfDep, form: FormDep, enterprise_id: int
+) -> Response:
     values = forms.read(form, forms.ENTERPRISE)
     return save(
         request,
-        lambda s, body: records.update_enterprise(s, caller=signed.caller, id=enterprise_id, data=body, hub=state.hub),
+        lambda s, body: records.update_enterprise(
+            s, caller=signed.caller, id=enterprise_id, data=body, hub=state.hub
+        ),
         state=state,
         model=EnterpriseUpdate,
         data=forms.body(values, forms.ENTERPRISE, update=True),
@@ -220,11 +252,15 @@ def need_new(request: Request, state: StateDep, signed: SignedDep, enterprise_id
         ent = records.get_enterprise(session, caller=signed.caller, id=enterprise_id)
         if ent.tenant_id != signed.caller.tenant:
             raise NotFound(f"no enterprise with id {enterprise_id}")
-    return _need_form(request, forms.Filled(values={"status": "open", "visibility": "public"}), enterprise_id, None)
+    return _need_form(
+        request, forms.Filled(values={"status": "open", "visibility": "public"}), enterprise_id, None
+    )
 
 
 @router.post("/enterprises/{enterprise_id}/needs/new")
-def need_create(request: Request, state: StateDep, signed: CsrfDep, form: FormDep, enterprise_id: int) -> Response:
+def need_create(
+    request: Request, state: StateDep, signed: CsrfDep, form: FormDep, enterprise_id: int
+) -> Response:
     values = forms.read(form, forms.NEED)
     data = forms.body(values, forms.NEED, update=False) | {"enterprise_id": enterprise_id}
     return save(

@@ -44,7 +44,9 @@ def resource_list(
     caller = signed.caller
     kind = kind if kind in RESOURCE_KINDS else None
     with Session(state.db) as session:
-        rows, next_cursor = queries.list_resources(session, caller=caller, kind=kind, q=q, cursor=cursor, limit=50)
+        rows, next_cursor = queries.list_resources(
+            session, caller=caller, kind=kind, q=q, cursor=cursor, limit=50
+        )
         total = queries.count_resources(session, caller=caller, kind=kind, q=q)
     ctx = {
         "rows": rows,
@@ -58,7 +60,9 @@ def resource_list(
     return page(request, "resources.html", ctx)
 
 
-def closing_soon(session: Session, caller: Caller, today: date, days: int = CLOSING_DAYS) -> list[dict[str, Any]]:
+def closing_soon(
+    session: Session, caller: Caller, today: date, days: int = CLOSING_DAYS
+) -> list[dict[str, Any]]:
     """Active scenarios the caller can see whose deadline (or validity) ends within `days`, soonest first."""
     stmt = select(Resource).where(
         visible_clause(Resource, caller.tenant), Resource.kind == "scenario", Resource.status == "active"
@@ -130,7 +134,9 @@ class _Create:
 
 
 @router.post("/resources/new")
-def resource_create(request: Request, state: StateDep, signed: CsrfDep, form: FormDep, kind: Kind = "result") -> Response:
+def resource_create(
+    request: Request, state: StateDep, signed: CsrfDep, form: FormDep, kind: Kind = "result"
+) -> Response:
     kind = _kind(kind)
     fields = forms.RESOURCE + forms.DETAILS[kind]
     values = forms.read(form, fields)
@@ -166,7 +172,9 @@ def resource_edit(request: Request, state: StateDep, signed: SignedDep, resource
 
 
 @router.post("/resources/{resource_id}/edit")
-def resource_update(request: Request, state: StateDep, signed: CsrfDep, form: FormDep, resource_id: int) -> Response:
+def resource_update(
+    request: Request, state: StateDep, signed: CsrfDep, form: FormDep, resource_id: int
+) -> Response:
     row = _own_resource(state, signed.caller, resource_id)
     fields = forms.RESOURCE + forms.DETAILS[row.kind]
     values = forms.read(form, fields)
@@ -175,7 +183,9 @@ def resource_update(request: Request, state: StateDep, signed: CsrfDep, form: Fo
         data.pop("language", None)
     return save(
         request,
-        lambda s, body: records.update_resource(s, caller=signed.caller, id=resource_id, data=body, hub=state.hub),
+        lambda s, body: records.update_resource(
+            s, caller=signed.caller, id=resource_id, data=body, hub=state.hub
+        ),
         state=state,
         model=ResourceUpdate,
         data=data,
@@ -194,7 +204,9 @@ def _record_click(state: Any, caller: Caller, resource_id: int, request_id: str 
         return
     with Session(state.db) as session:
         try:
-            record_feedback(session, caller=caller, request_id=request_id, resource_id=resource_id, action="clicked")
+            record_feedback(
+                session, caller=caller, request_id=request_id, resource_id=resource_id, action="clicked"
+            )
             session.commit()
         except MatcherError:
             session.rollback()  # not a served match of this tenant: nothing to record
@@ -205,6 +217,8 @@ def _display(f: forms.Field, value: Any, lang: str) -> str:
         return "、".join(forms.option_label(str(v), lang) for v in value)
     if f.name == "park_affiliated":
         return forms.option_label("yes" if value else "no", lang)
+    if f.control == "number" and isinstance(value, int | float) and value >= 1000:
+        return f"{value:,.0f}"
     return str(forms.shown_value(value, f))
 
 

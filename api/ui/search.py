@@ -114,7 +114,7 @@ def resolve_subject(session: Session, caller: Caller, text: str, lang: str) -> S
     m = _SUBJECT.match(text)
     if m is not None:
         typ = "enterprise" if m.group(1) == "E" else "need"
-        for t, i, label, ent in names:
+        for t, i, label, _ in names:
             if t == typ and i == int(m.group(2)):
                 return Subject(typ, i, label, None if typ == "need" else i)
     wanted = text.strip().lower()
@@ -155,7 +155,11 @@ def build_query(form: SearchForm, subject: Subject | None, lang: str) -> tuple[M
         stage = normalize_stage(form.stage)
         if stage in STAGES:
             filters["stage"] = stage
-    for name, lo, hi, integer in (("amount", 0, 1e13, False), ("trl_min", 1, 9, True), ("trl_max", 1, 9, True)):
+    for name, lo, hi, integer in (
+        ("amount", 0, 1e13, False),
+        ("trl_min", 1, 9, True),
+        ("trl_max", 1, 9, True),
+    ):
         value = _number(getattr(form, name), lo, hi, translate(lang, f"search.{name}"), errors, integer)
         if value is not None:
             filters[name] = value

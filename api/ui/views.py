@@ -79,6 +79,40 @@ class ConstraintView:
     text: str
 
 
+_ASKED = {"zh": "要求", "en": "asked"}
+_WORDS = {
+    "active": ("有效", "active"),
+    "inactive": ("无效", "inactive"),
+    "public": ("公开", "public"),
+    "private": ("仅本园区", "private"),
+    None: ("长期", "open-ended"),
+}
+
+
+def _word(value: Any, lang: str) -> str:
+    if (value is None or isinstance(value, str)) and value in _WORDS:
+        zh, en = _WORDS[value]
+        return zh if lang == "zh" else en
+    return _value(value)
+
+
+def _constraint_text(c: dict[str, Any], label: str, lang: str) -> str:
+    """'label: what the resource offers (asked: what the query asked)', tags and words in the reader's language."""
+    name, asked, offered = str(c.get("name", "")), c.get("asked"), c.get("offered")
+    if name == "industries":
+        offered, asked = tag_labels(offered or [], lang), tag_labels(asked or [], lang)
+    elif name == "kind":
+        offered = translate(lang, f"kind.{offered}")
+        asked = [translate(lang, f"kind.{k}") for k in asked or []]
+    elif name == "stage":
+        offered = [translate(lang, f"stage.{s}") for s in offered or []] or None
+        asked = translate(lang, f"stage.{asked}") if asked else None
+    if name in ("status", "visibility", "open_until"):
+        return f"{label}: {_word(offered, lang)}"
+    sep = "；" if lang == "zh" else "; "
+    return f"{label}: {_word(offered, lang)}{sep}{_ASKED.get(lang, 'asked')} {_word(asked, lang)}"
+
+
 def constraint_views(explanation: dict[str, Any] | None, lang: str) -> list[ConstraintView]:
     out = []
     for c in (explanation or {}).get("constraints") or []:
@@ -88,8 +122,7 @@ def constraint_views(explanation: dict[str, Any] | None, lang: str) -> list[Cons
         name = str(c.get("name", ""))
         label = translate(lang, f"c.{name}")
         label = name if label == f"c.{name}" else label
-        asked, offered = _value(c.get("asked")), _value(c.get("offered"))
-        out.append(ConstraintView(status, label, f"{label}: {asked} / {offered}"))
+        out.append(ConstraintView(status, label, _constraint_text(c, label, lang)))
     # the violated and unknown first: what an officer must check
     order = {"violated": 0, "unknown": 1, "met": 2}
     return sorted(out, key=lambda v: order[v.status])

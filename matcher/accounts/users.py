@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from matcher.accounts import passwords
 from matcher.accounts.tables import UserAccount, UserSession
@@ -150,7 +150,9 @@ def update_user(
 
 def end_sessions(session: Session, user_id: int) -> None:
     now = utcnow()
-    for s in session.exec(select(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at == None)):  # noqa: E711
+    for s in session.exec(
+        select(UserSession).where(UserSession.user_id == user_id, col(UserSession.ended_at).is_(None))
+    ):
         s.ended_at = now
         session.add(s)
 

@@ -6,7 +6,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    users = typer.Typer(help="Manage workbench accounts (admins and officers of a tenant).", no_args_is_help=True)
+    users = typer.Typer(
+        help="Manage workbench accounts (admins and officers of a tenant).", no_args_is_help=True
+    )
     app.add_typer(users, name="users")
 
     @users.command("create")
@@ -87,7 +89,13 @@ def register(app: typer.Typer) -> None:
                     raise CliError(f"no account with id {user_id}")
                 operator = Caller(tenant=row.tenant_id, role="admin")
                 update_user(
-                    session, caller=operator, id=user_id, role=role, active=active, password=password, unlock=unlock
+                    session,
+                    caller=operator,
+                    id=user_id,
+                    role=role,
+                    active=active,
+                    password=password,
+                    unlock=unlock,
                 )
         finally:
             engine.dispose()

@@ -211,7 +211,9 @@ class DigestComposer:
                 seen[fb.enterprise_id].add(fb.resource_id)
             # the park's curation: blocked resources are never suggested, pinned ones lead when new
             for cur in session.exec(
-                select(Curation).where(col(Curation.enterprise_id).in_(chunk), col(Curation.state).is_not(None))
+                select(Curation).where(
+                    col(Curation.enterprise_id).in_(chunk), col(Curation.state).is_not(None)
+                )
             ):
                 (seen if cur.state == "block" else pins)[cur.enterprise_id].add(cur.resource_id)
         owned = list(need_owner)

@@ -121,7 +121,13 @@ def record_feedback(
 
 
 def record_link_feedback(
-    session: Session, *, tenant: str, enterprise_id: int, resource_id: int, action: str, reason: str | None = None
+    session: Session,
+    *,
+    tenant: str,
+    enterprise_id: int,
+    resource_id: int,
+    action: str,
+    reason: str | None = None,
 ) -> Feedback:
     """Feedback an enterprise gives from a digest's signed link (no key, no served list): recorded in the
     enterprise's tenant under the request id `digest-<enterprise id>`, once per resource and action (a second

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from matcher.domain.permissions import authorize
 from matcher.domain.tables import Curation, Enterprise, Resource, utcnow
@@ -36,7 +36,9 @@ def curated_for(db: Engine | Session, *, tenant: str, enterprise_id: int | None)
     if enterprise_id is None or not valid_id(enterprise_id):
         return NOTHING
     stmt = select(Curation.resource_id, Curation.state).where(
-        Curation.tenant_id == tenant, Curation.enterprise_id == enterprise_id, Curation.state != None  # noqa: E711
+        Curation.tenant_id == tenant,
+        Curation.enterprise_id == enterprise_id,
+        col(Curation.state).is_not(None),
     )
     if isinstance(db, Session):
         rows = list(db.exec(stmt))
@@ -44,7 +46,8 @@ def curated_for(db: Engine | Session, *, tenant: str, enterprise_id: int | None)
         with Session(db) as session:
             rows = list(session.exec(stmt))
     return Curated(
-        pinned=frozenset(r for r, s in rows if s == "pin"), blocked=frozenset(r for r, s in rows if s == "block")
+        pinned=frozenset(r for r, s in rows if s == "pin"),
+        blocked=frozenset(r for r, s in rows if s == "block"),
     )
 
 
@@ -59,7 +62,9 @@ def _enterprise(session: Session, caller: Caller, enterprise_id: int, action: st
 def list_curation(session: Session, *, caller: Caller, enterprise_id: int) -> dict[int, Curation]:
     """The enterprise's curation rows by resource id (its own tenant's staff only)."""
     _enterprise(session, caller, enterprise_id, "read")
-    stmt = select(Curation).where(Curation.tenant_id == caller.tenant, Curation.enterprise_id == enterprise_id)
+    stmt = select(Curation).where(
+        Curation.tenant_id == caller.tenant, Curation.enterprise_id == enterprise_id
+    )
     return {row.resource_id: row for row in session.exec(stmt)}
 
 

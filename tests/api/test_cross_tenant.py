@@ -172,9 +172,16 @@ def world(tmp_path_factory: pytest.TempPathFactory, encoder_dir) -> Iterator[Wor
         keys = {role: create_key(s, tenant=TENANT, role=role, name=role)[1] for role in ROLES}
         keys["b"] = create_key(s, tenant=OTHER_TENANT, role="admin", name="b")[1]
         for role in PERSON_ROLES:
-            create_user(s, tenant=TENANT, role=role, email=f"{role}@a.example", password=PERSON_PASSWORD, commit=False)
+            create_user(
+                s, tenant=TENANT, role=role, email=f"{role}@a.example", password=PERSON_PASSWORD, commit=False
+            )
         b_user = create_user(
-            s, tenant=OTHER_TENANT, role="admin", email="bsecret-person@b.example", password=PERSON_PASSWORD, commit=False
+            s,
+            tenant=OTHER_TENANT,
+            role="admin",
+            email="bsecret-person@b.example",
+            password=PERSON_PASSWORD,
+            commit=False,
         ).id
     db.dispose()
     with TestClient(create_app(settings)) as client:
@@ -338,7 +345,8 @@ def _page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]
             ("", {"data": {"submitted": "1", "q": "量子传感 BSECRET", "k": "50", "format": "csv"}})
         ],
         ("POST", "/ui/feedback"): lambda: [
-            ("", {"data": {"request_id": w.b_request_id, "resource_id": r, "action": "accepted"}}) for r in ress
+            ("", {"data": {"request_id": w.b_request_id, "resource_id": r, "action": "accepted"}})
+            for r in ress
         ],
         ("POST", "/ui/curation"): lambda: [
             ("", {"data": {"enterprise_id": e, "resource_id": r, "state": "pin", "note": "stolen"}})
@@ -349,7 +357,17 @@ def _page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]
         ("GET", "/ui/resources"): lambda: [("?q=BSECRET", {}), ("?kind=scenario", {})],
         ("GET", "/ui/export/fit/{resource_id}"): lambda: [("?format=csv", {})],
         ("POST", "/ui/enterprises/{enterprise_id}/edit"): lambda: [
-            ("", {"data": {"name": "stolen", "digest_frequency": "off", "language": "zh", "visibility": "public"}})
+            (
+                "",
+                {
+                    "data": {
+                        "name": "stolen",
+                        "digest_frequency": "off",
+                        "language": "zh",
+                        "visibility": "public",
+                    }
+                },
+            )
         ],
         ("POST", "/ui/enterprises/{enterprise_id}/needs/new"): lambda: [
             ("", {"data": {"title": "stolen", "status": "open", "visibility": "public"}})

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from matcher.accounts.users import create_user
 from matcher.store.db import session_scope
+from tests.api.test_match import CATALOG
 from tests.conftest import OTHER_TENANT, TENANT
 
 PASSWORD = "correct horse 1"
@@ -52,3 +53,46 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
 def signed(accounts) -> Callable[[TestClient, str], str]:
     """signed(client, 'officer') signs the client in as that account and returns its CSRF token."""
     return lambda client, who: sign_in(client, accounts[who])
+
+
+@pytest.fixture
+def park(engine_client: TestClient, headers) -> dict[str, int]:
+    ids = {}
+    for body in CATALOG:
+        r = engine_client.post("/v1/resources", json=body, headers=headers["admin"])
+        assert r.status_code == 201, r.text
+        ids[body["title"]] = r.json()["id"]
+    ent = engine_client.post(
+        "/v1/enterprises",
+        json={
+            "name": "智影医疗科技",
+            "description": "医学影像人工智能辅助诊断",
+            "industries": ["数字医疗"],
+            "stage": "startup",
+        },
+        headers=headers["admin"],
+    ).json()
+    ids["enterprise"] = ent["id"]
+    need = engine_client.post(
+        "/v1/needs",
+        json={
+            "enterprise_id": ent["id"],
+            "title": "寻找医院影像场景验证",
+            "description": "AI辅助诊断 CT 肺结节",
+            "kinds": ["scenario"],
+        },
+        headers=headers["admin"],
+    ).json()
+    ids["need"] = need["id"]
+    return ids
+
+
+def search(client: TestClient, csrf: str, **fields) -> object:
+    data = {"csrf": csrf, "submitted": "1", "open_only": "1", **fields}
+    return client.post("/ui/search", data=data)
+
+
+def titles(html: str) -> list[str]:
+    return [
+        re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<h3 id="title-\d+"><a [^>]*>(.*?)</a></h3>', html)
+    ]

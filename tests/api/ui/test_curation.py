@@ -8,7 +8,7 @@ import re
 from sqlmodel import Session, select
 
 from matcher.domain.tables import Curation, Feedback
-from tests.api.ui.test_search import park, search, titles  # noqa: F401 - the fixture is used by name
+from tests.api.ui.conftest import search, titles
 
 
 def _rid(html: str) -> str:
@@ -26,12 +26,19 @@ def test_feedback_from_a_card_is_the_api_feedback(engine_client, signed, park, e
     rid, first = _rid(html), _id_of(html, "三甲医院AI辅助影像诊断应用场景")
     r = engine_client.post(
         "/ui/feedback",
-        data={"csrf": csrf, "request_id": rid, "resource_id": first, "action": "rejected", "reason": "too_early"},
+        data={
+            "csrf": csrf,
+            "request_id": rid,
+            "resource_id": first,
+            "action": "rejected",
+            "reason": "too_early",
+        },
         headers={"HX-Request": "true"},
     )
     assert r.status_code == 200 and "已记录：不相关（技术成熟度不足）" in r.text
     ok = engine_client.post(
-        "/ui/feedback", data={"csrf": csrf, "request_id": rid, "resource_id": first, "action": "deal", "amount": "500000"}
+        "/ui/feedback",
+        data={"csrf": csrf, "request_id": rid, "resource_id": first, "action": "deal", "amount": "500000"},
     )
     assert ok.status_code == 200 and "已成交" in ok.text
     with Session(engine) as s:
@@ -41,11 +48,14 @@ def test_feedback_from_a_card_is_the_api_feedback(engine_client, signed, park, e
         ("deal", None, 500000.0, rid),
     ]
     never = engine_client.post(
-        "/ui/feedback", data={"csrf": csrf, "request_id": "0" * 32, "resource_id": first, "action": "accepted"},
+        "/ui/feedback",
+        data={"csrf": csrf, "request_id": "0" * 32, "resource_id": first, "action": "accepted"},
         headers={"HX-Request": "true"},
     )
     assert never.status_code == 422 and "never shown" in never.text
-    forged = engine_client.post("/ui/feedback", data={"request_id": rid, "resource_id": first, "action": "accepted"})
+    forged = engine_client.post(
+        "/ui/feedback", data={"request_id": rid, "resource_id": first, "action": "accepted"}
+    )
     assert forged.status_code == 403
 
 
@@ -58,17 +68,30 @@ def test_pins_come_first_and_blocks_disappear_in_api_matches(engine_client, sign
     top, last = _id_of(html, listed[0]), _id_of(html, listed[-1])
     block = engine_client.post(
         "/ui/curation",
-        data={"csrf": csrf, "enterprise_id": ent, "resource_id": top, "state": "block", "request_id": _rid(html)},
+        data={
+            "csrf": csrf,
+            "enterprise_id": ent,
+            "resource_id": top,
+            "state": "block",
+            "request_id": _rid(html),
+        },
         headers={"HX-Request": "true"},
     )
     assert block.status_code == 200 and "取消屏蔽" in block.text
     pin = engine_client.post(
-        "/ui/curation", data={"csrf": csrf, "enterprise_id": ent, "resource_id": last, "state": "pin"},
+        "/ui/curation",
+        data={"csrf": csrf, "enterprise_id": ent, "resource_id": last, "state": "pin"},
         headers={"HX-Request": "true"},
     )
     assert "取消置顶" in pin.text
     note = engine_client.post(
-        "/ui/curation", data={"csrf": csrf, "enterprise_id": ent, "resource_id": last, "note": "<script>x</script>已联系张工"},
+        "/ui/curation",
+        data={
+            "csrf": csrf,
+            "enterprise_id": ent,
+            "resource_id": last,
+            "note": "<script>x</script>已联系张工",
+        },
         headers={"HX-Request": "true"},
     )
     assert "&lt;script&gt;" in note.text and "<script>x" not in note.text
@@ -83,7 +106,8 @@ def test_pins_come_first_and_blocks_disappear_in_api_matches(engine_client, sign
         rows = {c.resource_id: c for c in s.exec(select(Curation))}
     assert rows[last].state == "pin" and rows[last].note == "<script>x</script>已联系张工"
     clear = engine_client.post(
-        "/ui/curation", data={"csrf": csrf, "enterprise_id": ent, "resource_id": top, "state": "none"},
+        "/ui/curation",
+        data={"csrf": csrf, "enterprise_id": ent, "resource_id": top, "state": "none"},
         headers={"HX-Request": "true"},
     )
     assert clear.status_code == 200
@@ -95,6 +119,11 @@ def test_another_tenants_enterprise_is_not_found(engine_client, signed, park):
     csrf = signed(engine_client, "other")
     r = engine_client.post(
         "/ui/curation",
-        data={"csrf": csrf, "enterprise_id": park["enterprise"], "resource_id": park["硬科技早期基金"], "state": "pin"},
+        data={
+            "csrf": csrf,
+            "enterprise_id": park["enterprise"],
+            "resource_id": park["硬科技早期基金"],
+            "state": "pin",
+        },
     )
     assert r.status_code == 404 and "未找到" in r.text and "智影" not in r.text

@@ -10,14 +10,14 @@ from sqlmodel import Session, func, select
 
 from matcher.domain.tables import Impression
 from matcher.exports import safe_cell, to_csv, to_xlsx
-from tests.api.ui.test_search import park, search, titles  # noqa: F401 - the fixture is used by name
+from tests.api.ui.conftest import search, titles
 
 
 def test_formula_cells_are_neutralised():
-    rows = [["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "plain", -3.5, None]]
+    rows = [['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "plain", -3.5, None]]
     book = load_workbook(io.BytesIO(to_xlsx(["h"] * 8, rows)))
     values = [c.value for c in book.active[2]]
-    assert values[:6] == ["'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "plain"]
+    assert values[:6] == ['\'=HYPERLINK("http://x")', "'+1", "'-2", "'@SUM(A1)", "'\tx", "plain"]
     assert values[6] == -3.5 and values[7] is None  # numbers stay numbers
     assert all(c.data_type != "f" for c in book.active[2])
     text = to_csv(["h"], [["=1+1"]]).decode("utf-8-sig")
@@ -44,7 +44,10 @@ def test_export_a_search_to_xlsx_and_csv(engine_client, signed, park, engine):
     assert [line[3] for line in lines[1:]] == shown
     with Session(engine) as s:  # an export is nobody's served list
         assert s.exec(select(func.count()).select_from(Impression)).one() == logged
-    assert engine_client.post("/ui/export/search", data={**data, "csrf": "x", "format": "csv"}).status_code == 403
+    assert (
+        engine_client.post("/ui/export/search", data={**data, "csrf": "x", "format": "csv"}).status_code
+        == 403
+    )
 
 
 def test_reverse_view_and_its_export(engine_client, signed, park):
@@ -66,8 +69,19 @@ def test_overview_draws_the_funnel(engine_client, signed, park):
 
     rid = re.search(r'name="request_id" value="([0-9a-f]+)"', html).group(1)
     first = int(re.search(r'<h3 id="title-(\d+)"', html).group(1))
-    engine_client.post("/ui/feedback", data={"csrf": csrf, "request_id": rid, "resource_id": first, "action": "contacted"})
-    engine_client.post("/ui/feedback", data={"csrf": csrf, "request_id": rid, "resource_id": first, "action": "rejected", "reason": "unclear"})
+    engine_client.post(
+        "/ui/feedback", data={"csrf": csrf, "request_id": rid, "resource_id": first, "action": "contacted"}
+    )
+    engine_client.post(
+        "/ui/feedback",
+        data={
+            "csrf": csrf,
+            "request_id": rid,
+            "resource_id": first,
+            "action": "rejected",
+            "reason": "unclear",
+        },
+    )
     r = engine_client.get("/ui/overview")
     assert r.status_code == 200
     assert r.text.count("<svg") >= 3 and 'role="img"' in r.text

@@ -16,7 +16,9 @@ from matcher.domain.tables import Enterprise, Feedback
 
 @pytest.fixture
 def offer(client, headers, payloads):
-    ent = client.post("/v1/enterprises", json=payloads.enterprise(email="boss@zhixin.example.com"), headers=headers["admin"]).json()
+    ent = client.post(
+        "/v1/enterprises", json=payloads.enterprise(email="boss@zhixin.example.com"), headers=headers["admin"]
+    ).json()
     body = payloads.resource("result", title="量子传感器 <b>技术</b>", external_id="SECRET-EXT-1")
     body["details"].update(price=88_000_000, holder="某研究院")
     res = client.post("/v1/resources", json=body, headers=headers["admin"]).json()
@@ -75,8 +77,12 @@ def test_tampered_expired_and_gone_links(client, settings, offer, headers):
 
 
 def test_english_enterprises_read_english(client, settings, headers, payloads):
-    ent = client.post("/v1/enterprises", json=payloads.enterprise(name="Helio", language="en"), headers=headers["admin"]).json()
-    res = client.post("/v1/resources", json=payloads.resource("fund", title="Seed fund"), headers=headers["admin"]).json()
+    ent = client.post(
+        "/v1/enterprises", json=payloads.enterprise(name="Helio", language="en"), headers=headers["admin"]
+    ).json()
+    res = client.post(
+        "/v1/resources", json=payloads.resource("fund", title="Seed fund"), headers=headers["admin"]
+    ).json()
     url = resource_page_url(settings, ent["id"], res["id"]).removeprefix(settings.public_url)
     html = client.get(url).text
     assert "Interested" in html and "Not relevant" in html and 'lang="en"' in html

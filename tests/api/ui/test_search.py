@@ -3,43 +3,7 @@ cards with score, kind, provider, highlights, constraints and why; bad input as 
 
 from __future__ import annotations
 
-import re
-
-import pytest
-from fastapi.testclient import TestClient
-
-from tests.api.test_match import CATALOG
-
-
-@pytest.fixture
-def park(engine_client: TestClient, headers) -> dict[str, int]:
-    ids = {}
-    for body in CATALOG:
-        r = engine_client.post("/v1/resources", json=body, headers=headers["admin"])
-        assert r.status_code == 201, r.text
-        ids[body["title"]] = r.json()["id"]
-    ent = engine_client.post(
-        "/v1/enterprises",
-        json={"name": "智影医疗科技", "description": "医学影像人工智能辅助诊断", "industries": ["数字医疗"], "stage": "startup"},
-        headers=headers["admin"],
-    ).json()
-    ids["enterprise"] = ent["id"]
-    need = engine_client.post(
-        "/v1/needs",
-        json={"enterprise_id": ent["id"], "title": "寻找医院影像场景验证", "description": "AI辅助诊断 CT 肺结节", "kinds": ["scenario"]},
-        headers=headers["admin"],
-    ).json()
-    ids["need"] = need["id"]
-    return ids
-
-
-def search(client: TestClient, csrf: str, **fields) -> object:
-    data = {"csrf": csrf, "submitted": "1", "open_only": "1", **fields}
-    return client.post("/ui/search", data=data)
-
-
-def titles(html: str) -> list[str]:
-    return [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<h3 id="title-\d+"><a [^>]*>(.*?)</a></h3>', html)]
+from tests.api.ui.conftest import search, titles
 
 
 def test_chinese_search_shows_cards_with_explanations(engine_client, signed, park):
@@ -80,10 +44,10 @@ def test_filters_narrow_the_list(engine_client, signed, park):
 def test_a_subject_picked_by_name(engine_client, signed, park):
     csrf = signed(engine_client, "officer")
     page = engine_client.get("/ui/search").text
-    assert f'E{park["enterprise"]} · 智影医疗科技' in page  # offered in the list
+    assert f"E{park['enterprise']} · 智影医疗科技" in page  # offered in the list
     r = search(engine_client, csrf, subject="智影医疗")
     assert r.status_code == 200 and "为企业匹配：智影医疗科技" in r.text
-    r = search(engine_client, csrf, subject=f'N{park["need"]} · 寻找医院影像场景验证')
+    r = search(engine_client, csrf, subject=f"N{park['need']} · 寻找医院影像场景验证")
     assert "为需求匹配：寻找医院影像场景验证" in r.text
     assert titles(r.text)[0] == "三甲医院AI辅助影像诊断应用场景"
     assert "置顶" in r.text  # curation controls for the need's enterprise

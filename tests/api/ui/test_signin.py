@@ -46,11 +46,17 @@ def test_wrong_password_is_a_clear_message_and_locks_after_repeats(client, accou
     page = client.get("/ui/login")
     csrf = form_csrf(page.text)
     for _ in range(settings.login_max_failures - 1):
-        r = client.post("/ui/login", data={"email": accounts["officer"], "password": "wrong one!", "csrf": csrf})
+        r = client.post(
+            "/ui/login", data={"email": accounts["officer"], "password": "wrong one!", "csrf": csrf}
+        )
         assert r.status_code == 401 and "邮箱或密码不正确" in r.text
-    unknown = client.post("/ui/login", data={"email": "nobody@x.example", "password": "wrong one!", "csrf": csrf})
+    unknown = client.post(
+        "/ui/login", data={"email": "nobody@x.example", "password": "wrong one!", "csrf": csrf}
+    )
     assert unknown.status_code == 401 and "邮箱或密码不正确" in unknown.text  # the same words: no probing
-    last = client.post("/ui/login", data={"email": accounts["officer"], "password": "wrong one!", "csrf": csrf})
+    last = client.post(
+        "/ui/login", data={"email": accounts["officer"], "password": "wrong one!", "csrf": csrf}
+    )
     assert last.status_code == 429 and "锁定" in last.text
     right = client.post("/ui/login", data={"email": accounts["officer"], "password": PASSWORD, "csrf": csrf})
     assert right.status_code == 429, "a locked account refuses even the right password"
@@ -100,7 +106,10 @@ def test_language_toggle_switches_to_english(client, signed):
 
 
 def test_api_docs_work_offline(client):
-    for path, asset in (("/docs", "/static/docs/swagger-ui-bundle.js"), ("/redoc", "/static/docs/redoc.standalone.js")):
+    for path, asset in (
+        ("/docs", "/static/docs/swagger-ui-bundle.js"),
+        ("/redoc", "/static/docs/redoc.standalone.js"),
+    ):
         html = client.get(path).text
         assert asset in html and "cdn." not in html and "fonts.googleapis" not in html
         assert client.get(asset).status_code == 200

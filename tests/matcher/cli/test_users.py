@@ -45,7 +45,10 @@ def test_create_list_and_sign_in(capsys):
     ("args", "message"),
     [
         (("--role", "platform", "--email", "a@b.c", "--password", "s3cret-pass"), "role: expected one of"),
-        (("--role", "officer", "--email", "not-an-email", "--password", "s3cret-pass"), "email: not an email"),
+        (
+            ("--role", "officer", "--email", "not-an-email", "--password", "s3cret-pass"),
+            "email: not an email",
+        ),
         (("--role", "officer", "--email", "a@b.c", "--password", "short"), "password: at least 8"),
     ],
 )
@@ -65,7 +68,21 @@ def test_duplicate_email_in_a_tenant_is_refused(capsys):
 
 
 def test_set_unlocks_and_changes_the_password(capsys):
-    assert cli("users", "create", "--tenant", "p", "--role", "officer", "--email", "a@b.c", "--password", "first-pass") == 0
+    assert (
+        cli(
+            "users",
+            "create",
+            "--tenant",
+            "p",
+            "--role",
+            "officer",
+            "--email",
+            "a@b.c",
+            "--password",
+            "first-pass",
+        )
+        == 0
+    )
     assert cli("users", "set", "1", "--password", "second-pass", "--unlock") == 0
     settings = Settings()
     engine = make_engine(settings)
