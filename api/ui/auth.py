@@ -123,14 +123,22 @@ def safe_next(target: str | None) -> str:
 
 
 def sign_in_redirect(request: Request, why: str) -> Response:
+    """A page asked for without a live session: to the sign-in page and back. A form posted after the session
+    ended is not lost: the page (htmx) or the browser's back button still holds what was typed, and the answer
+    says to sign in in another tab and submit again."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
-        target = request.headers.get("hx-current-url") or "/ui/search"
+        target = request.headers.get("hx-current-url") or request.headers.get("referer") or "/ui/search"
         target = target.split(request.url.netloc, 1)[-1] if "://" in target else target
     url = f"/ui/login?next={quote(safe_next(target))}" + ("&expired=1" if why == "expired" else "")
-    if request.headers.get("hx-request") == "true":
-        return Response(status_code=204, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
+    if request.method == "GET":
+        if request.headers.get("hx-request") == "true":
+            return Response(status_code=204, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
+    html = page(request, "_session_ended.html", {"login_url": url, "why": why}, status=401)
+    if request.headers.get("hx-request") == "true":  # shown above the page, the form left as it is
+        html.headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML", "HX-Reselect": "#session-ended"})
+    return html
 
 
 # ---------------------------------------------------------------------------------------------- pages

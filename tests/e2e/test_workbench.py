@@ -180,8 +180,14 @@ def test_bad_input_in_the_browser(context, live: Live):
     page.goto(f"{live.base}/ui/enterprises/{other_id}")
     expect(page.get_by_role("alert")).to_contain_text("未找到")
     expect(page.locator("body")).not_to_contain_text("别的园区")
-    # an expired session: the next action asks to sign in again and says why
+    # the session ends while a search is typed: the answer says so and nothing typed is lost
+    page.goto(f"{live.base}/ui/search")
+    box = page.get_by_role("searchbox", name=re.compile("搜索|Search"))
+    box.fill("量子 导航 陀螺仪")
     context.clear_cookies()
+    box.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("这次提交没有保存")
+    assert box.input_value() == "量子 导航 陀螺仪"
     page.goto(f"{live.base}/ui/enterprises")
     expect(page).to_have_url(re.compile(r"/ui/login"))
     assert live.outside == []

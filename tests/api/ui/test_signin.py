@@ -94,8 +94,12 @@ def test_an_expired_session_asks_to_sign_in_again(client, signed, engine, settin
     r = client.get("/ui/search?q=x")
     assert r.url.path == "/ui/login" and "会话已过期" in r.text
     assert "next=/ui/search%3Fq%3Dx" in str(r.url)
-    r = client.post("/ui/search", data={"q": "x", "csrf": "whatever"}, follow_redirects=False)
-    assert r.status_code == 303 and "expired=1" in r.headers["location"]
+    # a form posted after the session ended: not saved, said so, and the page keeps what was typed
+    r = client.post("/ui/search", data={"q": "x", "csrf": "whatever"}, headers={"HX-Request": "true"})
+    assert r.status_code == 401 and "会话已过期，这次提交没有保存" in r.text
+    assert r.headers["HX-Retarget"] == "#flash" and "expired=1" in r.text
+    plain = client.post("/ui/enterprises/new", data={"name": "x", "csrf": "whatever"})
+    assert plain.status_code == 401 and "返回" in plain.text
 
 
 def test_language_toggle_switches_to_english(client, signed):
