@@ -137,7 +137,9 @@ def sign_in_redirect(request: Request, why: str) -> Response:
         return RedirectResponse(url, status_code=303)
     html = page(request, "_session_ended.html", {"login_url": url, "why": why}, status=401)
     if request.headers.get("hx-request") == "true":  # shown above the page, the form left as it is
-        html.headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML", "HX-Reselect": "#session-ended"})
+        html.headers.update(
+            {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML", "HX-Reselect": "#session-ended"}
+        )
     return html
 
 
