@@ -276,7 +276,9 @@ def body(values: dict[str, Any], fields: tuple[Field, ...], *, update: bool) -> 
             target[f.name] = {"yes": True, "no": False}.get(text)
             continue
         if text.strip() == "":
-            if f.detail or (update and f.name not in NOT_NULL):
+            if f.required:  # refused by the model with the field's own message, never left as it was
+                target[f.name] = ""
+            elif f.detail or (update and f.name not in NOT_NULL):
                 target[f.name] = None
             elif f.name == "description":
                 target[f.name] = ""

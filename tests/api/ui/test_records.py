@@ -33,6 +33,7 @@ def test_create_and_edit_an_enterprise_and_a_need(client, signed, engine):
         assert ent.digest_kinds == ["fund", "result"] and ent.created_by is None
     bad = client.post(f"/ui/enterprises/{ent_id}/edit", data={**form, "name": "", "email": "not an email"})
     assert bad.status_code == 422 and "输入有误" in bad.text
+    assert 'id="f-name-err"' in bad.text and 'id="f-email-err"' in bad.text  # each field says what is wrong
     assert (
         'aria-invalid="true"' in bad.text and 'value="集成电路, 人工智能"' in bad.text
     )  # what was typed stays
