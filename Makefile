@@ -13,7 +13,7 @@ BENCH_DATA ?= ../shared/data/bench
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run demo serve test test-all lint bench
+.PHONY: help venv install run demo serve test test-all lint bench screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,3 +64,6 @@ bench: install ## nDCG@10 of the match path on the shared benchmark sets, with a
 	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/csl-need2doc-en --split dev --json
 	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/csl-kw2doc --split test --json
 	MATCHER_ENCODER=data/models/encoder-heldout $(BIN)/matcher eval $(BENCH_DATA)/cranfield --split test --json
+
+screenshots: install ## the browser tests, keeping screenshots of the main pages in docs/screenshots (needs chromium)
+	MATCHER_TEST_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/e2e -m slow $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ from api.middleware import install_middleware
 from api.query import declared_query_only
 from api.routes import routers
 from api.state import AppState
+from api.ui import install_ui
 from matcher.domain.taxonomy import default_taxonomy
 from matcher.domain.text import NOT_BLANK_LINE, SINGLE_LINE
 from matcher.matching.engine import MatchEngine
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
         description="Matches park enterprises and their needs with research results, application scenarios, "
         "funds and incubators; and scenarios back to enterprises. 园区企业需求与科技成果、应用场景、基金、孵化器的智能匹配。",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_ui, from a package's files
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_middleware(app, settings)
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
             responses=PROBLEM_RESPONSES if prefix == "/v1" else None,
             dependencies=[Depends(declared_query_only)],
         )
+    install_ui(app)
     install_openapi(app)
     return app
 

@@ -166,7 +166,11 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        overrides={r":import$": import_limit, r"^/v1/imports?(/|$)": import_limit},
+        overrides={
+            r":import$": import_limit,
+            r"^/v1/imports?(/|$)": import_limit,
+            r"^/ui/import$": import_limit,
+        },
     )
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)

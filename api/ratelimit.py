@@ -8,12 +8,23 @@ from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+from api.ui.auth import SESSION_COOKIE
 from matcher.quota.buckets import Buckets, Charge, Decision, whole_seconds
-from matcher.quota.identity import VerifiedKeys
-from matcher.quota.policy import anonymous_charges, key_charges, make_buckets, route_cost
+from matcher.quota.identity import VerifiedKeys, VerifiedSessions
+from matcher.quota.policy import anonymous_charges, key_charges, make_buckets, person_charges, route_cost
 from matcher.settings import Settings
 
 _REVOKE = re.compile(r"^/v1/keys/(\d+)$")
+
+
+def _session_cookie(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, token = part.strip().partition("=")
+                if key == SESSION_COOKIE and token:
+                    return token
+    return None
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -43,6 +54,7 @@ class RateLimitMiddleware:
         self.settings = settings
         self.buckets = buckets or make_buckets(settings)
         self._keys: VerifiedKeys | None = None
+        self._sessions: VerifiedSessions | None = None
 
     def _verified_keys(self, scope: Scope) -> VerifiedKeys | None:
         state = getattr(scope["app"].state, "app_state", None) if "app" in scope else None
@@ -52,8 +64,29 @@ class RateLimitMiddleware:
             self._keys = VerifiedKeys(state.db, ttl_s=self.settings.rate_key_cache_s)
         return self._keys
 
+    def _verified_sessions(self, scope: Scope) -> VerifiedSessions | None:
+        state = getattr(scope["app"].state, "app_state", None) if "app" in scope else None
+        if state is None:
+            return None
+        if self._sessions is None or self._sessions.db is not state.db:
+            self._sessions = VerifiedSessions(state.db, self.settings, ttl_s=self.settings.rate_key_cache_s)
+        return self._sessions
+
+    async def _person(self, scope: Scope) -> list[Charge] | None:
+        """A person signed in to the workbench pays into their own bucket rather than their address's."""
+        cookie = _session_cookie(scope)
+        found = self._verified_sessions(scope) if cookie else None
+        if cookie is None or found is None:
+            return None
+        known, identity = found.cached(cookie)
+        if not known:
+            identity = await to_thread.run_sync(found.resolve, cookie)
+        return None if identity is None else person_charges(self.settings, identity.tenant, identity.key_id)
+
     async def _charges(self, scope: Scope) -> list[Charge]:
         token = _bearer(scope)
+        if token is None and (person := await self._person(scope)) is not None:
+            return person
         keys = self._verified_keys(scope) if token else None
         if token and keys is not None:
             known, identity = keys.cached(keys.digest(token))

@@ -94,8 +94,18 @@ class Settings(BaseSettings):
 
     # security
     secret_key: str | None = Field(
-        default=None, description="signs unsubscribe links; generated into data_dir/secret.key when unset"
+        default=None,
+        description="signs unsubscribe and resource-page links; generated into data_dir/secret.key when unset",
     )
+    # people signing in to the workbench (/ui): a session ends after `session_idle_minutes` without a request or
+    # `session_max_hours` after sign-in; `login_max_failures` wrong passwords in a row lock the account for
+    # `login_lockout_minutes`
+    session_idle_minutes: float = Field(120.0, gt=0)
+    session_max_hours: float = Field(12.0, gt=0)
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_minutes: float = Field(15.0, gt=0)
+    # how long the resource-page link of a digest item keeps working
+    resource_link_days: int = Field(60, ge=1)
 
     # mail and notifications
     smtp_host: str = "127.0.0.1"

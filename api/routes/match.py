@@ -160,11 +160,14 @@ class DemandMatchResponse(BaseModel):
     model_version: str
 
 
-def _respond(state: AppState, engine: MatchEngine, q: MatchQuery, caller: Caller) -> MatchResponse:
+def respond(
+    state: AppState, engine: MatchEngine, q: MatchQuery, caller: Caller, *, log: bool = True
+) -> MatchResponse:
     """Run the query for the caller's tenant and answer the ranked resources still there. The impressions are
-    committed before the response leaves, so that feedback on any listed match is accepted right away."""
+    committed before the response leaves, so that feedback on any listed match is accepted right away (`log`
+    False: a list nobody is shown, such as an export, logs none)."""
     outcome = engine.match(q, tenant=caller.tenant)
-    if outcome.candidates:
+    if outcome.candidates and log:
         log_impressions(state.db, outcome, caller.tenant)
     ids = [c.id for c in outcome.candidates]
     with Session(state.db) as session:
@@ -211,7 +214,7 @@ def match(body: MatchRequest, state: StateDep, caller: CallerDep, engine: Matche
         per_kind=body.per_kind,
         explain=body.explain,
     )
-    return _respond(state, engine, q, caller)
+    return respond(state, engine, q, caller)
 
 
 KindsQuery = Annotated[list[ResourceKind] | None, Query(description="repeat for several kinds")]
@@ -232,7 +235,7 @@ def _subject_matches(
     """The body of the need and enterprise match routes; `subject` is need_id=... or enterprise_id=...."""
     check_limits(state.settings, k=k)
     q = MatchQuery(**subject, kinds=tuple(kinds or ()), k=k, min_score=min_score, bundle=bundle)
-    return _respond(state, engine, q, caller)
+    return respond(state, engine, q, caller)
 
 
 @router.get("/needs/{need_id}/matches", response_model=MatchResponse)
@@ -288,7 +291,7 @@ def search(
     mq = MatchQuery(
         text=q, kinds=tuple(kinds or ()), filters=filters, k=k, min_score=min_score, per_provider=0
     )
-    return _respond(state, engine, mq, caller)
+    return respond(state, engine, mq, caller)
 
 
 def preferred_language(accept_language: str | None) -> Literal["zh", "en"] | None:
@@ -338,7 +341,7 @@ def resource_matches(
         include=tuple(include or ("need", "enterprise")),
         language=language or preferred_language(accept_language),
     )
-    out = _demand_matches(state, outcome, caller)
+    out = demand_matches(state, outcome, caller)
     return DemandMatchResponse(
         request_id=outcome.request_id,
         resource_id=resource_id,
@@ -349,7 +352,7 @@ def resource_matches(
     )
 
 
-def _demand_matches(state: AppState, outcome: MatchOutcome, caller: Caller) -> list[DemandMatch]:
+def demand_matches(state: AppState, outcome: MatchOutcome, caller: Caller) -> list[DemandMatch]:
     """Render a reverse match's candidates as the caller may see them. The engine filters the candidates
     themselves by visibility, not the enterprise behind each need: a public need of an enterprise the caller may
     not see is shown alone, without the enterprise or its id."""

@@ -24,6 +24,7 @@ class StatsPublic(BaseModel):
     total: dict[str, Any]
     by_kind: dict[str, dict[str, Any]]
     by_month: dict[str, dict[str, Any]]
+    by_kind_month: dict[str, dict[str, dict[str, Any]]] = {}
     rejection_reasons: dict[str, int]
     unmatched_needs: ListPart
     never_matched_resources: ListPart

@@ -1,4 +1,4 @@
-"""The `matcher` command line: serve, demo, import, keys, reindex, match, eval, train, digest, report.
+"""The `matcher` command line: serve, demo, import, keys, users, reindex, match, eval, train, digest, report.
 
 Each command group lives in matcher/cli/<name>.py and exposes `register(app)`. Errors print one
 readable line to stderr and exit non-zero; stack traces only with MATCHER_LOG_LEVEL=DEBUG."""
@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from matcher.cli import demo, digest, evaluate, imports, keys, models, serve, train
+from matcher.cli import demo, digest, evaluate, imports, keys, models, serve, train, users
 from matcher.cli.errors import CliError
 from matcher.errors import MatcherError
 
@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 
-for _group in (serve, keys, evaluate, imports, demo, digest, train, models):
+for _group in (serve, keys, users, evaluate, imports, demo, digest, train, models):
     _group.register(app)
 
 

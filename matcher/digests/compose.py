@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
-from matcher.domain.tables import DigestLog, Enterprise, Feedback, Need, as_utc
+from matcher.domain.tables import Curation, DigestLog, Enterprise, Feedback, Need, as_utc
 
 KINDS = ("result", "scenario", "fund", "incubator")
 FREQUENCIES = ("weekly", "biweekly", "off")
@@ -86,6 +86,7 @@ class DemandQuery:
     min_score: float
     language: str
     k: int
+    pinned: frozenset[int] = frozenset()  # the park's pins for the enterprise: kept below min_score
 
 
 @dataclass
@@ -181,9 +182,11 @@ class DigestComposer:
     # ------------------------------------------------------------------ history loaded in bulk
     def _history(
         self, session: Session, enterprise_ids: list[int], period: str
-    ) -> tuple[dict[int, list[Need]], dict[int, set[int]], dict[int, datetime]]:
+    ) -> tuple[dict[int, list[Need]], dict[int, set[int]], dict[int, datetime], dict[int, set[int]]]:
+        """Open needs, resources not to suggest again (sent, acted on, blocked), last sent digest, and pins."""
         needs: dict[int, list[Need]] = defaultdict(list)
         seen: dict[int, set[int]] = defaultdict(set)
+        pins: dict[int, set[int]] = defaultdict(set)
         last_sent: dict[int, datetime] = {}
         need_owner: dict[int, int] = {}
         for chunk in _chunks(enterprise_ids):
@@ -206,11 +209,18 @@ class DigestComposer:
                         last_sent[log.enterprise_id] = at
             for fb in session.exec(select(Feedback).where(col(Feedback.enterprise_id).in_(chunk))):
                 seen[fb.enterprise_id].add(fb.resource_id)
+            # the park's curation: blocked resources are never suggested, pinned ones lead when new
+            for cur in session.exec(
+                select(Curation).where(
+                    col(Curation.enterprise_id).in_(chunk), col(Curation.state).is_not(None)
+                )
+            ):
+                (seen if cur.state == "block" else pins)[cur.enterprise_id].add(cur.resource_id)
         owned = list(need_owner)
         for chunk in _chunks(owned):
             for fb in session.exec(select(Feedback).where(col(Feedback.need_id).in_(chunk))):
                 seen[need_owner[fb.need_id]].add(fb.resource_id)
-        return needs, seen, last_sent
+        return needs, seen, last_sent, pins
 
     # ------------------------------------------------------------------ composition
     def queries_for(
@@ -221,6 +231,7 @@ class DigestComposer:
         exclude: frozenset[int],
         since: datetime | None,
         today: date,
+        pinned: frozenset[int] = frozenset(),
     ) -> list[DemandQuery]:
         p = self.policy
         kinds = tuple(k for k in (enterprise.digest_kinds or []) if k in KINDS)
@@ -233,6 +244,7 @@ class DigestComposer:
             min_score=p.threshold,
             language=language_of(enterprise),
             k=p.per_query,
+            pinned=pinned,
         )
         out = []
         recent = sorted(
@@ -265,7 +277,7 @@ class DigestComposer:
         now = now or datetime.now(UTC)
         today = now.date()
         ids = [e.id for e in enterprises]
-        needs, seen, last_sent = self._history(session, ids, period)
+        needs, seen, last_sent, pins = self._history(session, ids, period)
         first_since = now - timedelta(days=self.policy.first_lookback_days)
         plans: dict[int, list[DemandQuery]] = {}
         for e in enterprises:
@@ -275,6 +287,7 @@ class DigestComposer:
                 exclude=frozenset(seen.get(e.id, ())),
                 since=last_sent.get(e.id, first_since),
                 today=today,
+                pinned=frozenset(pins.get(e.id, ())),
             )
         self.source.prepare([q for qs in plans.values() for q in qs])
         need_titles = {n.id: n.title for ns in needs.values() for n in ns}
@@ -282,7 +295,8 @@ class DigestComposer:
         for e in enterprises:
             try:
                 suggestions = [(q.need_id, s) for q in plans[e.id] for s in self.source.suggest(q)]
-                out[e.id] = self.select(e, period, suggestions, need_titles, today=today)
+                pinned = frozenset(pins.get(e.id, ()))
+                out[e.id] = self.select(e, period, suggestions, need_titles, today=today, pinned=pinned)
             except Exception as exc:
                 if errors is None:
                     raise
@@ -302,16 +316,21 @@ class DigestComposer:
         need_titles: dict[int, str],
         *,
         today: date,
+        pinned: frozenset[int] = frozenset(),
     ) -> Digest:
+        """The digest's items; `pinned` resources (the park's pins for this enterprise) pass the threshold and
+        come first."""
         p = self.policy
         best: dict[int, tuple[int | None, Suggestion]] = {}
         for need_id, s in suggestions:
-            if s.score < p.threshold:
+            if s.score < p.threshold and s.resource_id not in pinned:
                 continue
             cur = best.get(s.resource_id)
             if cur is None or s.score > cur[1].score:
                 best[s.resource_id] = (need_id, s)
-        ranked = sorted(best.values(), key=lambda x: (-x[1].score, x[1].resource_id))
+        ranked = sorted(
+            best.values(), key=lambda x: (x[1].resource_id not in pinned, -x[1].score, x[1].resource_id)
+        )
         per_provider: dict[str, int] = defaultdict(int)
         by_kind: dict[str, list[tuple[int | None, Suggestion]]] = defaultdict(list)
         for need_id, s in ranked:
@@ -331,7 +350,7 @@ class DigestComposer:
                     queues.remove(q)
                 if len(picked) >= p.max_items:
                     break
-        picked.sort(key=lambda x: (-x[1].score, x[1].resource_id))
+        picked.sort(key=lambda x: (x[1].resource_id not in pinned, -x[1].score, x[1].resource_id))
         horizon = today + timedelta(days=p.closing_days)
         items = []
         for need_id, s in picked:
@@ -351,7 +370,12 @@ class DigestComposer:
                 )
             )
         items.sort(
-            key=lambda i: (i.section != "closing", i.closes or "" if i.section == "closing" else "", -i.score)
+            key=lambda i: (
+                i.section != "closing",
+                i.closes or "" if i.section == "closing" else "",
+                i.resource_id not in pinned,
+                -i.score,
+            )
         )
         return Digest(
             enterprise_id=enterprise.id, period=period, language=language_of(enterprise), items=items

@@ -28,7 +28,7 @@ from matcher.digests.compose import (
 )
 from matcher.digests.render import RenderedDigest, render_digest
 from matcher.digests.send import EmailSender, SendError, build_message, new_message_id, unsubscribe_mailto
-from matcher.digests.tokens import make_unsubscribe_token
+from matcher.digests.tokens import make_unsubscribe_token, make_view_token
 from matcher.domain.tables import DigestLog, Enterprise, as_utc
 from matcher.settings import Settings
 from matcher.store import audit
@@ -57,7 +57,21 @@ class RunReport:
 
 
 def unsubscribe_url(settings: Settings, token: str) -> str:
+    """RFC 8058's one-click target (List-Unsubscribe): a POST here unsubscribes."""
     return f"{settings.public_url.rstrip('/')}/v1/unsubscribe?token={token}"
+
+
+def unsubscribe_page_url(settings: Settings, token: str) -> str:
+    """The email body's link: a page that asks first (/p/unsubscribe)."""
+    return f"{settings.public_url.rstrip('/')}/p/unsubscribe?token={token}"
+
+
+def resource_page_url(settings: Settings, enterprise_id: int, resource_id: int) -> str:
+    """A digest item's link: the resource's public page for this enterprise, signed and expiring (/p/r/...)."""
+    token = make_view_token(
+        enterprise_id, resource_id, settings.resolved_secret(), ttl_s=settings.resource_link_days * 86400
+    )
+    return f"{settings.public_url.rstrip('/')}/p/r/{token}"
 
 
 class DigestRunner:
@@ -83,7 +97,9 @@ class DigestRunner:
     # ------------------------------------------------------------------ rendering
     def render(self, enterprise: Enterprise, digest: Digest) -> tuple[RenderedDigest, str]:
         token = make_unsubscribe_token(enterprise.id, self.settings.resolved_secret())
-        url = unsubscribe_url(self.settings, token)
+        url = unsubscribe_page_url(self.settings, token)
+        for item in digest.items:  # opened without a key: the enterprise's signed page of the resource
+            item.url = resource_page_url(self.settings, enterprise.id, item.resource_id)
         return render_digest(digest, enterprise_name=enterprise.name, unsubscribe_url=url), token
 
     def preview(

@@ -66,7 +66,7 @@ class KeywordSource:
                 continue
             shared = sorted(q & terms, key=lambda t: (-len(t), t))
             score = len(shared) / len(q)
-            if score < query.min_score:
+            if score < query.min_score and r.id not in query.pinned:
                 continue
             terms_text = ("、" if zh else ", ").join(shared[:4])
             summary = (

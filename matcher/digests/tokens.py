@@ -1,4 +1,6 @@
-"""Signed unsubscribe tokens: enterprise id and expiry under an HMAC-SHA256 of the service secret."""
+"""Signed tokens of digest links under an HMAC-SHA256 of the service secret: unsubscribe (enterprise id and
+expiry) and resource pages (enterprise id, resource id and expiry). Each kind is signed under its own label, so
+one kind never passes for the other."""
 
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ class InvalidToken(MatcherError):
     title = "Invalid token"
 
 
+class ExpiredToken(InvalidToken):
+    """A genuine token past its expiry (a page can say so rather than call it invalid)."""
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -25,8 +31,8 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _sign(payload: str, secret: str) -> str:
-    mac = hmac.new(secret.encode("utf-8"), b"unsubscribe:" + payload.encode("ascii"), hashlib.sha256)
+def _sign(payload: str, secret: str, label: bytes = b"unsubscribe:") -> str:
+    mac = hmac.new(secret.encode("utf-8"), label + payload.encode("ascii"), hashlib.sha256)
     return _b64(mac.digest())
 
 
@@ -56,5 +62,36 @@ def verify_unsubscribe_token(token: str, secret: str, *, now: float | None = Non
     if version != "1":
         raise InvalidToken("the unsubscribe link is of an unknown version")
     if (time.time() if now is None else now) > expiry:
-        raise InvalidToken("the unsubscribe link has expired; use the link in a newer email")
+        raise ExpiredToken("the unsubscribe link has expired; use the link in a newer email")
     return enterprise_id
+
+
+VIEW_LABEL = b"view:"
+
+
+def make_view_token(
+    enterprise_id: int, resource_id: int, secret: str, *, ttl_s: int, now: float | None = None
+) -> str:
+    """The token of a digest item's link: which enterprise may read which resource, until when."""
+    expires = int((time.time() if now is None else now) + ttl_s)
+    payload = _b64(f"1.{enterprise_id}.{resource_id}.{expires}".encode("ascii"))
+    return f"{payload}.{_sign(payload, secret, VIEW_LABEL)}"
+
+
+def verify_view_token(token: str, secret: str, *, now: float | None = None) -> tuple[int, int]:
+    """(enterprise id, resource id); InvalidToken when forged or malformed, ExpiredToken when expired."""
+    if not isinstance(token, str) or not token.isascii() or len(token) > 300:
+        raise InvalidToken("the link is malformed")
+    payload, _, sig = token.partition(".")
+    if not sig or not hmac.compare_digest(sig, _sign(payload, secret, VIEW_LABEL)):
+        raise InvalidToken("the link is not valid")
+    try:
+        version, eid, rid, expires = _unb64(payload).decode("ascii").split(".")
+        ids, expiry = (int(eid), int(rid)), int(expires)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidToken("the link is malformed") from None
+    if version != "1":
+        raise InvalidToken("the link is of an unknown version")
+    if (time.time() if now is None else now) > expiry:
+        raise ExpiredToken("the link has expired")
+    return ids

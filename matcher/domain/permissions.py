@@ -14,6 +14,8 @@ from typing import Literal, Protocol
 from matcher.errors import Forbidden, NotFound
 
 ROLES: tuple[str, ...] = ("admin", "officer", "platform")
+# the roles a person's account (matcher/accounts) may have; platforms are machines and use API keys only
+PERSON_ROLES: tuple[str, ...] = ("admin", "officer")
 
 Scope = Literal["none", "visible", "tenant", "own"]
 
@@ -63,11 +65,14 @@ MATRIX: dict[str, dict[str, Grant]] = {
     "incubator": _crud(_PARK),
     "import": {"create": _PARK},
     "feedback": {"read": _READ, "create": Grant("tenant", "tenant", "tenant")},
+    # an enterprise's pinned and blocked resources and the notes on them, kept by the park's staff
+    "curation": {"read": _PARK, "update": _PARK},
     "digest": {"run": _PARK, "preview": _PARK},
     # lifting an unsubscribe: the recipient (by the signed link) or an admin, never an officer's PUT
     "subscription": {"read": _PARK, "update": _PARK, "resubscribe": _ADMIN},
     "webhook": {"read": _PARK, "create": _PARK, "delete": _PARK},
     "key": {"read": _ADMIN, "create": _ADMIN, "delete": _ADMIN},
+    "user": {"read": _ADMIN, "create": _ADMIN, "update": _ADMIN},
     "model": {"read": _PARK, "activate": _ADMIN, "rollback": _ADMIN, "trial": _ADMIN},
     "stats": {"read": _PARK},
     "audit": {"read": _ADMIN},

@@ -140,6 +140,23 @@ class Feedback(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class Curation(SQLModel, table=True):
+    """What the park's staff decided about one resource for one enterprise: pinned (shown first in its matches
+    and digests), blocked (never shown to it), and a note. No foreign keys: a row outlives nothing it names, and
+    the store deletes an enterprise's rows with it."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "enterprise_id", "resource_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(index=True, max_length=64)
+    enterprise_id: int = Field(index=True)
+    resource_id: int = Field(index=True)
+    state: str | None = Field(default=None, max_length=8)  # pin | block | None (a note alone)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    updated_by: str = Field(default="", max_length=64)  # the audit trail's actor name
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class DigestLog(SQLModel, table=True):
     """One row per enterprise per period: what makes a re-run send nothing twice."""
 

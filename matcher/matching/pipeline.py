@@ -14,10 +14,11 @@ import numpy as np
 
 from matcher.indexing.catalog import Filter, Meta
 from matcher.indexing.indexer import Side
+from matcher.matching.curation import pinned_first, pins_to_fetch
 from matcher.matching.fit import Ask
 from matcher.matching.interleave import CANDIDATE, team_draft
 from matcher.matching.ranker import Ranker
-from matcher.matching.retrieval import Candidate, Components, QueryVector, Relevance, retrieve
+from matcher.matching.retrieval import Candidate, Components, QueryVector, Relevance, retrieve, search_text
 from matcher.matching.selection import diversify, share_kinds
 
 FitFn = Callable[[Meta, float], dict[str, float | None]]
@@ -82,6 +83,7 @@ class Plan:
     explainer: Explainer | None = None  # built for the selected candidates; None: no explanations
     need_id: int | None = None
     enterprise_id: int | None = None
+    pinned: frozenset[int] = frozenset()  # the enterprise's pins: first in its list (curation.py)
 
 
 class Pipeline:
@@ -97,9 +99,11 @@ class Pipeline:
         t2 = time.perf_counter()
         t1 = t0 + filter_s  # the filters run before each retrieval (once per kind when kinds are apart)
         self.rank(cands, plan.fit, plan.dense_weight, ranker)
-        cands = [c for c in cands if c.score >= plan.min_score]
+        cands = [c for c in cands if c.score >= plan.min_score or c.id in plan.pinned]
+        ranked = cands
         teams: dict[int, str] | None = None
-        if trial is not None and not plan.bundle_kinds and cands and self._rng.random() < trial.share:
+        interleave = trial is not None and not plan.bundle_kinds and not plan.pinned
+        if interleave and cands and self._rng.random() < trial.share:
             cands, teams = self._interleave(cands, trial.ranker)
             cands = share_kinds(cands, plan.kinds_apart, plan.per_provider, plan.k)
             teams = {c.id: teams[c.id] for c in cands}
@@ -112,6 +116,8 @@ class Pipeline:
             cands = sorted(picked, key=lambda c: (-c.score, c.id))
         else:
             cands = share_kinds(cands, plan.kinds_apart, plan.per_provider, plan.k)
+        limit = plan.per_kind * len(plan.bundle_kinds) if plan.bundle_kinds else plan.k
+        cands = pinned_first(ranked, cands, plan.pinned, limit)
         t3 = time.perf_counter()
         explanations = plan.explainer(cands) if plan.explainer is not None and cands else {}
         t4 = time.perf_counter()
@@ -144,7 +150,8 @@ class Pipeline:
         if len(filters) > 1 and plan.dense_weight > 0:
             encoder = side.pair.encoder
             if vector is None or not vector.fits(plan.text, encoder.model_id):
-                vector = QueryVector(encoder.model_id, plan.text, encoder.encode_queries([plan.text])[0])
+                embedded = encoder.encode_queries([search_text(plan.text)])[0]
+                vector = QueryVector(encoder.model_id, plan.text, embedded)
         cands: list[Candidate] = []
         filter_s = 0.0
         for f in filters:
@@ -161,6 +168,7 @@ class Pipeline:
                     plan.dense_weight,
                     vector,
                     terms=plan.terms,
+                    include=pins_to_fetch(plan.pinned, allowed),
                 )
         return cands, filter_s
 

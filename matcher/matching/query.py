@@ -5,7 +5,7 @@ pipeline plan they make (`match_plan`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ from matcher.matching.fit import Ask, fit_features
 from matcher.matching.pipeline import Plan
 from matcher.matching.retrieval import QueryVector
 from matcher.settings import Settings
+from matcher.store.curation import curated_for
 
 Filters = dict[str, object]
 
@@ -62,6 +63,7 @@ class Resolved:
     text: str
     ask: Ask
     kinds: tuple[str, ...]
+    enterprise_id: int | None = None  # the enterprise the list is for (a need's own), whose curation applies
 
 
 def check_k(k: int, settings: Settings) -> None:
@@ -108,6 +110,7 @@ def build_ask(q: MatchQuery, tenant: str, *, db: Engine, taxonomy: Taxonomy, set
     industries: list[str] = []
     region = stage = None
     amount = trl_min = None
+    enterprise_id = q.enterprise_id
     if q.need_id is not None:
         with Session(db) as session:
             need = _load_need(session, q.need_id, tenant)
@@ -121,6 +124,7 @@ def build_ask(q: MatchQuery, tenant: str, *, db: Engine, taxonomy: Taxonomy, set
         if not industries and ent is not None:
             industries = list(ent.industries or [])
         kinds = kinds or tuple(need.kinds or ())
+        enterprise_id = need.enterprise_id
     elif q.enterprise_id is not None:
         with Session(db) as session:
             ent = _load_enterprise(session, q.enterprise_id, tenant)
@@ -150,7 +154,7 @@ def build_ask(q: MatchQuery, tenant: str, *, db: Engine, taxonomy: Taxonomy, set
         kinds=kinds,
         today=f.get("today") or date.today(),
     )
-    return Resolved(text, ask, kinds)
+    return Resolved(text, ask, kinds, enterprise_id)
 
 
 def resource_filter(q: MatchQuery, r: Resolved, tenant: str, taxonomy: Taxonomy) -> Filter:
@@ -196,6 +200,11 @@ def match_plan(
     check_k(q.k, settings)
     r = build_ask(q, tenant, db=db, taxonomy=taxonomy, settings=settings)
     tokens = tokenize(r.text)
+    # the curation step: the enterprise's blocked resources are filtered out, its pins come first
+    curated = curated_for(db, tenant=tenant, enterprise_id=r.enterprise_id)
+    hard = resource_filter(q, r, tenant, taxonomy)
+    if curated.blocked:
+        hard = replace(hard, exclude=hard.exclude | curated.blocked)
     bundle_kinds = (r.kinds or ("result", "scenario", "fund", "incubator")) if q.bundle else ()
     k_total = q.per_kind * 4 if q.bundle else q.k
     ask = r.ask
@@ -205,7 +214,7 @@ def match_plan(
         tokens=tokens,
         terms=query_terms(r.text, tokens) if _drops_generic(q) else None,
         ask=ask,
-        filter=resource_filter(q, r, tenant, taxonomy),
+        filter=hard,
         fit=lambda m, now: fit_features(ask, m, now=now),
         dense_weight=weight_for(r.text) if q.dense_weight is None else q.dense_weight,
         min_score=settings.default_min_score if q.min_score is None else q.min_score,
@@ -231,4 +240,5 @@ def match_plan(
         else None,
         need_id=q.need_id,
         enterprise_id=q.enterprise_id,
+        pinned=curated.pinned,
     )

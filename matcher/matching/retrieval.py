@@ -4,7 +4,7 @@ and the catalog row it was read with, and `Relevance`, the fusion of the two sim
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,8 +97,10 @@ def retrieve(
     dense_weight: float,
     vector: QueryVector | None = None,
     terms: list[str] | None = None,
+    include: Sequence[int] = (),
 ) -> list[Candidate]:
-    """Candidates from both indexes restricted to `allowed`, each with both similarities.
+    """Candidates from both indexes restricted to `allowed`, each with both similarities; the ids in `include`
+    (allowed ones: an enterprise's pins) are candidates whether or not an index finds them.
 
     `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
     bigrams (`lexical_terms`), as its documents were indexed, or with `terms` when given; for an English text,
@@ -118,7 +120,9 @@ def retrieve(
     upper = pair.upper_bound(terms)
     dense_hits = pair.dense_search(qvec, n, allowed) if qvec is not None else []
     lex_hits = pair.lexical_search(terms, n, allowed, upper=upper) if dense_weight < 1 else []
-    metas = side.catalog.get_many(dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lex_hits]))
+    metas = side.catalog.get_many(
+        dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lex_hits] + list(include))
+    )
     if not metas:
         return []
     ids = list(metas)

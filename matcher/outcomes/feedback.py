@@ -118,3 +118,36 @@ def record_feedback(
     session.add(row)
     session.flush()
     return row
+
+
+def record_link_feedback(
+    session: Session,
+    *,
+    tenant: str,
+    enterprise_id: int,
+    resource_id: int,
+    action: str,
+    reason: str | None = None,
+) -> Feedback:
+    """Feedback an enterprise gives from a digest's signed link (no key, no served list): recorded in the
+    enterprise's tenant under the request id `digest-<enterprise id>`, once per resource and action (a second
+    click returns the first row). Committed."""
+    validate_event(action=action, reason=reason, amount=None)
+    key = f"digest:{enterprise_id}:{resource_id}:{action}"
+    found = session.exec(
+        select(Feedback).where(Feedback.tenant_id == tenant, Feedback.idempotency_key == key)
+    ).first()
+    if found is not None:
+        return found
+    row = Feedback(
+        tenant_id=tenant,
+        request_id=f"digest-{enterprise_id}",
+        enterprise_id=enterprise_id,
+        resource_id=resource_id,
+        action=action,
+        reason=reason,
+        idempotency_key=key,
+    )
+    session.add(row)
+    session.commit()
+    return row

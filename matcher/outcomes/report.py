@@ -33,7 +33,7 @@ def funnel(
     engine: MatchEngine | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
-    """Counts by kind and by month, rejection reasons, needs without a good match, resources never matched.
+    """Counts by kind, by month and by both, rejection reasons, needs without a good match, resources never matched.
 
     `tenant` scopes everything to one tenant (None: all tenants, for the CLI). With `engine`, needs that were
     never served are matched live so that their best score is known; otherwise they count as unmatched."""
@@ -41,8 +41,9 @@ def funnel(
     kinds = {r[0]: r[1] for r in resources}
     by_kind: dict[str, dict[str, Any]] = defaultdict(_empty)
     by_month: dict[str, dict[str, Any]] = defaultdict(_empty)
-    ever_matched, best_by_need = _count_shown(session, tenant, kinds, by_kind, by_month)
-    reasons = _count_outcomes(session, tenant, kinds, by_kind, by_month)
+    by_kind_month: dict[str, dict[str, Any]] = defaultdict(_empty)  # "kind month" -> counts
+    ever_matched, best_by_need = _count_shown(session, tenant, kinds, by_kind, by_month, by_kind_month)
+    reasons = _count_outcomes(session, tenant, kinds, by_kind, by_month, by_kind_month)
     gaps = _unserved_needs(session, tenant, best_by_need, threshold, engine)
     own = [r for r in resources if tenant is None or r[3] == tenant]
     never = [{"resource_id": r[0], "kind": r[1], "title": r[2]} for r in own if r[0] not in ever_matched]
@@ -60,6 +61,7 @@ def funnel(
         "total": rate(total),
         "by_kind": {k: rate(v) for k, v in sorted(by_kind.items())},
         "by_month": {k: rate(v) for k, v in sorted(by_month.items())},
+        "by_kind_month": _nested(by_kind_month, rate),
         "rejection_reasons": dict(reasons.most_common()),
         "unmatched_needs": {"count": len(gaps), "items": gaps[:limit]},
         "never_matched_resources": {"count": len(never), "items": never[:limit]},
@@ -69,8 +71,22 @@ def funnel(
 Buckets = dict[str, dict[str, Any]]
 
 
+def _nested(flat: Buckets, rate: Any) -> dict[str, dict[str, Any]]:
+    """{"kind month": counts} as {kind: {month: counts}}, both sorted."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for key in sorted(flat):
+        kind, month = key.split(" ", 1)
+        out[kind][month] = rate(flat[key])
+    return dict(out)
+
+
 def _count_shown(
-    session: Session, tenant: str | None, kinds: dict[int, str], by_kind: Buckets, by_month: Buckets
+    session: Session,
+    tenant: str | None,
+    kinds: dict[int, str],
+    by_kind: Buckets,
+    by_month: Buckets,
+    by_kind_month: Buckets,
 ) -> tuple[set[int], dict[int, float]]:
     """Impressions, once per request and resource: the 'shown' counts; returns the resources ever shown and
     each need's best shown score."""
@@ -91,15 +107,22 @@ def _count_shown(
             continue
         shown_pairs.add((request_id, resource_id))
         ever_matched.add(resource_id)
-        by_kind[kinds.get(resource_id, "deleted")]["shown"] += 1
-        by_month[_month(created_at)]["shown"] += 1
+        kind, month = kinds.get(resource_id, "deleted"), _month(created_at)
+        by_kind[kind]["shown"] += 1
+        by_month[month]["shown"] += 1
+        by_kind_month[f"{kind} {month}"]["shown"] += 1
         if need_id is not None:
             best_by_need[need_id] = max(best_by_need.get(need_id, 0.0), float(score))
     return ever_matched, best_by_need
 
 
 def _count_outcomes(
-    session: Session, tenant: str | None, kinds: dict[int, str], by_kind: Buckets, by_month: Buckets
+    session: Session,
+    tenant: str | None,
+    kinds: dict[int, str],
+    by_kind: Buckets,
+    by_month: Buckets,
+    by_kind_month: Buckets,
 ) -> Counter[str]:
     """Feedback into the funnel stages (one count per match and action) and deal amounts; returns the
     rejection reasons."""
@@ -116,8 +139,8 @@ def _count_outcomes(
         if stage is None or key in counted:  # one count per match and action, however often it was sent
             continue
         counted.add(key)
-        kind = kinds.get(fb.resource_id, "deleted")
-        for bucket in (by_kind[kind], by_month[_month(fb.created_at)]):
+        kind, month = kinds.get(fb.resource_id, "deleted"), _month(fb.created_at)
+        for bucket in (by_kind[kind], by_month[month], by_kind_month[f"{kind} {month}"]):
             bucket[stage] += 1
             if fb.action == "deal" and fb.amount:
                 bucket["deal_amount"] += float(fb.amount)

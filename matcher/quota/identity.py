@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from matcher.accounts import sessions
+from matcher.settings import Settings
 from matcher.store.keys import verify_key
 
 
@@ -60,14 +62,38 @@ class VerifiedKeys:
         identity = (
             None if caller is None or caller.key_id is None else KeyIdentity(caller.tenant, caller.key_id)
         )
+        self.remember(self.digest(plaintext), identity)
+        return identity
+
+    def remember(self, digest: str, identity: KeyIdentity | None) -> None:
         with self._lock:
-            self._entries[self.digest(plaintext)] = (identity, self._clock() + self.ttl_s)
+            self._entries[digest] = (identity, self._clock() + self.ttl_s)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        return identity
 
     def forget(self, key_id: int) -> None:
         """A key revoked through this process stops being recognised at once."""
         with self._lock:
             for digest in [d for d, (ident, _) in self._entries.items() if ident and ident.key_id == key_id]:
                 del self._entries[digest]
+
+
+class VerifiedSessions:
+    """The same for the workbench's session cookies: SHA-256 of a session token -> (tenant, account id), or None
+    for a token that is unknown or ended, for `ttl_s` seconds."""
+
+    def __init__(self, db: Engine, settings: Settings, *, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.db = db
+        self.settings = settings
+        self._cache = VerifiedKeys(db, ttl_s=ttl_s, max_entries=max_entries)
+
+    def cached(self, token: str) -> tuple[bool, KeyIdentity | None]:
+        return self._cache.cached(VerifiedKeys.digest(token))
+
+    def resolve(self, token: str) -> KeyIdentity | None:
+        """Check the session in the store and remember the answer (blocking: call it off the event loop)."""
+        with Session(self.db) as session:
+            signed, _ = sessions.resolve(session, self.settings, token)
+        identity = None if signed is None else KeyIdentity(signed.user.tenant_id, int(signed.user.id))
+        self._cache.remember(VerifiedKeys.digest(token), identity)
+        return identity

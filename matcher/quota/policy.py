@@ -9,6 +9,8 @@ from matcher.settings import Settings
 
 # probes must answer while a caller is over its limit
 EXEMPT = frozenset({"/healthz", "/readyz"})
+# the workbench's and the API docs' own scripts and styles: files, not work
+EXEMPT_PREFIXES = ("/ui/static/", "/static/docs/")
 # whole files in, or a digest for every subscribed enterprise
 _BULK = re.compile(r"(:import$|^/v1/imports?(/|$)|/digests:run$)")
 # a run of the match pipeline
@@ -18,7 +20,7 @@ _MATCH = re.compile(r"(^/v1/match$|^/v1/search$|/matches$|^/v1/digests/preview$)
 def route_cost(settings: Settings, path: str) -> float:
     """Tokens a request to `path` takes: 0 for probes, more for the routes that run the match pipeline or bulk
     work than for plain reads and writes."""
-    if path in EXEMPT:
+    if path in EXEMPT or path.startswith(EXEMPT_PREFIXES):
         return 0.0
     if _BULK.search(path):
         return settings.rate_cost_bulk
@@ -36,6 +38,14 @@ def key_charges(settings: Settings, tenant: str, key_id: int) -> list[Charge]:
     """A verified key pays into its own bucket and its tenant's."""
     return [
         Charge(f"{_tag(tenant)}:key:{key_id}", Limit(settings.rate_key_per_s, settings.rate_key_burst)),
+        Charge(f"{_tag(tenant)}:tenant", Limit(settings.rate_tenant_per_s, settings.rate_tenant_burst)),
+    ]
+
+
+def person_charges(settings: Settings, tenant: str, user_id: int) -> list[Charge]:
+    """A person signed in to the workbench pays into a bucket of their own (a key's size) and their tenant's."""
+    return [
+        Charge(f"{_tag(tenant)}:user:{user_id}", Limit(settings.rate_key_per_s, settings.rate_key_burst)),
         Charge(f"{_tag(tenant)}:tenant", Limit(settings.rate_tenant_per_s, settings.rate_tenant_burst)),
     ]
 

@@ -47,6 +47,16 @@ class Actor:
     name: str
 
 
+def actor_name(actor: Caller | Actor) -> str:
+    """How the trail names who acted: key:12, user:3 (a person in the workbench), operator, or the Actor's name."""
+    if isinstance(actor, Actor):
+        return actor.name
+    if actor.key_id is not None:
+        return f"key:{actor.key_id}"
+    user_id = getattr(actor, "user_id", None)
+    return f"user:{user_id}" if user_id else OPERATOR
+
+
 def record(
     session: Session,
     actor: Caller | Actor,
@@ -59,11 +69,8 @@ def record(
     commit: bool = False,
 ) -> AuditEvent:
     """Add one event to the session (committed with the change it describes, or now when `commit`)."""
-    if isinstance(actor, Actor):
-        name, key_id, role = actor.name, None, None
-    else:
-        key_id, role = actor.key_id, actor.role
-        name = OPERATOR if key_id is None else f"key:{key_id}"
+    name = actor_name(actor)
+    key_id, role = (None, None) if isinstance(actor, Actor) else (actor.key_id, actor.role)
     event = AuditEvent(
         tenant_id=actor.tenant,
         actor=name,

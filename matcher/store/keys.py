@@ -25,6 +25,7 @@ class Caller:
     tenant: str
     role: str
     key_id: int | None = None  # None for the command line, which acts as its tenant's admin
+    user_id: int | None = None  # a person signed in to the workbench (matcher/accounts), instead of a key
 
 
 def _hash(key: str) -> str:

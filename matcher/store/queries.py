@@ -271,3 +271,29 @@ def count_needs(
 ) -> int:
     conds = _need_filters(session, caller, enterprise_id, kind, industry, region, status, visibility, q)
     return _count(session, Need, conds)
+
+
+# ---------------------------------------------------------------- names to pick from
+
+
+def own_names(session: Session, *, caller: Caller, limit: int = 2000) -> list[tuple[str, int, str, str]]:
+    """(type, id, label, enterprise name) of the caller's own enterprises and open needs, by name: what a person
+    picks a match's subject from. Type is 'enterprise' or 'need'; a need's label is its title."""
+    ents = list(
+        session.exec(
+            select(Enterprise.id, Enterprise.name)
+            .where(Enterprise.tenant_id == caller.tenant)
+            .order_by(Enterprise.name)
+            .limit(limit)
+        )
+    )
+    names = dict(ents)
+    needs = session.exec(
+        select(Need.id, Need.title, Need.enterprise_id)
+        .where(Need.tenant_id == caller.tenant, Need.status == "open")
+        .order_by(Need.title)
+        .limit(limit)
+    )
+    out = [("enterprise", i, name, name) for i, name in ents]
+    out += [("need", i, title, names.get(eid, "")) for i, title, eid in needs]
+    return out

@@ -16,7 +16,7 @@ from sqlmodel import Session, delete, select
 
 from matcher.domain.permissions import authorize
 from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreate, NeedUpdate, ResourceUpdate
-from matcher.domain.tables import DigestLog, Enterprise, Need, Resource
+from matcher.domain.tables import Curation, DigestLog, Enterprise, Need, Resource
 from matcher.domain.visibility import visible_to
 from matcher.errors import Conflict, NotFound, invalid
 from matcher.store import audit
@@ -249,11 +249,12 @@ def update_enterprise(
 def delete_enterprise(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> list[int]:
-    """Delete an enterprise with its needs and digest history; returns the ids of the needs removed with it."""
+    """Delete an enterprise with its needs, digest history and curation; returns the ids of the needs removed with it."""
     row = _fetch(session, Enterprise, caller, id, "delete")
     need_ids = list(session.exec(select(Need.id).where(Need.enterprise_id == id)))
     session.exec(delete(Need).where(Need.enterprise_id == id))
     session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
+    session.exec(delete(Curation).where(Curation.enterprise_id == id))
     summary = {"needs_removed": len(need_ids)}
     _remove(session, caller, row, hub, commit, summary, "demand_removed", need_ids, [id])
     return need_ids

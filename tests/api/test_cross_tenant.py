@@ -1,4 +1,6 @@
 """Every route, with every role of tenant A, aimed at tenant B's records: 0 reads of B's private data, 0 writes.
+The workbench's routes (/ui) are walked by A's people signed in with that role (session cookie and CSRF token),
+the API's by A's keys.
 
 Tenant B is seeded once per module with public and private records of every type; each case walks one route
 (every method of `app.routes`) as one of A's roles, with B's ids in the path and the body, then checks that no
@@ -17,6 +19,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel
 
 from api.app import create_app
+from matcher.accounts.users import create_user
+from matcher.domain.permissions import PERSON_ROLES
 from matcher.domain.tables import Enterprise
 from matcher.models.follower import serve_scope
 from matcher.models.registry import ModelRegistry
@@ -24,6 +28,7 @@ from matcher.notify.tables import StandingMatch, WebhookDelivery
 from matcher.settings import Settings
 from matcher.store.db import import_table_modules, init_db, make_engine, session_scope
 from matcher.store.keys import create_key
+from tests.api.ui.conftest import sign_in
 from tests.conftest import OTHER_TENANT, TENANT, _enterprise, _need, _resource, bearer
 
 ROLES = ("admin", "officer", "platform")
@@ -37,7 +42,22 @@ TENANT_FREE = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("GET", "/static/docs"),
+    # the workbench's entry, sign-in and language, its files, and a person's own sign-out
+    ("GET", "/"),
+    ("GET", "/ui"),
+    ("GET", "/ui/static"),
+    ("GET", "/ui/login"),
+    ("POST", "/ui/login"),
+    ("POST", "/ui/logout"),
+    ("GET", "/ui/lang"),
+    # an enterprise's pages: the signed token is the credential, no tenant's caller is involved
+    ("GET", "/p/r/{token}"),
+    ("POST", "/p/r/{token}"),
+    ("GET", "/p/unsubscribe"),
+    ("POST", "/p/unsubscribe"),
 }
+PERSON_PASSWORD = "walk-the-routes"
 
 
 # (method, path, role) -> the hole another change closes; strict: the case must fail until then
@@ -55,6 +75,7 @@ class World:
     b_request_id: str
     b_model: str
     b_external_id: str
+    persons: dict[str, tuple[str, str]]  # A's role -> (session cookie, CSRF token) of a person with it
 
 
 def _fitted_ranker() -> Any:
@@ -150,12 +171,31 @@ def world(tmp_path_factory: pytest.TempPathFactory, encoder_dir) -> Iterator[Wor
     with session_scope(db) as s:
         keys = {role: create_key(s, tenant=TENANT, role=role, name=role)[1] for role in ROLES}
         keys["b"] = create_key(s, tenant=OTHER_TENANT, role="admin", name="b")[1]
+        for role in PERSON_ROLES:
+            create_user(
+                s, tenant=TENANT, role=role, email=f"{role}@a.example", password=PERSON_PASSWORD, commit=False
+            )
+        b_user = create_user(
+            s,
+            tenant=OTHER_TENANT,
+            role="admin",
+            email="bsecret-person@b.example",
+            password=PERSON_PASSWORD,
+            commit=False,
+        ).id
     db.dispose()
     with TestClient(create_app(settings)) as client:
         headers = {name: bearer(k) for name, k in keys.items()}
         seeded, secrets = _seed_b(client, headers["b"], settings)
+        seeded["ids"]["user_id"] = [b_user]
+        secrets.append("bsecret-person@b.example")
         ModelRegistry.for_settings(settings).activate(seeded["model"])
         serve_scope(client.app.state.app_state.matcher, settings, OTHER_TENANT)
+        persons = {}
+        for role in PERSON_ROLES:
+            csrf = sign_in(client, f"{role}@a.example", PERSON_PASSWORD)
+            persons[role] = (client.cookies.get("pm_session"), csrf)
+            client.cookies.clear()
         yield World(
             client,
             settings,
@@ -165,6 +205,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, encoder_dir) -> Iterator[Wor
             seeded["request_id"],
             seeded["model"],
             "b-result-private",
+            persons,
         )
 
 
@@ -282,6 +323,68 @@ def _bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]:
         ("GET", "/v1/resources/{resource_id}/matches"): lambda: [("?k=50&min_score=0", {})],
         ("GET", "/v1/needs/{need_id}/matches"): lambda: [("?k=50&min_score=0", {})],
         ("GET", "/v1/enterprises/{enterprise_id}/matches"): lambda: [("?k=50&min_score=0", {})],
+        **_page_bodies(w),
+    }
+
+
+def _page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]:
+    """The workbench's forms and links with B's ids (the walk adds the person's CSRF token to each form)."""
+    ents, needs, ress = w.ids["enterprise_id"], w.ids["need_id"], w.ids["resource_id"]
+    subjects = [f"E{e}" for e in ents] + [f"N{n}" for n in needs]
+    return {
+        ("GET", "/ui/search"): lambda: (
+            [(f"?enterprise_id={e}", {}) for e in ents]
+            + [(f"?need_id={n}", {}) for n in needs]
+            + [("?q=量子传感 BSECRET&open_only=&submitted=1&k=50", {})]
+        ),
+        ("POST", "/ui/search"): lambda: (
+            [("", {"data": {"submitted": "1", "subject": s, "k": "50"}}) for s in subjects]
+            + [("", {"data": {"submitted": "1", "q": "量子传感 BSECRET", "k": "50"}})]
+        ),
+        ("POST", "/ui/export/search"): lambda: [
+            ("", {"data": {"submitted": "1", "q": "量子传感 BSECRET", "k": "50", "format": "csv"}})
+        ],
+        ("POST", "/ui/feedback"): lambda: [
+            ("", {"data": {"request_id": w.b_request_id, "resource_id": r, "action": "accepted"}})
+            for r in ress
+        ],
+        ("POST", "/ui/curation"): lambda: [
+            ("", {"data": {"enterprise_id": e, "resource_id": r, "state": "pin", "note": "stolen"}})
+            for e in ents
+            for r in ress[:2]
+        ],
+        ("GET", "/ui/enterprises"): lambda: [("?q=BSECRET", {})],
+        ("GET", "/ui/resources"): lambda: [("?q=BSECRET", {}), ("?kind=scenario", {})],
+        ("GET", "/ui/export/fit/{resource_id}"): lambda: [("?format=csv", {})],
+        ("POST", "/ui/enterprises/{enterprise_id}/edit"): lambda: [
+            (
+                "",
+                {
+                    "data": {
+                        "name": "stolen",
+                        "digest_frequency": "off",
+                        "language": "zh",
+                        "visibility": "public",
+                    }
+                },
+            )
+        ],
+        ("POST", "/ui/enterprises/{enterprise_id}/needs/new"): lambda: [
+            ("", {"data": {"title": "stolen", "status": "open", "visibility": "public"}})
+        ],
+        ("POST", "/ui/needs/{need_id}/edit"): lambda: [
+            ("", {"data": {"title": "stolen", "status": "closed", "visibility": "public"}})
+        ],
+        ("POST", "/ui/resources/{resource_id}/edit"): lambda: [
+            ("", {"data": {"title": "stolen", "status": "closed", "visibility": "public"}})
+        ],
+        ("POST", "/ui/users/{user_id}"): lambda: [
+            ("", {"data": {"op": "deactivate"}}),
+            ("", {"data": {"op": "password", "password": "stolen-password"}}),
+        ],
+        ("POST", "/ui/import"): lambda: [
+            ("", {"data": {"kind": "result"}, "files": {"file": ("b.csv", _csv(w)["content"], "text/csv")}})
+        ],
     }
 
 
@@ -327,7 +430,8 @@ def test_every_route_is_walked() -> None:
     assert set(TENANT_FREE) <= set(ROUTES), set(TENANT_FREE) - set(ROUTES)
     for _, path in WALKED:
         params = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
-        assert params <= {"enterprise_id", "need_id", "resource_id", "webhook_id", "key_id", "model_id"}, path
+        allowed = {"enterprise_id", "need_id", "resource_id", "webhook_id", "key_id", "model_id", "user_id"}
+        assert params <= allowed, path
 
 
 @pytest.mark.parametrize(("method", "path", "role"), _cases())
@@ -340,8 +444,15 @@ def test_tenant_a_neither_reads_nor_writes_tenant_b(world: World, method: str, p
         for query, kwargs in extra:
             sent = {k: v for k, v in kwargs.items() if k != "headers"}
             auth = {**w.headers[role], **kwargs.get("headers", {})}
+            if path.startswith("/ui") and role in w.persons:  # a person of A with this role, signed in
+                cookie, csrf = w.persons[role]
+                auth["Cookie"] = f"pm_session={cookie}"
+                if method != "GET":
+                    sent["data"] = {"csrf": csrf, **sent.get("data", {})}
             r = w.client.request(method, url + query, headers=auth, **sent)
             statuses.append(r.status_code)
+            if "Cookie" in auth:  # the person is signed in and the form carries its token: the route answered
+                assert r.url.path != "/ui/login" and "安全令牌" not in r.text, (url, r.status_code)
             leaks += [(url + query, s) for s in w.secrets if s in r.text]
     after = _snapshot(w)
     assert all(s < 500 for s in statuses), statuses

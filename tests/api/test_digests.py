@@ -118,7 +118,7 @@ def test_preview_json_and_html(client, headers, park, inbox):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["language"] == "zh" and "本期推荐" in body["text"] and body["items"]
-    assert body["items"][0]["url"].endswith(f"/v1/resources/{body['items'][0]['resource_id']}")
+    assert "/p/r/" in body["items"][0]["url"]  # the enterprise's signed page of the resource
     r = client.get(
         "/v1/digests/preview",
         params={"enterprise_id": park["en"], "format": "html"},

@@ -3,6 +3,7 @@ exactly-once runs, resumption after failures, bounded retries, template errors a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -12,7 +13,12 @@ from matcher.digests.compose import DigestComposer, DigestPolicy, is_due, period
 from matcher.digests.runner import DigestRunner
 from matcher.digests.send import SmtpSender
 from matcher.digests.sources import KeywordSource
-from matcher.digests.tokens import InvalidToken, make_unsubscribe_token, verify_unsubscribe_token
+from matcher.digests.tokens import (
+    InvalidToken,
+    make_unsubscribe_token,
+    verify_unsubscribe_token,
+    verify_view_token,
+)
 from matcher.domain.tables import DigestLog, Enterprise, Feedback, Need, Resource, Tenant
 from matcher.settings import Settings
 from matcher.store.db import init_db, make_engine
@@ -220,8 +226,11 @@ def test_run_sends_localized_digests_with_headers(env):
     )
     text, html = parts(zh)
     assert "即将截止" in text and "本期推荐" in text and "推荐理由" in text
-    assert f"https://park.example.com/v1/resources/{ids['closing']}" in text
-    assert f'href="https://park.example.com/v1/resources/{ids["closing"]}"' in html
+    # each item links to the enterprise's signed page of that resource (opened without a key)
+    links = re.findall(r'href="https://park\.example\.com/p/r/([^"]+)"', html)
+    assert (ids["zh"], ids["closing"]) in {verify_view_token(t, "s3cret") for t in links}
+    assert "https://park.example.com/p/r/" in text and "/v1/resources/" not in text
+    assert "https://park.example.com/p/unsubscribe?token=" in text
     assert 'style="' in html  # CSS inlined for mail clients
     assert "旧的机器人成果" not in text  # not updated since the window
 
