@@ -383,7 +383,7 @@ class Park:
                 self.truth[pn.id] = hits
                 self.needs[pn.id] = pn
         self.engine = MatchEngine(
-            settings, self.db, default_taxonomy(), encoder, relevance=Relevance(settings.dense_weight)
+            settings, self.db, default_taxonomy(), encoder, relevance=None
         )
         self.engine.start(background_save_s=0)
         self.build_s = round(time.perf_counter() - t0, 1)

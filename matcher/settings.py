@@ -48,15 +48,18 @@ class Settings(BaseSettings):
     trial_share: float = Field(1.0, ge=0.0, le=1.0)
     trial_votes: int = Field(40, ge=10)
     trial_check_s: float = Field(300.0, ge=0)
-    dense_weight: float = Field(
-        default=0.1, ge=0.0, le=1.0, description="fusion weight of the dense side for Chinese queries"
-    )
-    dense_weight_latin: float = Field(
-        default=0.0,
+    dense_weight: float | None = Field(
+        default=None,
         ge=0.0,
         le=1.0,
-        description="fusion weight of the dense side for queries without Chinese text; the default encoder "
-        "is trained on Chinese, raise this for a multilingual MATCHER_ENCODER",
+        description="fusion weight of the dense side for Chinese queries; unset: the encoder's calibration",
+    )
+    dense_weight_latin: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="fusion weight of the dense side for queries without Chinese text; unset: the encoder's "
+        "calibration",
     )
     default_min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     max_per_provider: int = Field(default=2, ge=1)

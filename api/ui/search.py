@@ -23,7 +23,8 @@ from api.ui.auth import CsrfDep, SignedDep, may
 from api.ui.i18n import translate
 from api.ui.render import language, page
 from api.ui.views import Card, resource_card
-from matcher.domain.schemas import RESOURCE_KINDS, _split_list, _tags, normalize_stage
+from matcher.domain.schemas import RESOURCE_KINDS, _tags, normalize_stage
+from matcher.domain.spellings import split_list
 from matcher.errors import MatcherError, ServiceUnavailable
 from matcher.matching.query import MatchQuery
 from matcher.outcomes.feedback import REASONS
@@ -148,7 +149,7 @@ def build_query(form: SearchForm, subject: Subject | None, lang: str) -> tuple[M
     if not form.open_only:
         filters["today"] = LONG_AGO
     if form.industries.strip():
-        filters["industries"] = _tags(_split_list(form.industries))
+        filters["industries"] = _tags(split_list(form.industries))
     if form.region.strip():
         filters["region"] = form.region.strip()
     if form.stage:

@@ -18,6 +18,7 @@ from matcher.domain.taxonomy import Taxonomy
 from matcher.indexing.catalog import Catalog
 from matcher.indexing.indexer import Indexer
 from matcher.indexing.pair import IndexPair
+from matcher.matching.calibration import fusion_for
 from matcher.matching.pipeline import MatchOutcome, Pipeline, Trial
 from matcher.matching.query import MatchQuery, check_k, match_plan
 from matcher.matching.ranker import Ranker, TransparentRanker
@@ -49,7 +50,7 @@ class MatchEngine:
         # so a request reads one consistent mapping
         self.tenant_rankers: dict[str, Ranker] = {}
         self.tenant_trials: dict[str, Trial] = {}
-        self.relevance = relevance or Relevance(settings.dense_weight)
+        self.relevance = relevance or fusion_for(encoder, settings)
         # which requests interleave a trial, and how: seeded by simulations for reproducible runs
         self._trial_rng = random.Random()
         self.pipeline = Pipeline(self.relevance, self._trial_rng)
@@ -83,8 +84,10 @@ class MatchEngine:
 
     # ------------------------------------------------------------------ matching
     def dense_weight_for(self, text: str) -> float:
-        """Measured per language (docs/encoders.md): the default encoder helps Chinese, not English."""
-        return self.relevance.dense_weight if has_cjk(text) else self.settings.dense_weight_latin
+        """The dense side's weight for the query's language: a configured one, else the encoder's calibration
+        (docs/encoders.md)."""
+        override = self.settings.dense_weight if has_cjk(text) else self.settings.dense_weight_latin
+        return self.relevance.weight_for(text) if override is None else override
 
     def match(self, q: MatchQuery, *, tenant: str, vector: QueryVector | None = None) -> MatchOutcome:
         """need / enterprise / free text -> resources, ranked, filtered, explained. `vector`: the query's

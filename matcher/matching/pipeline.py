@@ -98,7 +98,7 @@ class Pipeline:
         cands, filter_s = self._candidates(plan)
         t2 = time.perf_counter()
         t1 = t0 + filter_s  # the filters run before each retrieval (once per kind when kinds are apart)
-        self.rank(cands, plan.fit, plan.dense_weight, ranker)
+        self.rank(cands, plan.fit, plan.dense_weight, ranker, Relevance.language_of(plan.text))
         cands = [c for c in cands if c.score >= plan.min_score or c.id in plan.pinned]
         ranked = cands
         teams: dict[int, str] | None = None
@@ -172,12 +172,15 @@ class Pipeline:
                 )
         return cands, filter_s
 
-    def rank(self, cands: list[Candidate], fit: FitFn, w: float, ranker: Ranker) -> None:
-        """Fusion (relevance), fit, ranker score and score components for each candidate; best first."""
+    def rank(
+        self, cands: list[Candidate], fit: FitFn, w: float, ranker: Ranker, language: str | None = None
+    ) -> None:
+        """Fusion (relevance, calibrated for the query's language), fit, ranker score and score components for
+        each candidate; best first."""
         now = time.time()
         rows = []
         for c in cands:
-            c.relevance = self.relevance(c.dense, c.lexical, w)
+            c.relevance = self.relevance(c.dense, c.lexical, w, language)
             c.fit = fit(c.meta, now)
             rows.append(c.features())
         scores = ranker.score(rows) if rows else np.zeros(0)
@@ -188,7 +191,7 @@ class Pipeline:
             comp: Components = {
                 "dense": round(c.dense, 4),
                 "lexical": round(c.lexical, 4),
-                "fused": round(relevance.fused(c.dense, c.lexical, w), 4),
+                "fused": round(relevance.fused(c.dense, c.lexical, w, language), 4),
                 "relevance": round(c.relevance, 4),
                 "fit_features": {k: (None if v is None else round(v, 3)) for k, v in c.fit.items()},
                 "dense_weight": w,

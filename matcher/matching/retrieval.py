@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embeddings.lexicon import default_lexicon
-from embeddings.text import lexical_terms, tokenize
+from embeddings.text import has_cjk, lexical_terms, tokenize
 from matcher.indexing.catalog import Meta
 from matcher.indexing.indexer import Side
 
@@ -55,22 +55,50 @@ class QueryVector:
 
 
 class Relevance:
-    """Fuses the dense and lexical similarities into one text relevance in [0, 1], comparable across queries.
+    """Fuses the dense and lexical similarities into one text relevance in [0, 1], comparable across queries and
+    endpoints: the probability that the candidate is relevant, calibrated per query language.
 
     dense: cosine (normalised vectors); lexical: BM25 divided by the query's own upper bound, so both are
-    absolute rather than per-query min-max. relevance = sigmoid((w*dense + (1-w)*lexical - mid) / scale)."""
+    absolute rather than per-query min-max. relevance = sigmoid((w*dense + (1-w)*lexical - mid) / scale), with
+    ``w``, ``mid`` and ``scale`` per language ("zh": a query with Chinese; "latin": the others), fitted for the
+    encoder in service (`matcher.matching.calibration`); ``dense_weight`` / ``languages`` given here win."""
 
-    def __init__(self, dense_weight: float = 0.1, mid: float = 0.2, scale: float = 0.06) -> None:
-        self.dense_weight = dense_weight
+    def __init__(
+        self,
+        dense_weight: float = 0.1,
+        mid: float = 0.2,
+        scale: float = 0.06,
+        *,
+        languages: dict[str, tuple[float, float, float]] | None = None,
+        source: str = "built-in",
+    ) -> None:
+        self.languages = dict(languages or {"zh": (dense_weight, mid, scale), "latin": (0.0, mid, scale)})
+        self.dense_weight = self.languages.get("zh", (dense_weight, mid, scale))[0]
         self.mid = mid
         self.scale = scale
+        self.source = source
 
-    def fused(self, dense: float, lexical: float, w: float | None = None) -> float:
-        w = self.dense_weight if w is None else w
+    @staticmethod
+    def language_of(text: str) -> str:
+        return "zh" if has_cjk(text) else "latin"
+
+    def params(self, language: str | None) -> tuple[float, float, float]:
+        return self.languages.get(language or "zh") or (self.dense_weight, self.mid, self.scale)
+
+    def weight_for(self, text: str) -> float:
+        return self.params(self.language_of(text))[0]
+
+    def fused(
+        self, dense: float, lexical: float, w: float | None = None, language: str | None = None
+    ) -> float:
+        w = self.params(language)[0] if w is None else w
         return w * max(0.0, dense) + (1 - w) * lexical
 
-    def __call__(self, dense: float, lexical: float, w: float | None = None) -> float:
-        x = (self.fused(dense, lexical, w) - self.mid) / self.scale
+    def __call__(
+        self, dense: float, lexical: float, w: float | None = None, language: str | None = None
+    ) -> float:
+        _, mid, scale = self.params(language)
+        x = (self.fused(dense, lexical, w, language) - mid) / scale
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 

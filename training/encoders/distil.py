@@ -152,7 +152,12 @@ def student_matrix(
         groups.setdefault(key, []).append(i)
     keys = list(groups)
     mat = np.stack([vectors[groups[k]].mean(axis=0) for k in keys]).astype(np.float64)
-    mat -= mat.mean(axis=0, keepdims=True)
+    # centred per language: a multilingual teacher puts each language's words around a mean of its own, and
+    # that offset, left in, would make an English query closest to whatever text has English in it
+    latin = np.array([k.isascii() for k in keys])
+    for part in (latin, ~latin):
+        if part.any():
+            mat[part] -= mat[part].mean(axis=0, keepdims=True)
     rng = np.random.default_rng(recipe.seed)
     sample = mat[rng.choice(len(mat), min(len(mat), recipe.pca_sample), replace=False)]
     _, _, vt = np.linalg.svd(sample, full_matrices=False)

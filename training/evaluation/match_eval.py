@@ -22,7 +22,6 @@ from matcher.domain.taxonomy import default_taxonomy
 from matcher.matching.engine import MatchEngine
 from matcher.matching.pipeline import MatchOutcome
 from matcher.matching.query import MatchQuery
-from matcher.matching.retrieval import Relevance
 from matcher.settings import Settings
 from matcher.store.db import init_db, make_engine
 from matcher.store.keys import ensure_tenant
@@ -74,9 +73,7 @@ def build_engine(
         for start in range(0, len(rows), 5000):
             session.execute(insert(Resource), rows[start : start + 5000])
         session.commit()
-    engine = MatchEngine(
-        settings, db, default_taxonomy(), encoder, relevance=Relevance(settings.dense_weight)
-    )
+    engine = MatchEngine(settings, db, default_taxonomy(), encoder, relevance=None)
     engine.start(background_save_s=0)
     return engine, ids
 
