@@ -8,6 +8,7 @@ from api.routes import (
     audit,
     digests,
     enterprises,
+    events,
     feedback,
     health,
     imports,
@@ -32,6 +33,7 @@ _MODULES = (
     stats,
     digests,
     match,
+    events,
 )
 
 

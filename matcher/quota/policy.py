@@ -9,8 +9,10 @@ from matcher.settings import Settings
 
 # probes must answer while a caller is over its limit
 EXEMPT = frozenset({"/healthz", "/readyz"})
-# whole files in, or a digest for every subscribed enterprise
-_BULK = re.compile(r"(:import$|^/v1/imports?(/|$)|/digests:run$)")
+# whole files in, a digest for every subscribed enterprise, an event's meeting plan, a chain's placement
+_BULK = re.compile(
+    r"(:import$|^/v1/imports?(/|$)|/digests:run$|^/v1/events/[^/]+/schedule$|^/v1/chains/[^/]+/placement$)"
+)
 # a run of the match pipeline
 _MATCH = re.compile(r"(^/v1/match$|^/v1/search$|/matches$|^/v1/digests/preview$)")
 

@@ -18,6 +18,7 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL; larger ones can onl
 TABLE_MODULES = [
     "matcher.domain.tables",
     "matcher.notify.tables",
+    "matcher.domain.park_tables",
 ]
 
 
