@@ -141,9 +141,14 @@ def make_schedule(
     """The meetings that maximise the total match score: nobody twice in a slot, at most `tables` meetings a
     slot, each participant within its cap, avoid lists kept, wanted pairs first. `bound` is an upper bound of
     any plan's total (`gap` 0: proven optimal); `left_out` says who got no meeting and why."""
-    limit = float((body or ScheduleRequest()).time_limit_s)
+    req = body or ScheduleRequest()
     sched = schedule.schedule_event(
-        session, caller=caller, engine=engine, event_id=event_id, time_limit_s=limit
+        session,
+        caller=caller,
+        engine=engine,
+        event_id=event_id,
+        time_limit_s=float(req.time_limit_s),
+        coverage_bonus=float(req.coverage_bonus),
     )
     session.commit()
     ev = store.get_event(session, caller=caller, id=event_id)

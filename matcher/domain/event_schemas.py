@@ -103,6 +103,13 @@ class ParticipantsPublic(BaseModel):
 
 class ScheduleRequest(Strict):
     time_limit_s: StrictFloat | StrictInt = Field(default=25, gt=0, le=120, description="solver time limit")
+    coverage_bonus: StrictFloat | StrictInt = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="added for each participant with at least one meeting; 0 (default): the total match score "
+        "alone; 1 or more: seat as many participants as the room allows before anyone's next meeting",
+    )
 
 
 class MeetingPublic(BaseModel):
@@ -139,7 +146,7 @@ class SchedulePublic(BaseModel):
     id: int
     event_id: int
     meetings: list[MeetingPublic]
-    objective: float = Field(description="total score of the meetings")
+    objective: float = Field(description="total score of the meetings (with the coverage bonus, if asked)")
     bound: float = Field(description="no plan of this event scores more (LP duality over every pair)")
     gap: float = Field(description="(bound - objective) / bound")
     status: str

@@ -155,9 +155,16 @@ def _left_out(ev: DockingEvent, sides: _Sides, problem: Problem, sol: Solution) 
 
 
 def schedule_event(
-    session: Session, *, caller: Caller, engine: MatchEngine, event_id: int, time_limit_s: float = 25.0
+    session: Session,
+    *,
+    caller: Caller,
+    engine: MatchEngine,
+    event_id: int,
+    time_limit_s: float = 25.0,
+    coverage_bonus: float = 0.0,
 ) -> EventSchedule:
-    """Plan the event's meetings, store the plan as its latest, and return it (committed by the caller)."""
+    """Plan the event's meetings, store the plan as its latest, and return it (committed by the caller).
+    `coverage_bonus`: what each participant's first meeting adds to the objective (0: the total score alone)."""
     ev = get_event(session, caller=caller, id=event_id, action="update")
     sides = _sides(session, caller.tenant, list_participants(session, caller=caller, event_id=ev.id))
     t0 = time.perf_counter()
@@ -169,7 +176,7 @@ def schedule_event(
     )
     t1 = time.perf_counter()
     problem = _problem(ev, sides, scored.scores)
-    sol = solve(problem, time_limit=time_limit_s)
+    sol = solve(problem, time_limit=time_limit_s, coverage=coverage_bonus)
     t2 = time.perf_counter()
     explanations = scored.explain([(m.demand, m.supply) for m in sol.meetings])
     schedule = EventSchedule(
@@ -201,6 +208,9 @@ def schedule_event(
             "pairs_fitting": int((problem.scores > 0).sum()),
             "capacity": problem.slots * problem.tables,
             "meetings": len(sol.meetings),
+            "total_score": round(sol.total_score, 6),
+            "coverage_bonus": coverage_bonus,
+            "participants_met": len({m.demand for m in sol.meetings}) + len({m.supply for m in sol.meetings}),
             "candidates": sol.candidates,
             "rounds": sol.rounds,
             "seconds": {"score": round(t1 - t0, 3), "solve": round(t2 - t1, 3), **sol.seconds},

@@ -63,8 +63,9 @@ class Placed:
 @dataclass
 class Solution:
     meetings: list[Placed]
-    objective: float  # total score of the plan
+    objective: float  # total score of the plan (with the coverage bonus, when one is given)
     bound: float  # no plan of this problem scores more
+    total_score: float  # the scores of the meetings alone
     status: str  # optimal | time_limit
     candidates: int  # pairs the last LP/MILP held
     rounds: int  # column-generation rounds
@@ -138,67 +139,100 @@ def _top_k(w: np.ndarray, ok: np.ndarray, k: int) -> np.ndarray:
     return keep & ok
 
 
-def _matrix(pairs: np.ndarray, d: int, s: int) -> sp.csr_matrix:
-    """Rows: each demand participant, each supply participant, the total; one column per pair."""
-    n = len(pairs)
-    cols = np.arange(n)
-    rows = np.concatenate([pairs[:, 0], d + pairs[:, 1], np.full(n, d + s)])
-    return sp.csr_matrix((np.ones(3 * n), (rows, np.tile(cols, 3))), shape=(d + s + 1, n))
+class _Model:
+    """The LP and the MILP over a set of candidate pairs. Columns: the pairs, then, with a coverage bonus, one
+    "has a meeting" column per participant (worth the bonus, at most 1, at most its meetings). Rows: the demand
+    caps, the supply caps, the room, then, with a bonus, one coverage row per participant."""
 
+    def __init__(self, w: np.ndarray, res: _Residual, coverage: float, fixed: list[tuple[int, int]]) -> None:
+        self.w, self.coverage = w, coverage
+        self.d, self.s = w.shape
+        b = [res.demand, res.supply, [res.total]]
+        if coverage > 0:  # a participant with a fixed (wanted) meeting has one already
+            b += [
+                np.bincount([i for i, _ in fixed], minlength=self.d),
+                np.bincount([j for _, j in fixed], minlength=self.s),
+            ]
+        self.b = np.concatenate(b).astype(np.float64)
 
-def _lp(w_c: np.ndarray, a: sp.csr_matrix, b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The restricted LP: (its optimum, x, duals y >= 0 of the rows)."""
-    if len(w_c) == 0:
-        return 0.0, np.zeros(0), np.zeros(a.shape[0])
-    r = linprog(-w_c, A_ub=a, b_ub=b, bounds=(0, 1), method="highs")
-    if r.status != 0:
-        raise RuntimeError(f"LP failed: {r.message}")
-    return float(-r.fun), np.asarray(r.x), -np.asarray(r.ineqlin.marginals)
+    def build(self, pairs: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        d, s, n = self.d, self.s, len(pairs)
+        ar = np.arange(n)
+        rows = [pairs[:, 0], d + pairs[:, 1], np.full(n, d + s)]
+        cols, vals = [ar, ar, ar], [np.ones(n)] * 3
+        c = [self.w[pairs[:, 0], pairs[:, 1]]]
+        if self.coverage > 0:
+            base = d + s + 1
+            rows += [base + pairs[:, 0], base + d + pairs[:, 1], base + np.arange(d + s)]
+            cols += [ar, ar, n + np.arange(d + s)]
+            vals += [-np.ones(n), -np.ones(n), np.ones(d + s)]
+            c.append(np.full(d + s, self.coverage))
+        shape = (len(self.b), n + (d + s if self.coverage > 0 else 0))
+        a = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+        return np.concatenate(c), a
+
+    def reduced_costs(self, y: np.ndarray) -> np.ndarray:
+        """Every pair's reduced cost under the row duals y >= 0."""
+        d, s = self.d, self.s
+        rc = self.w - y[:d, None] - y[None, d : d + s] - y[d + s]
+        if self.coverage > 0:
+            base = d + s + 1
+            rc = rc + y[base : base + d, None] + y[None, base + d : base + d + s]
+        return rc
+
+    def lp(self, pairs: np.ndarray) -> tuple[float, np.ndarray]:
+        """The restricted LP: (its optimum, duals y >= 0 of the rows)."""
+        c, a = self.build(pairs)
+        if c.size == 0:
+            return 0.0, np.zeros(len(self.b))
+        r = linprog(-c, A_ub=a, b_ub=self.b, bounds=(0, 1), method="highs")
+        if r.status != 0:
+            raise RuntimeError(f"LP failed: {r.message}")
+        return float(-r.fun), -np.asarray(r.ineqlin.marginals)
+
+    def milp(self, pairs: np.ndarray, deadline: float) -> tuple[np.ndarray, float, str]:
+        """(which pairs meet, the objective's value, optimal | time_limit)."""
+        c, a = self.build(pairs)
+        if c.size == 0:
+            return np.zeros(0, dtype=bool), 0.0, "optimal"
+        r = milp(
+            -c,
+            constraints=LinearConstraint(a, -np.inf, self.b),
+            bounds=Bounds(0, 1),
+            integrality=np.ones(c.size),
+            options={"time_limit": max(1.0, deadline - time.perf_counter()), "mip_rel_gap": 1e-6},
+        )
+        if r.x is None:
+            raise RuntimeError(f"MILP found no plan: {r.message}")
+        x = np.asarray(r.x) > 0.5
+        return x[: len(pairs)], float(c @ x), "optimal" if r.status == 0 else "time_limit"
 
 
 def _select(
-    w: np.ndarray, allowed: np.ndarray, res: _Residual, top_k: int, deadline: float
-) -> tuple[np.ndarray, float, str, int, int]:
+    model: _Model, allowed: np.ndarray, top_k: int, deadline: float
+) -> tuple[np.ndarray, float, float, str, int, int]:
     """Column generation to the LP optimum over all pairs `allowed`, then the MILP on the final candidates.
-    Returns (chosen pairs, the bound of this part, status, candidates, rounds)."""
-    d, s = w.shape
-    b = np.concatenate([res.demand, res.supply, [res.total]]).astype(np.float64)
-    in_set = _top_k(w, allowed, max(1, top_k))
+    Returns (chosen pairs, their objective, the bound, status, candidates, rounds)."""
+    in_set = _top_k(model.w, allowed, max(1, top_k))
     rounds, bound = 0, float("inf")
     while True:
         rounds += 1
-        pairs = np.argwhere(in_set)
-        lp_value, _, y = _lp(w[in_set], _matrix(pairs, d, s), b)
-        rc = w - y[:d, None] - y[None, d : d + s] - y[d + s]
-        rc = np.where(allowed & ~in_set, rc, 0.0)
+        lp_value, y = model.lp(np.argwhere(in_set))
+        rc = np.where(allowed & ~in_set, model.reduced_costs(y), 0.0)
         positive = rc > 1e-7
         bound = lp_value + float(rc[positive].sum())
         if not positive.any() or time.perf_counter() > deadline:
             break
         in_set |= positive
     pairs = np.argwhere(in_set)
-    chosen, status = _milp(w[in_set], _matrix(pairs, d, s), b, deadline)
-    return pairs[chosen], bound, status, len(pairs), rounds
+    chosen, value, status = model.milp(pairs, deadline)
+    return pairs[chosen], value, bound, status, len(pairs), rounds
 
 
-def _milp(w_c: np.ndarray, a: sp.csr_matrix, b: np.ndarray, deadline: float) -> tuple[np.ndarray, str]:
-    if len(w_c) == 0:
-        return np.zeros(0, dtype=bool), "optimal"
-    left = max(1.0, deadline - time.perf_counter())
-    r = milp(
-        -w_c,
-        constraints=LinearConstraint(a, -np.inf, b),
-        bounds=Bounds(0, 1),
-        integrality=np.ones(len(w_c)),
-        options={"time_limit": left, "mip_rel_gap": 1e-6},
-    )
-    if r.x is None:
-        raise RuntimeError(f"MILP found no plan: {r.message}")
-    return np.asarray(r.x) > 0.5, "optimal" if r.status == 0 else "time_limit"
-
-
-def solve(p: Problem, *, top_k: int = 24, time_limit: float = 25.0) -> Solution:
-    """The best plan of `p` (see the module docstring), slotted and seated."""
+def solve(p: Problem, *, top_k: int = 24, time_limit: float = 25.0, coverage: float = 0.0) -> Solution:
+    """The best plan of `p` (see the module docstring), slotted and seated. `coverage` > 0 adds that much for
+    each participant with at least one meeting (1 or more: seat as many participants as the room allows before
+    anyone's next meeting); the objective and bound then include it."""
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     w, ok = _weights(p)
@@ -206,7 +240,8 @@ def solve(p: Problem, *, top_k: int = 24, time_limit: float = 25.0) -> Solution:
     fixed, unmet = _fix_wanted(p, w, res)
     for i, j in fixed:
         ok[i, j] = False
-    free, bound, status, n_cand, rounds = _select(w, ok, res, top_k, deadline)
+    model = _Model(w, res, coverage, fixed)
+    free, value, bound, status, n_cand, rounds = _select(model, ok, top_k, deadline)
     t1 = time.perf_counter()
     wanted = set(fixed)
     pairs = [*fixed, *((int(i), int(j)) for i, j in free)]
@@ -220,11 +255,12 @@ def solve(p: Problem, *, top_k: int = 24, time_limit: float = 25.0) -> Solution:
         key=lambda m: (m.slot, m.table),
     )
     fixed_score = float(sum(w[ij] for ij in fixed))
-    objective = fixed_score + float(sum(w[i, j] for i, j in free))
+    objective = fixed_score + value
     return Solution(
         meetings=meetings,
         objective=objective,
         bound=max(objective, fixed_score + bound),
+        total_score=fixed_score + float(sum(w[i, j] for i, j in free)),
         status=status,
         candidates=n_cand,
         rounds=rounds,

@@ -166,6 +166,33 @@ def test_who_cannot_be_seated_is_left_out_with_a_reason(engine_client, headers, 
     assert all(x["zh"] and x["en"] for x in plan["left_out"])
 
 
+def test_a_coverage_bonus_seats_more_participants(engine_client, headers, park):
+    h = headers["admin"]
+    ev = _make(
+        engine_client,
+        h,
+        "/v1/events",
+        {
+            "title": "路演",
+            "date": "2031-05-22",
+            "slots": SLOTS[:2],
+            "tables": 2,
+            "max_meetings_per_participant": 2,
+        },
+    )
+    d = [
+        _make(engine_client, h, f"/v1/events/{ev}/participants", {"enterprise_id": e})
+        for e in park["enterprises"][:2]
+    ]
+    for r in park["resources"][:2]:
+        _make(engine_client, h, f"/v1/events/{ev}/participants", {"resource_id": r})
+    plain = engine_client.post(f"/v1/events/{ev}/schedule", headers=h).json()
+    covering = engine_client.post(f"/v1/events/{ev}/schedule", json={"coverage_bonus": 1}, headers=h).json()
+    assert covering["stats"]["participants_met"] >= plain["stats"]["participants_met"]
+    assert covering["stats"]["coverage_bonus"] == 1 and covering["gap"] <= 0.02
+    assert {m["demand_participant_id"] for m in covering["meetings"]} == set(d)
+
+
 def test_agendas_as_xlsx_and_email_and_outcomes_as_feedback(engine_client, headers, park, smtp):
     from matcher.digests.send import SmtpSender
 

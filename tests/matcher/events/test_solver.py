@@ -41,7 +41,7 @@ def _check_feasible(p: Problem, sol) -> None:
         assert n <= min(cap, p.slots)
 
 
-def _brute_force(p: Problem) -> float:
+def _brute_force(p: Problem, coverage: float = 0.0) -> float:
     """The best total over every set of pairs within the caps and the room (tiny problems only)."""
     d, s = p.scores.shape
     pairs = [(i, j) for i in range(d) for j in range(s) if p.scores[i, j] > 0 and (i, j) not in p.avoided]
@@ -55,7 +55,8 @@ def _brute_force(p: Problem) -> float:
                 continue
             if any(n > min(p.cap_supply[j], p.slots) for j, n in cs.items()):
                 continue
-            best = max(best, sum(p.scores[i, j] for i, j in chosen))
+            covered = len(cd) + len(cs)
+            best = max(best, sum(p.scores[i, j] for i, j in chosen) + coverage * covered)
     return best
 
 
@@ -69,6 +70,27 @@ def test_small_plans_are_optimal_and_feasible(seed):
     assert sol.objective == pytest.approx(_brute_force(p), abs=1e-6)
     assert sol.bound >= sol.objective - 1e-9
     assert sol.gap == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_with_a_coverage_bonus_plans_are_optimal_too(seed):
+    rng = np.random.default_rng(10 + seed)
+    scores = rng.random((3, 3)) * (rng.random((3, 3)) > 0.2)
+    p = _problem(scores, slots=2, tables=2, cap=2)
+    sol = solve(p, coverage=0.3)
+    _check_feasible(p, sol)
+    assert sol.objective == pytest.approx(_brute_force(p, coverage=0.3), abs=1e-6)
+    assert sol.gap == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_coverage_bonus_seats_everyone_the_room_allows():
+    scores = np.array([[0.9, 0.9], [0.1, 0.1]])  # enterprise 0 fits both holders far better than enterprise 1
+    p = _problem(scores, slots=2, tables=1, cap=2)
+    plain = solve(p)
+    assert {m.demand for m in plain.meetings} == {0}  # the best total leaves enterprise 1 out
+    covering = solve(p, coverage=1.0)
+    assert {m.demand for m in covering.meetings} == {0, 1}
+    assert covering.total_score == pytest.approx(1.0) and covering.objective == pytest.approx(5.0)
 
 
 def test_the_bound_covers_pairs_outside_the_candidates():
