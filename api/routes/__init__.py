@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.routes import (
     audit,
+    chains,
     digests,
     enterprises,
     events,
@@ -34,6 +35,7 @@ _MODULES = (
     digests,
     match,
     events,
+    chains,
 )
 
 

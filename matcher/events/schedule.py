@@ -17,7 +17,7 @@ from matcher.domain.event_schemas import LeftOut, MeetingPublic, SchedulePublic
 from matcher.domain.park_tables import DockingEvent, EventMeeting, EventParticipant, EventSchedule
 from matcher.domain.tables import Enterprise, Resource, as_utc
 from matcher.errors import NotFound
-from matcher.events.scoring import score_pairs
+from matcher.events.scoring import PairScores, score_pairs
 from matcher.events.solver import Problem, Solution, solve
 from matcher.events.store import get_event, list_participants
 from matcher.matching.engine import MatchEngine
@@ -178,7 +178,6 @@ def schedule_event(
     problem = _problem(ev, sides, scored.scores)
     sol = solve(problem, time_limit=time_limit_s, coverage=coverage_bonus)
     t2 = time.perf_counter()
-    explanations = scored.explain([(m.demand, m.supply) for m in sol.meetings])
     schedule = EventSchedule(
         event_id=ev.id,
         tenant_id=caller.tenant,
@@ -219,6 +218,26 @@ def schedule_event(
     )
     session.add(schedule)
     session.flush()
+    _store_meetings(session, caller.tenant, ev, schedule, sides, sol, scored)
+    ev.status = "scheduled"
+    session.add(ev)
+    summary = {"meetings": len(sol.meetings), "objective": schedule.objective, "gap": schedule.gap}
+    audit.record(session, caller, "event.schedule", record_type="event", record_id=ev.id, summary=summary)
+    session.flush()
+    return schedule
+
+
+def _store_meetings(
+    session: Session,
+    tenant: str,
+    ev: DockingEvent,
+    schedule: EventSchedule,
+    sides: _Sides,
+    sol: Solution,
+    scored: PairScores,
+) -> None:
+    """Each meeting, explained, with an impression of its own (its request_id is what feedback names)."""
+    explanations = scored.explain([(m.demand, m.supply) for m in sol.meetings])
     for m in sol.meetings:
         d, s = sides.demand[m.demand], sides.supply[m.supply]
         request_id = uuid.uuid4().hex
@@ -227,7 +246,7 @@ def schedule_event(
             EventMeeting(
                 schedule_id=schedule.id,
                 event_id=ev.id,
-                tenant_id=caller.tenant,
+                tenant_id=tenant,
                 slot=m.slot,
                 table_no=m.table + 1,
                 demand_participant_id=d.id,
@@ -244,7 +263,7 @@ def schedule_event(
         add_impression(
             session,
             request_id=request_id,
-            tenant=caller.tenant,
+            tenant=tenant,
             resource_id=int(s.resource_id or 0),
             enterprise_id=d.enterprise_id,
             need_id=need_id,
@@ -252,12 +271,6 @@ def schedule_event(
             features=scored.features(m.demand, m.supply),
             model_version=scored.model_version,
         )
-    ev.status = "scheduled"
-    session.add(ev)
-    summary = {"meetings": len(sol.meetings), "objective": schedule.objective, "gap": schedule.gap}
-    audit.record(session, caller, "event.schedule", record_type="event", record_id=ev.id, summary=summary)
-    session.flush()
-    return schedule
 
 
 def _fill(problem: Problem) -> dict[str, Any]:
