@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.routes import (
     audit,
     chains,
+    cultivation,
     digests,
     enterprises,
     events,
@@ -36,6 +37,7 @@ _MODULES = (
     match,
     events,
     chains,
+    cultivation,
 )
 
 

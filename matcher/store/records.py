@@ -19,7 +19,7 @@ from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreat
 from matcher.domain.tables import DigestLog, Enterprise, Need, Resource
 from matcher.domain.visibility import visible_to
 from matcher.errors import Conflict, NotFound, invalid
-from matcher.store import audit
+from matcher.store import audit, tiers
 from matcher.store.db import valid_id
 from matcher.store.events import ChangeHub, notify_after_commit
 from matcher.store.keys import Caller, ensure_tenant
@@ -220,6 +220,7 @@ def create_enterprise(
     data: EnterpriseCreate,
     hub: ChangeHub | None = None,
     commit: bool = True,
+    tier_source: str = "create",
 ) -> Enterprise:
     authorize(caller, "create", "enterprise", owner_tenant=caller.tenant, created_by=caller.key_id)
     fields = data.model_dump()
@@ -227,7 +228,10 @@ def create_enterprise(
     _check_external_id(session, Enterprise, caller, fields["external_id"], None)
     ensure_tenant(session, caller.tenant)
     row = Enterprise(**fields, tenant_id=caller.tenant, created_by=caller.key_id)
-    return _insert(session, caller, row, hub, commit)
+    _insert(session, caller, row, hub, commit=False)
+    tiers.tier_changed(session, caller, row, None, source=tier_source)
+    _finish(session, commit)
+    return row
 
 
 def get_enterprise(session: Session, *, caller: Caller, id: int) -> Enterprise:
@@ -242,8 +246,16 @@ def update_enterprise(
     data: EnterpriseUpdate,
     hub: ChangeHub | None = None,
     commit: bool = True,
+    tier_reason: str | None = None,
+    tier_source: str = "update",
 ) -> Enterprise:
-    return _update(session, Enterprise, caller, id, data, hub, commit)
+    """Apply the fields given; a change of tier is recorded (with `tier_reason`) and its policy applied."""
+    before = session.get(Enterprise, id) if valid_id(id) else None
+    old_tier = before.tier if before is not None else None
+    row = _update(session, Enterprise, caller, id, data, hub, commit=False)
+    tiers.tier_changed(session, caller, row, old_tier, reason=tier_reason, source=tier_source)
+    _finish(session, commit)
+    return row
 
 
 def delete_enterprise(
