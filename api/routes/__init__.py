@@ -18,6 +18,7 @@ from api.routes import (
     match,
     models,
     needs,
+    relay,
     resources,
     stats,
 )
@@ -38,6 +39,7 @@ _MODULES = (
     events,
     chains,
     cultivation,
+    relay,
 )
 
 
