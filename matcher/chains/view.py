@@ -23,28 +23,59 @@ from matcher.store.keys import Caller
 CHUNK = 5000
 
 
-def _rows(session: Session, model: Any, ids: Iterable[int], tenant: str) -> dict[int, Any]:
-    """The tenant's rows of these ids (deleted ones, or ones moved away, are absent)."""
+# the columns a view needs of each record type (descriptions are never read)
+_COLUMNS: dict[str, tuple[Any, ...]] = {
+    "enterprise": (Enterprise.id, Enterprise.name, Enterprise.tier),
+    "need": (Need.id, Need.title, Need.enterprise_id, Need.status),
+    "resource": (Resource.id, Resource.title, Resource.kind),
+}
+_MODELS: dict[str, Any] = {"enterprise": Enterprise, "need": Need, "resource": Resource}
+
+
+def _rows(session: Session, record_type: str, ids: Iterable[int], tenant: str) -> dict[int, Any]:
+    """The tenant's records of these ids, as rows of the view's columns (deleted or moved ones are absent)."""
+    model, columns = _MODELS[record_type], _COLUMNS[record_type]
     wanted = sorted(set(ids))
     out: dict[int, Any] = {}
     for start in range(0, len(wanted), CHUNK):
         part = wanted[start : start + CHUNK]
-        stmt = select(model).where(col(model.id).in_(part), model.tenant_id == tenant)
+        stmt = select(*columns).where(col(model.id).in_(part), model.tenant_id == tenant)
         out.update({r.id: r for r in session.exec(stmt)})
     return out
 
 
-def placements(session: Session, chain: IndustryChain) -> dict[int, list[ChainPlacement]]:
-    """The chain's placements by link, excluded ones dropped."""
-    stmt = select(ChainPlacement).where(ChainPlacement.chain_id == chain.id)
-    out: dict[int, list[ChainPlacement]] = defaultdict(list)
+_PLACEMENT = (
+    ChainPlacement.id,
+    ChainPlacement.link_id,
+    ChainPlacement.record_type,
+    ChainPlacement.record_id,
+    ChainPlacement.score,
+    ChainPlacement.source,
+    ChainPlacement.decision,
+)
+
+
+def placements(session: Session, chain: IndustryChain) -> dict[int, list[Any]]:
+    """The chain's placements by link (without their explanations), excluded ones dropped."""
+    stmt = select(*_PLACEMENT).where(ChainPlacement.chain_id == chain.id)
+    out: dict[int, list[Any]] = defaultdict(list)
     for p in session.exec(stmt):
         if p.decision != "excluded":
             out[p.link_id].append(p)
     return out
 
 
-def _placed(p: ChainPlacement, row: Any, explain: bool) -> PlacedRecord:
+def _explanations(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        stmt = select(ChainPlacement.id, ChainPlacement.explanation).where(
+            col(ChainPlacement.id).in_(ids[start : start + CHUNK])
+        )
+        out.update({i: ex or {} for i, ex in session.exec(stmt)})
+    return out
+
+
+def _placed(p: Any, row: Any, ex: dict[str, Any], explain: bool) -> PlacedRecord:
     return PlacedRecord(
         id=p.record_id,
         name=getattr(row, "name", None) or getattr(row, "title", None),
@@ -55,8 +86,8 @@ def _placed(p: ChainPlacement, row: Any, explain: bool) -> PlacedRecord:
         source=p.source,
         decision=p.decision,
         placement_id=p.id or 0,
-        summary=(p.explanation or {}).get("summary"),
-        explanation=p.explanation if explain else None,
+        summary=ex.get("summary"),
+        explanation=ex if explain else None,
     )
 
 
@@ -81,12 +112,11 @@ def link_lists(
     for rows in by_link.values():
         for p in rows:
             ids[p.record_type].add(p.record_id)
-    models = {"enterprise": Enterprise, "need": Need, "resource": Resource}
-    found = {t: _rows(session, models[t], ids[t], chain.tenant_id) for t in models}
-    lists: dict[int, dict[str, list[PlacedRecord]]] = {}
+    found = {t: _rows(session, t, ids[t], chain.tenant_id) for t in _MODELS}
+    top: dict[int, dict[str, list[tuple[Any, Any]]]] = {}
     counts: dict[int, dict[str, int]] = {}
     for link in links:
-        got: dict[str, list[tuple[ChainPlacement, Any]]] = {
+        got: dict[str, list[tuple[Any, Any]]] = {
             "enterprises": [],
             "prospects": [],
             "resources": [],
@@ -101,16 +131,18 @@ def link_lists(
             else:
                 group = p.record_type + "s"
             got[group].append((p, row))
-        lists[link.id or 0] = {
-            name: [
-                _placed(p, row, explain)
-                for p, row in sorted(
-                    items, key=lambda pr: (pr[0].decision != "pinned", -pr[0].score, pr[0].record_id)
-                )[:per_link]
-            ]
-            for name, items in got.items()
-        }
         counts[link.id or 0] = {name: len(items) for name, items in got.items()}
+        order = lambda pr: (pr[0].decision != "pinned", -pr[0].score, pr[0].record_id)  # noqa: E731
+        top[link.id or 0] = {name: sorted(items, key=order)[:per_link] for name, items in got.items()}
+    shown = sorted({p.id for groups in top.values() for items in groups.values() for p, _ in items})
+    ex = _explanations(session, shown)
+    lists = {
+        link_id: {
+            name: [_placed(p, row, ex.get(p.id, {}), explain) for p, row in items]
+            for name, items in groups.items()
+        }
+        for link_id, groups in top.items()
+    }
     return lists, counts
 
 
