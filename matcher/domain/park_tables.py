@@ -71,7 +71,7 @@ class EventSchedule(SQLModel, table=True):
     bound: float
     gap: float
     status: str = Field(max_length=16)  # optimal | time_limit
-    solver: str = Field(max_length=64)
+    solver: str = Field(max_length=200)
     model_version: str | None = Field(default=None, max_length=200)
     stats: dict[str, Any] = _json(dict)  # timings, candidates, rounds, participants
     left_out: list[Any] = _json()  # [{participant_id, side, reason, zh, en}]

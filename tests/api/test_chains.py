@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from fastapi.testclient import TestClient
 
+pytestmark = pytest.mark.usefixtures("store")
 PROBLEM = "application/problem+json"
 
 LINKS = [

@@ -3,10 +3,12 @@ funnel by tier and chain, officers' follow-ups, and prospect lists imported from
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import Session
 
 from matcher.domain.tables import Feedback, Impression
 
+pytestmark = pytest.mark.usefixtures("store")
 PROBLEM = "application/problem+json"
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
+pytestmark = pytest.mark.usefixtures("store")
 PROBLEM = "application/problem+json"
 SLOTS = [
     {"start": "09:00", "end": "09:20"},
@@ -125,6 +126,7 @@ def test_the_plan_pairs_each_enterprise_with_the_resource_of_its_topic(engine_cl
     assert [m["id"] for m in again["meetings"]] == [m["id"] for m in meetings] and not again["stale"]
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the plan itself runs on both stores above
 def test_avoid_and_want_are_honoured(engine_client, headers, park):
     h = headers["admin"]
     ev, d, s = park["event"], park["demand"], park["supply"]
@@ -139,6 +141,7 @@ def test_avoid_and_want_are_honoured(engine_client, headers, park):
     assert pairs[(d[0], s[2])]["wanted"] is True
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the plan itself runs on both stores above
 def test_who_cannot_be_seated_is_left_out_with_a_reason(engine_client, headers, park):
     h = headers["admin"]
     ev = _make(
@@ -166,6 +169,7 @@ def test_who_cannot_be_seated_is_left_out_with_a_reason(engine_client, headers, 
     assert all(x["zh"] and x["en"] for x in plan["left_out"])
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the plan itself runs on both stores above
 def test_a_coverage_bonus_seats_more_participants(engine_client, headers, park):
     h = headers["admin"]
     ev = _make(

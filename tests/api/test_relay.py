@@ -3,6 +3,9 @@ it fits, and the graduates a park sees for its own chains."""
 
 from __future__ import annotations
 
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store")
 LINKS = [
     {
         "key": "lidar",
