@@ -38,7 +38,7 @@ TENANT = "park"
 def run_event(engine, db, args) -> dict:
     from sqlmodel import Session, col, select
 
-    from matcher.domain.event_schemas import EventCreate, ParticipantCreate
+    from matcher.domain.event_schemas import DemandParticipant, EventCreate, SupplyParticipant
     from matcher.domain.tables import Enterprise, Resource
     from matcher.events import schedule, store
     from matcher.store.keys import Caller
@@ -67,7 +67,7 @@ def run_event(engine, db, args) -> dict:
             ),
         )
         supply = [
-            store.add_participant(s, caller=caller, event_id=ev.id, data=ParticipantCreate(resource_id=r)).id
+            store.add_participant(s, caller=caller, event_id=ev.id, data=SupplyParticipant(resource_id=r)).id
             for r in res
         ]
         for e in ents:
@@ -78,7 +78,7 @@ def run_event(engine, db, args) -> dict:
                 s,
                 caller=caller,
                 event_id=ev.id,
-                data=ParticipantCreate(enterprise_id=e, want=want, avoid=avoid),
+                data=DemandParticipant(enterprise_id=e, want=want, avoid=avoid),
             )
         s.commit()
         runs = {}

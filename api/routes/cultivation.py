@@ -3,11 +3,12 @@ funnel, officers' follow-ups, and prospect lists imported from a file."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -35,7 +36,37 @@ from matcher.store.public import to_public_enterprise
 
 router = APIRouter(tags=["cultivation"])
 
-Since = Annotated[datetime | None, Query(description="ISO time; default 90 days ago (funnel), all (history)")]
+
+def _iso_time(value: object) -> object:
+    """An ISO 8601 date-time, as the document says: a bare number is not taken for a Unix time."""
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("an ISO 8601 date-time, e.g. 2031-05-20T09:00:00Z")
+    return value
+
+
+Since = Annotated[
+    datetime | None,
+    BeforeValidator(_iso_time),
+    Query(description="ISO 8601 time; default 90 days ago (funnel), all (history)"),
+]
+_FILE_SCHEMA = {"type": "string", "format": "binary"}
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {**_FILE_SCHEMA, "description": "the CSV, JSONL or XLSX file"}},
+                }
+            },
+            "text/csv": {"schema": {"type": "string", "minLength": 1}},
+            "application/x-ndjson": {"schema": {"type": "string", "minLength": 1}},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": _FILE_SCHEMA},
+        },
+    }
+}
 
 
 class TierMoved(BaseModel):
@@ -141,6 +172,7 @@ async def _file(request: Request, limit: int) -> tuple[bytes, str | None, str | 
     "/enterprises:import",
     response_model=ImportReport,
     summary="Import enterprises (a prospect list) from a file",
+    openapi_extra=_IMPORT_BODY,
     responses={
         413: problem_response("the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"),
         415: problem_response("not CSV, JSON Lines or XLSX"),

@@ -7,11 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, field_validator, model_validator
 
-from matcher.domain.schemas import Id, Strict, Text, _Tagged
+from matcher.domain.event_schemas import RowId, count
+from matcher.domain.schemas import Strict, Text, _omittable
+from matcher.domain.taxonomy import default_taxonomy
 from matcher.domain.text import ShortText, Title
 
+LinksPerRecord = count(1, 10)
+GapThreshold = count(0, 100_000)
 ChainStage = Literal["upstream", "midstream", "downstream"]
 RecordType = Literal["enterprise", "need", "resource"]
 Decision = Literal["pinned", "excluded"]
@@ -36,7 +40,7 @@ def _bilingual(data: Any) -> Any:
     return data
 
 
-class LinkIn(_Tagged):
+class LinkIn(Strict):
     key: LinkKey | None = Field(default=None, description="default: l1, l2 ... by position")
     name_zh: Title
     name_en: ShortText = ""
@@ -49,6 +53,12 @@ class LinkIn(_Tagged):
     industries: list[ShortText] = Field(default_factory=list, max_length=50)
     keywords: list[ShortText] = Field(default_factory=list, max_length=100)
 
+    @field_validator("industries")
+    @classmethod
+    def _industries(cls, v: list[str]) -> list[str]:
+        """Taxonomy tags in either language, as canonical tags (unknown ones kept as given)."""
+        return default_taxonomy().normalize_tags(v)[0]
+
     @model_validator(mode="before")
     @classmethod
     def _names(cls, data: Any) -> Any:
@@ -59,11 +69,9 @@ class ChainSettings(Strict):
     shared: StrictBool = Field(
         default=False, description="opt into relay incubation: incubators see the links"
     )
-    min_score: StrictFloat | StrictInt = Field(
-        default=0.3, ge=0, le=1, description="least score to sit on a link"
-    )
-    max_links_per_record: StrictInt = Field(default=2, ge=1, le=10)
-    gap_threshold: StrictInt = Field(default=3, ge=0, le=100_000, description="fewer park enterprises: a gap")
+    min_score: StrictFloat = Field(default=0.3, ge=0, le=1, description="least score to sit on a link")
+    max_links_per_record: LinksPerRecord = 2
+    gap_threshold: GapThreshold = Field(default=3, description="fewer park enterprises: a gap")
 
 
 class ChainCreate(ChainSettings):
@@ -79,15 +87,19 @@ class ChainCreate(ChainSettings):
 
 
 class ChainUpdate(Strict):
-    name_zh: Title | None = None
-    name_en: ShortText | None = None
-    description: Text | None = None
-    shared: StrictBool | None = None
-    min_score: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=1)
-    max_links_per_record: StrictInt | None = Field(default=None, ge=1, le=10)
-    gap_threshold: StrictInt | None = Field(default=None, ge=0, le=100_000)
-    links: list[LinkIn] | None = Field(
-        default=None, min_length=1, max_length=300, description="the whole new set; links keep their key's id"
+    """PATCH body: only the fields given change (none of them may be null)."""
+
+    name_zh: Title = _omittable()
+    name_en: ShortText = _omittable()
+    description: Text = _omittable()
+    shared: StrictBool = _omittable()
+    min_score: Annotated[StrictFloat, Field(ge=0, le=1)] = _omittable()
+    max_links_per_record: LinksPerRecord = _omittable()
+    gap_threshold: GapThreshold = _omittable()
+    links: Annotated[list[LinkIn], Field(min_length=1, max_length=300)] = Field(
+        default=None,
+        description="the whole new set; links keep their key's id",
+        json_schema_extra=lambda schema: schema.pop("default", None),  # type: ignore[misc]
     )
 
 
@@ -189,7 +201,7 @@ class ChainsPublic(BaseModel):
 class PlacementDecision(Strict):
     link_key: LinkKey
     record_type: RecordType
-    record_id: Id
+    record_id: RowId
     decision: Decision = Field(
         description="pinned: on this link whatever the score; excluded: never placed there"
     )

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictFloat
 
+from matcher.domain.event_schemas import count
 from matcher.domain.schemas import ResourceKind, Strict, Tier
 
 Frequency = Literal["weekly", "biweekly", "off"]
@@ -43,8 +44,8 @@ class PolicyIn(Strict):
     digest_frequency: Frequency = "weekly"
     digest_kinds: list[ResourceKind] = Field(default_factory=list, description="empty: every kind")
     follow_up: StrictBool = Field(default=False, description="an officer follows up each good match")
-    follow_up_min_score: StrictFloat | StrictInt = Field(default=0.5, ge=0, le=1)
-    follow_up_days: StrictInt = Field(default=14, ge=1, le=365)
+    follow_up_min_score: StrictFloat = Field(default=0.5, ge=0, le=1)
+    follow_up_days: count(1, 365) = 14  # type: ignore[valid-type]
     apply_now: StrictBool = Field(
         default=True, description="also set the digest preferences of the enterprises in the tier now"
     )

@@ -7,32 +7,49 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictFloat
 
-from matcher.domain.schemas import Id, Money, Strict
+from matcher.domain.schemas import Money
+from matcher.domain.schemas import Strict as StrictModel
 from matcher.domain.text import Email, ShortText, Title
 
+
+def _integral(value: Any) -> Any:
+    """A JSON number with no fraction (5.0) is the integer it names; strings and booleans stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def count(ge: int, le: int) -> Any:
+    """An integer in a body within [ge, le]: JSON integers and integral numbers (5.0) only, never "5" or true;
+    the bounds are in the document as minimum and maximum."""
+    return Annotated[int, Field(strict=True, ge=ge, le=le), BeforeValidator(_integral)]
+
+
+# a stored row's id: ids are 32-bit on every store, so a larger one names no row (and the bound is exact in JSON)
+RowId = count(1, 2**31 - 1)
+Tables = count(1, 10_000)
+Meetings = count(1, 96)
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour clock")]
 Outcome = Literal["met", "follow_up", "deal", "no_show", "not_relevant"]
 OUTCOMES: tuple[str, ...] = ("met", "follow_up", "deal", "no_show", "not_relevant")
-ParticipantIds = Annotated[list[Id], Field(max_length=1000)]
+ParticipantIds = Annotated[list[RowId], Field(max_length=1000)]
 
 
-class Slot(Strict):
+class Slot(StrictModel):
     start: HHMM
     end: HHMM
 
 
-class EventCreate(Strict):
+class EventCreate(StrictModel):
     title: Title
     date: date
     location: ShortText | None = None
     slots: list[Slot] = Field(min_length=1, max_length=96, description="in time order, none overlapping")
-    tables: StrictInt = Field(ge=1, le=10_000, description="meetings that can run at once")
-    max_meetings_per_participant: StrictInt | None = Field(
-        default=None, ge=1, le=96, description="default: one per slot"
-    )
-    min_score: StrictFloat | StrictInt = Field(
+    tables: Tables = Field(description="meetings that can run at once")
+    max_meetings_per_participant: Meetings | None = Field(default=None, description="default: one per slot")
+    min_score: StrictFloat = Field(
         default=0.0, ge=0, le=1, description="pairs scoring at or below this do not meet unless wanted"
     )
 
@@ -57,27 +74,31 @@ class EventsPublic(BaseModel):
     count: int
 
 
-class ParticipantCreate(Strict):
-    enterprise_id: Id | None = Field(default=None, description="demand side: an enterprise of your park")
-    resource_id: Id | None = Field(
-        default=None, description="supply side: a research result, scenario, fund or incubator of your park"
-    )
+class _ParticipantOptions(StrictModel):
     avoid: ParticipantIds = Field(default_factory=list, description="participant ids not to meet")
     want: ParticipantIds = Field(default_factory=list, description="participant ids to meet")
-    max_meetings: StrictInt | None = Field(default=None, ge=1, le=96, description="default: the event's")
+    max_meetings: Meetings | None = Field(default=None, description="default: the event's")
     email: Email | None = Field(default=None, description="where the agenda goes (default: the enterprise's)")
 
-    @model_validator(mode="after")
-    def _one_record(self) -> ParticipantCreate:
-        if (self.enterprise_id is None) == (self.resource_id is None):
-            raise ValueError("give enterprise_id (demand side) or resource_id (supply side), exactly one")
-        return self
+
+class DemandParticipant(_ParticipantOptions):
+    enterprise_id: RowId = Field(description="demand side: an enterprise of your park")
 
 
-class ParticipantUpdate(Strict):
+class SupplyParticipant(_ParticipantOptions):
+    resource_id: RowId = Field(
+        description="supply side: a research result, scenario, fund or incubator of your park"
+    )
+
+
+# exactly one of enterprise_id and resource_id: each body matches one model only (extra fields are forbidden)
+ParticipantCreate = DemandParticipant | SupplyParticipant
+
+
+class ParticipantUpdate(StrictModel):
     avoid: ParticipantIds | None = None
     want: ParticipantIds | None = None
-    max_meetings: StrictInt | None = Field(default=None, ge=1, le=96)
+    max_meetings: Meetings | None = None
     email: Email | None = None
 
 
@@ -101,9 +122,9 @@ class ParticipantsPublic(BaseModel):
     count: int
 
 
-class ScheduleRequest(Strict):
-    time_limit_s: StrictFloat | StrictInt = Field(default=25, gt=0, le=120, description="solver time limit")
-    coverage_bonus: StrictFloat | StrictInt = Field(
+class ScheduleRequest(StrictModel):
+    time_limit_s: StrictFloat = Field(default=25, gt=0, le=120, description="solver time limit")
+    coverage_bonus: StrictFloat = Field(
         default=0,
         ge=0,
         le=10,
@@ -159,7 +180,7 @@ class SchedulePublic(BaseModel):
     created_at: datetime
 
 
-class OutcomeCreate(Strict):
+class OutcomeCreate(StrictModel):
     outcome: Outcome
     amount: Money | None = Field(default=None, description="CNY, with outcome 'deal' only")
     note: Annotated[str, Field(max_length=2000)] | None = None

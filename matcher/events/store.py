@@ -177,12 +177,14 @@ def add_participant(
     session: Session, *, caller: Caller, event_id: int, data: ParticipantCreate
 ) -> EventParticipant:
     ev = get_event(session, caller=caller, id=event_id, action="update")
-    if data.enterprise_id is not None:
-        side, field, rid = "demand", "enterprise_id", data.enterprise_id
+    enterprise_id = getattr(data, "enterprise_id", None)
+    resource_id = getattr(data, "resource_id", None)
+    if enterprise_id is not None:
+        side, field, rid = "demand", "enterprise_id", enterprise_id
         row = _own_record(session, caller, Enterprise, rid, field)
         column = EventParticipant.enterprise_id
     else:
-        side, field, rid = "supply", "resource_id", int(data.resource_id or 0)
+        side, field, rid = "supply", "resource_id", int(resource_id or 0)
         row = _own_record(session, caller, Resource, rid, field)
         column = EventParticipant.resource_id
     taken = session.exec(
@@ -198,8 +200,8 @@ def add_participant(
         event_id=ev.id,
         tenant_id=caller.tenant,
         side=side,
-        enterprise_id=data.enterprise_id,
-        resource_id=data.resource_id,
+        enterprise_id=enterprise_id,
+        resource_id=resource_id,
         avoid=list(dict.fromkeys(data.avoid)),
         want=list(dict.fromkeys(data.want)),
         max_meetings=data.max_meetings,
