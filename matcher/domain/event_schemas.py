@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictFloat
+from pydantic import BaseModel, BeforeValidator, Field, StrictFloat, model_validator
 
 from matcher.domain.schemas import Money
 from matcher.domain.schemas import Strict as StrictModel
@@ -79,6 +79,13 @@ class _ParticipantOptions(StrictModel):
     want: ParticipantIds = Field(default_factory=list, description="participant ids to meet")
     max_meetings: Meetings | None = Field(default=None, description="default: the event's")
     email: Email | None = Field(default=None, description="where the agenda goes (default: the enterprise's)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("enterprise_id" in data) == ("resource_id" in data):
+            raise ValueError("give enterprise_id (demand side) or resource_id (supply side), exactly one")
+        return data
 
 
 class DemandParticipant(_ParticipantOptions):

@@ -167,6 +167,21 @@ def test_who_cannot_be_seated_is_left_out_with_a_reason(engine_client, headers, 
     assert set(reasons) == set(park["enterprises"]) - {met}
     assert set(reasons.values()) <= {"event_full", "no_fit"}
     assert all(x["zh"] and x["en"] for x in plan["left_out"])
+    # a side with nobody on it, and a record deleted since it joined: left out, saying so
+    lone = _make(
+        engine_client, h, "/v1/events", {"title": "单边", "date": "2031-05-21", "slots": SLOTS, "tables": 2}
+    )
+    pid = _make(
+        engine_client, h, f"/v1/events/{lone}/participants", {"enterprise_id": park["enterprises"][0]}
+    )
+    gone = _make(engine_client, h, f"/v1/events/{lone}/participants", {"resource_id": park["resources"][3]})
+    assert engine_client.delete(f"/v1/resources/{park['resources'][3]}", headers=h).status_code == 204
+    plan = engine_client.post(f"/v1/events/{lone}/schedule", headers=h).json()
+    assert plan["meetings"] == [] and plan["objective"] == 0 and plan["gap"] == 0
+    assert {x["participant_id"]: x["reason"] for x in plan["left_out"]} == {
+        pid: "no_counterpart",
+        gone: "record_removed",
+    }
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the plan itself runs on both stores above
@@ -282,7 +297,7 @@ def test_participants_must_be_the_parks_own_and_unique(client, headers, payloads
     both = client.post(
         f"/v1/events/{ev}/participants", json={"enterprise_id": mine, "resource_id": 1}, headers=h
     )
-    assert both.status_code == 422
+    assert both.status_code == 422 and "exactly one" in both.json()["detail"]
     other_ent = _make(client, h, "/v1/enterprises", payloads.enterprise(name="另一家"))
     same_side = client.post(
         f"/v1/events/{ev}/participants", json={"enterprise_id": other_ent, "avoid": [first]}, headers=h
