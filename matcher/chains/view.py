@@ -162,7 +162,7 @@ def chain_view(
     depth = depths([x.key for x in links], {x.key: x.feeds for x in links})
     link_counts = {i: LinkCounts(c["enterprises"], c["needs"], c["resources"]) for i, c in counts.items()}
     found_gaps = gaps(session, engine, caller.tenant, chain, links, link_counts, k=candidates)
-    gap_ids = {g.link_id for g in found_gaps}
+    gap_of = {g.link_id: g for g in found_gaps}
     out_links = []
     for link in links:
         got = lists[link.id or 0]
@@ -179,7 +179,8 @@ def chain_view(
                 industries=link.industries,
                 keywords=link.keywords,
                 counts=counts[link.id or 0],
-                gap=(link.id or 0) in gap_ids,
+                gap=(link.id or 0) in gap_of,
+                gaps=[gap_of[link.id or 0]] if (link.id or 0) in gap_of else [],
                 **got,
             )
         )

@@ -163,6 +163,9 @@ class LinkPublic(BaseModel):
     needs: list[PlacedRecord]
     prospects: list[PlacedRecord]
     gap: bool
+    gaps: list[Gap] = Field(
+        default_factory=list, description="this link's entry among the chain's gaps (empty when it is none)"
+    )
 
 
 class ChainPublic(BaseModel):

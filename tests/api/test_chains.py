@@ -166,6 +166,7 @@ def test_records_sit_on_their_links_and_the_gap_lists_who_could_fill_it(engine_c
     assert hdmap["counts"]["enterprises"] == 0 and hdmap["gap"]
     assert [p["id"] for p in hdmap["prospects"]] == [icv["ents"]["prospect"]["id"]]
     assert [n["id"] for n in hdmap["needs"]] == [icv["need"]["id"]]
+    assert hdmap["gaps"] == [chain["gaps"][0]] and _link(chain, "chip")["gaps"] == []
     gap = chain["gaps"][0]
     assert gap["key"] == "hdmap" and gap["rank"] == 1 and gap["needs"] == 1 and gap["zh"] and gap["en"]
     cands = {(c["origin"], c["id"]) for c in gap["candidates"]["enterprises"]}
