@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape
 
 from matcher.domain.chain_schemas import ChainPublic, LinkPublic
 
-BOX_W, BOX_H, COL_GAP, ROW_GAP, MARGIN, TOP = 230, 92, 90, 22, 30, 96
+BOX_W, BOX_H, COL_GAP, ROW_GAP, MARGIN, TOP = 270, 92, 80, 22, 30, 96
 STAGE_COLUMN = {"upstream": 0, "midstream": 1, "downstream": 2}
 STAGE_TITLE = {0: "上游 Upstream", 1: "中游 Midstream", 2: "下游 Downstream"}
 FONT = "Noto Sans CJK SC, Source Han Sans SC, PingFang SC, Microsoft YaHei, sans-serif"
@@ -33,7 +33,7 @@ def _clip(s: str, n: int) -> str:
 
 
 def _box(link: LinkPublic, x: float, y: float, gap_rank: int | None) -> list[str]:
-    c = link.counts
+    n = {k: link.counts.get(k, 0) for k in ("enterprises", "resources", "needs", "prospects")}
     stroke, fill, width = ("#d32f2f", "#fff5f5", 2.5) if gap_rank else ("#4a6fa5", "#f4f8fd", 1.2)
     out = [
         f'<g class="link" data-key="{escape(link.key)}">',
@@ -43,14 +43,14 @@ def _box(link: LinkPublic, x: float, y: float, gap_rank: int | None) -> list[str
         _text(
             x + 10,
             y + 60,
-            f"企业 {c.get('enterprises', 0)} · 资源 {c.get('resources', 0)} · 需求 {c.get('needs', 0)}",
+            f"企业 {n['enterprises']} · 资源 {n['resources']} · 需求 {n['needs']} · 潜在 {n['prospects']}",
             12,
             fill="#1d2b3a",
         ),
         _text(
             x + 10,
             y + 78,
-            f"enterprises · resources · needs; prospects {c.get('prospects', 0)}",
+            f"enterprises {n['enterprises']} · resources {n['resources']} · needs {n['needs']} · prospects {n['prospects']}",
             9,
             fill="#55606e",
         ),
