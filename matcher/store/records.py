@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
+from matcher.domain.park_tables import ChainPlacement, Graduation
 from matcher.domain.permissions import authorize
 from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreate, NeedUpdate, ResourceUpdate
 from matcher.domain.tables import DigestLog, Enterprise, Need, Resource
@@ -167,6 +168,17 @@ def _remove(
     _finish(session, commit)
 
 
+def _forget_placements(session: Session, record_type: str, ids: list[int]) -> None:
+    """A deleted record leaves the chains it sat on (officers' decisions about it too); event plans and the tier
+    history keep naming it, as the audit trail does."""
+    if ids:
+        session.exec(
+            delete(ChainPlacement).where(
+                ChainPlacement.record_type == record_type, col(ChainPlacement.record_id).in_(ids)
+            )
+        )
+
+
 # ---------------------------------------------------------------- resources
 
 
@@ -207,6 +219,7 @@ def delete_resource(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
     row = _fetch(session, Resource, caller, id, "delete")
+    _forget_placements(session, "resource", [id])
     _remove(session, caller, row, hub, commit, {}, "resources_removed", [id])
 
 
@@ -266,6 +279,9 @@ def delete_enterprise(
     need_ids = list(session.exec(select(Need.id).where(Need.enterprise_id == id)))
     session.exec(delete(Need).where(Need.enterprise_id == id))
     session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
+    session.exec(delete(Graduation).where(Graduation.enterprise_id == id))
+    _forget_placements(session, "enterprise", [id])
+    _forget_placements(session, "need", need_ids)
     summary = {"needs_removed": len(need_ids)}
     _remove(session, caller, row, hub, commit, summary, "demand_removed", need_ids, [id])
     return need_ids
@@ -310,4 +326,5 @@ def delete_need(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
     row = _fetch(session, Need, caller, id, "delete")
+    _forget_placements(session, "need", [id])
     _remove(session, caller, row, hub, commit, {}, "demand_removed", [id], [])

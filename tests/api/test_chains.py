@@ -220,6 +220,12 @@ def test_officer_decisions_outlive_a_new_placement(engine_client, headers, icv):
     engine_client.post(f"/v1/chains/{cid}/placement", headers=h)
     chain = engine_client.get(f"/v1/chains/{cid}", headers=h).json()
     assert mobility not in [e["id"] for e in _link(chain, "hdmap")["enterprises"]]
+    # a deleted record leaves the chain, officers' decisions about it too
+    assert engine_client.delete(f"/v1/enterprises/{chip}", headers=h).status_code == 204
+    gone = engine_client.get(
+        f"/v1/chains/{cid}/placements", params={"record_type": "enterprise", "record_id": chip}, headers=h
+    )
+    assert gone.json()["data"] == []
     theirs = engine_client.post(
         f"/v1/chains/{cid}/placements",
         json={
