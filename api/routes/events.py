@@ -136,23 +136,28 @@ def make_schedule(
     session: SessionDep,
     caller: CallerDep,
     engine: MatcherDep,
+    idem: IdempotencyDep,
     body: Annotated[ScheduleRequest | None, Body()] = None,
-) -> SchedulePublic:
+):
     """The meetings that maximise the total match score: nobody twice in a slot, at most `tables` meetings a
     slot, each participant within its cap, avoid lists kept, wanted pairs first. `bound` is an upper bound of
-    any plan's total (`gap` 0: proven optimal); `left_out` says who got no meeting and why."""
+    any plan's total (`gap` 0: proven optimal); `left_out` says who got no meeting and why. With an
+    Idempotency-Key a retry gets the plan the first call made."""
     req = body or ScheduleRequest()
-    sched = schedule.schedule_event(
-        session,
-        caller=caller,
-        engine=engine,
-        event_id=event_id,
-        time_limit_s=float(req.time_limit_s),
-        coverage_bonus=float(req.coverage_bonus),
-    )
-    session.commit()
-    ev = store.get_event(session, caller=caller, id=event_id)
-    return schedule.schedule_view(session, ev, sched)
+
+    def plan() -> SchedulePublic:
+        sched = schedule.schedule_event(
+            session,
+            caller=caller,
+            engine=engine,
+            event_id=event_id,
+            time_limit_s=float(req.time_limit_s),
+            coverage_bonus=float(req.coverage_bonus),
+        )
+        ev = store.get_event(session, caller=caller, id=event_id)
+        return schedule.schedule_view(session, ev, sched)
+
+    return create_once(session, idem, plan, status_code=200)
 
 
 @router.get("/{event_id}/schedule", response_model=SchedulePublic, summary="The latest plan")
@@ -190,16 +195,26 @@ def get_agenda_xlsx(event_id: int, participant_id: int, session: SessionDep, cal
 
 @router.post("/{event_id}/agendas:send", response_model=AgendaSendReport, summary="Mail every agenda")
 def send_agendas(
-    event_id: int, session: SessionDep, caller: CallerDep, state: StateDep, sender: SenderDep
-) -> AgendaSendReport:
-    """A bilingual email with the XLSX agenda to each participant with an address."""
+    event_id: int,
+    session: SessionDep,
+    caller: CallerDep,
+    state: StateDep,
+    sender: SenderDep,
+    idem: IdempotencyDep,
+):
+    """A bilingual email with the XLSX agenda to each participant with an address. With an Idempotency-Key a
+    retry sends nothing again and gets the first report."""
     store.get_event(session, caller=caller, id=event_id, action="update")
-    try:
-        return agenda.send_agendas(
-            session, caller=caller, event_id=event_id, sender=sender, mail_from=state.settings.mail_from
-        )
-    finally:
-        sender.close()
+
+    def send() -> AgendaSendReport:
+        try:
+            return agenda.send_agendas(
+                session, caller=caller, event_id=event_id, sender=sender, mail_from=state.settings.mail_from
+            )
+        finally:
+            sender.close()
+
+    return create_once(session, idem, send, status_code=200)
 
 
 @router.post(
@@ -208,11 +223,21 @@ def send_agendas(
     summary="Record a meeting's outcome",
 )
 def record_outcome(
-    event_id: int, meeting_id: int, data: OutcomeCreate, session: SessionDep, caller: CallerDep
-) -> MeetingPublic:
+    event_id: int,
+    meeting_id: int,
+    data: OutcomeCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    idem: IdempotencyDep,
+):
     """met, follow_up, deal (with an amount), no_show, not_relevant; all but no_show are also outcome feedback
     on the match (POST /v1/feedback's actions contacted, accepted, deal, rejected) that rankers learn from."""
-    m = outcomes.record_outcome(session, caller=caller, event_id=event_id, meeting_id=meeting_id, data=data)
-    session.commit()
-    ev = store.get_event(session, caller=caller, id=event_id)
-    return schedule.meeting_view(ev, m)
+
+    def record() -> MeetingPublic:
+        m = outcomes.record_outcome(
+            session, caller=caller, event_id=event_id, meeting_id=meeting_id, data=data
+        )
+        ev = store.get_event(session, caller=caller, id=event_id)
+        return schedule.meeting_view(ev, m)
+
+    return create_once(session, idem, record, status_code=200)

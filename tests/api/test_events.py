@@ -219,7 +219,9 @@ def test_agendas_as_xlsx_and_email_and_outcomes_as_feedback(engine_client, heade
     engine_client.app.state.app_state.email_sender = SmtpSender("127.0.0.1", port)
     h = headers["admin"]
     ev = park["event"]
-    plan = engine_client.post(f"/v1/events/{ev}/schedule", headers=h).json()
+    plan = engine_client.post(f"/v1/events/{ev}/schedule", headers=h | {"Idempotency-Key": "plan-1"}).json()
+    retry = engine_client.post(f"/v1/events/{ev}/schedule", headers=h | {"Idempotency-Key": "plan-1"}).json()
+    assert retry["id"] == plan["id"]
     a = engine_client.get(f"/v1/events/{ev}/participants/{park['demand'][0]}/agenda", headers=h).json()
     assert a["items"] and "桌号 Table" in a["text"] and "Your 1:1 meetings" in a["text"]
     x = engine_client.get(f"/v1/events/{ev}/participants/{park['demand'][0]}/agenda.xlsx", headers=h)
@@ -228,7 +230,11 @@ def test_agendas_as_xlsx_and_email_and_outcomes_as_feedback(engine_client, heade
     assert sheet.cell(1, 1).value == "时段 Slot" and sheet.max_row == 1 + len(a["items"])
     whole = load_workbook(io.BytesIO(engine_client.get(f"/v1/events/{ev}/schedule.xlsx", headers=h).content))
     assert whole["洽谈 Meetings"].max_row == 1 + len(plan["meetings"])
-    sent = engine_client.post(f"/v1/events/{ev}/agendas:send", headers=h).json()
+    sent = engine_client.post(
+        f"/v1/events/{ev}/agendas:send", headers=h | {"Idempotency-Key": "mail-1"}
+    ).json()
+    again = engine_client.post(f"/v1/events/{ev}/agendas:send", headers=h | {"Idempotency-Key": "mail-1"})
+    assert again.json() == sent and again.headers.get("Idempotent-Replayed") == "true"  # nothing sent twice
     assert sent["sent"] == 4 and {s["reason"] for s in sent["skipped"]} == {"no_email"}  # resources have none
     assert len(inbox.messages) == 4 and "一对一洽谈日程" in inbox.messages[0]["Subject"]
     m = plan["meetings"][0]
