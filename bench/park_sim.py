@@ -308,7 +308,7 @@ class Park:
     ) -> None:
         from matcher.domain.tables import Enterprise, Need, Resource
         from matcher.domain.taxonomy import default_taxonomy
-        from matcher.matching.engine import MatchEngine, Relevance
+        from matcher.matching.engine import MatchEngine
         from matcher.settings import Settings
         from matcher.store.db import init_db, make_engine
         from matcher.store.keys import ensure_tenant
@@ -382,9 +382,7 @@ class Park:
             if hits:
                 self.truth[pn.id] = hits
                 self.needs[pn.id] = pn
-        self.engine = MatchEngine(
-            settings, self.db, default_taxonomy(), encoder, relevance=None
-        )
+        self.engine = MatchEngine(settings, self.db, default_taxonomy(), encoder, relevance=None)
         self.engine.start(background_save_s=0)
         self.build_s = round(time.perf_counter() - t0, 1)
 

@@ -6,8 +6,11 @@ from fastapi import APIRouter
 
 from api.routes import (
     audit,
+    chains,
+    cultivation,
     digests,
     enterprises,
+    events,
     feedback,
     health,
     imports,
@@ -15,6 +18,7 @@ from api.routes import (
     match,
     models,
     needs,
+    relay,
     resources,
     stats,
 )
@@ -32,6 +36,10 @@ _MODULES = (
     stats,
     digests,
     match,
+    events,
+    chains,
+    cultivation,
+    relay,
 )
 
 

@@ -76,6 +76,11 @@ MATRIX: dict[str, dict[str, Grant]] = {
     "model": {"read": _PARK, "activate": _ADMIN, "rollback": _ADMIN, "trial": _ADMIN},
     "stats": {"read": _PARK},
     "audit": {"read": _ADMIN},
+    # what a park office runs: docking events, industry-chain maps, the cultivation pipeline, relay incubation
+    "event": {"read": _PARK, "create": _PARK, "update": _PARK, "delete": _PARK},
+    "chain": {"read": _PARK, "create": _PARK, "update": _PARK, "delete": _PARK},
+    "cultivation": {"read": _PARK, "update": _PARK},
+    "graduation": {"read": _PARK, "create": _PARK, "delete": _PARK},
 }
 
 

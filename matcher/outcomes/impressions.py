@@ -29,3 +29,33 @@ def log_impressions(db: Engine, outcome: MatchOutcome, tenant: str) -> int:
             )
         session.commit()
     return len(outcome.candidates)
+
+
+def add_impression(
+    session: Session,
+    *,
+    request_id: str,
+    tenant: str,
+    resource_id: int,
+    score: float,
+    features: dict[str, float | None],
+    model_version: str | None,
+    enterprise_id: int | None = None,
+    need_id: int | None = None,
+    position: int = 1,
+) -> Impression:
+    """One served match outside a match list (a meeting of a docking event), added to the caller's session so it
+    commits with what served it; feedback on it names its request_id."""
+    row = Impression(
+        request_id=request_id,
+        tenant_id=tenant,
+        need_id=need_id,
+        enterprise_id=enterprise_id,
+        resource_id=resource_id,
+        position=position,
+        score=score,
+        features=features,
+        model_version=model_version,
+    )
+    session.add(row)
+    return row

@@ -11,8 +11,10 @@ from matcher.settings import Settings
 EXEMPT = frozenset({"/healthz", "/readyz"})
 # the workbench's and the API docs' own scripts and styles: files, not work
 EXEMPT_PREFIXES = ("/ui/static/", "/static/docs/")
-# whole files in, or a digest for every subscribed enterprise
-_BULK = re.compile(r"(:import$|^/v1/imports?(/|$)|/digests:run$)")
+# whole files in, a digest for every subscribed enterprise, an event's meeting plan, a chain's placement
+_BULK = re.compile(
+    r"(:import$|^/v1/imports?(/|$)|/digests:run$|^/v1/events/[^/]+/schedule$|^/v1/chains/[^/]+/placement$)"
+)
 # a run of the match pipeline
 _MATCH = re.compile(r"(^/v1/match$|^/v1/search$|/matches$|^/v1/digests/preview$)")
 

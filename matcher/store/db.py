@@ -19,6 +19,7 @@ TABLE_MODULES = [
     "matcher.domain.tables",
     "matcher.notify.tables",
     "matcher.accounts.tables",
+    "matcher.domain.park_tables",
 ]
 
 

@@ -12,14 +12,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
+from matcher.domain.park_tables import ChainPlacement, Graduation
 from matcher.domain.permissions import authorize
 from matcher.domain.schemas import EnterpriseCreate, EnterpriseUpdate, NeedCreate, NeedUpdate, ResourceUpdate
 from matcher.domain.tables import Curation, DigestLog, Enterprise, Need, Resource
 from matcher.domain.visibility import visible_to
 from matcher.errors import Conflict, NotFound, invalid
-from matcher.store import audit
+from matcher.store import audit, tiers
 from matcher.store.db import valid_id
 from matcher.store.events import ChangeHub, notify_after_commit
 from matcher.store.keys import Caller, ensure_tenant
@@ -167,6 +168,17 @@ def _remove(
     _finish(session, commit)
 
 
+def _forget_placements(session: Session, record_type: str, ids: list[int]) -> None:
+    """A deleted record leaves the chains it sat on (officers' decisions about it too); event plans and the tier
+    history keep naming it, as the audit trail does."""
+    if ids:
+        session.exec(
+            delete(ChainPlacement).where(
+                ChainPlacement.record_type == record_type, col(ChainPlacement.record_id).in_(ids)
+            )
+        )
+
+
 # ---------------------------------------------------------------- resources
 
 
@@ -207,6 +219,7 @@ def delete_resource(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
     row = _fetch(session, Resource, caller, id, "delete")
+    _forget_placements(session, "resource", [id])
     _remove(session, caller, row, hub, commit, {}, "resources_removed", [id])
 
 
@@ -220,6 +233,7 @@ def create_enterprise(
     data: EnterpriseCreate,
     hub: ChangeHub | None = None,
     commit: bool = True,
+    tier_source: str = "create",
 ) -> Enterprise:
     authorize(caller, "create", "enterprise", owner_tenant=caller.tenant, created_by=caller.key_id)
     fields = data.model_dump()
@@ -227,7 +241,10 @@ def create_enterprise(
     _check_external_id(session, Enterprise, caller, fields["external_id"], None)
     ensure_tenant(session, caller.tenant)
     row = Enterprise(**fields, tenant_id=caller.tenant, created_by=caller.key_id)
-    return _insert(session, caller, row, hub, commit)
+    _insert(session, caller, row, hub, commit=False)
+    tiers.tier_changed(session, caller, row, None, source=tier_source)
+    _finish(session, commit)
+    return row
 
 
 def get_enterprise(session: Session, *, caller: Caller, id: int) -> Enterprise:
@@ -242,8 +259,16 @@ def update_enterprise(
     data: EnterpriseUpdate,
     hub: ChangeHub | None = None,
     commit: bool = True,
+    tier_reason: str | None = None,
+    tier_source: str = "update",
 ) -> Enterprise:
-    return _update(session, Enterprise, caller, id, data, hub, commit)
+    """Apply the fields given; a change of tier is recorded (with `tier_reason`) and its policy applied."""
+    before = session.get(Enterprise, id) if valid_id(id) else None
+    old_tier = before.tier if before is not None else None
+    row = _update(session, Enterprise, caller, id, data, hub, commit=False)
+    tiers.tier_changed(session, caller, row, old_tier, reason=tier_reason, source=tier_source)
+    _finish(session, commit)
+    return row
 
 
 def delete_enterprise(
@@ -255,6 +280,9 @@ def delete_enterprise(
     session.exec(delete(Need).where(Need.enterprise_id == id))
     session.exec(delete(DigestLog).where(DigestLog.enterprise_id == id))
     session.exec(delete(Curation).where(Curation.enterprise_id == id))
+    session.exec(delete(Graduation).where(Graduation.enterprise_id == id))
+    _forget_placements(session, "enterprise", [id])
+    _forget_placements(session, "need", need_ids)
     summary = {"needs_removed": len(need_ids)}
     _remove(session, caller, row, hub, commit, summary, "demand_removed", need_ids, [id])
     return need_ids
@@ -299,4 +327,5 @@ def delete_need(
     session: Session, *, caller: Caller, id: int, hub: ChangeHub | None = None, commit: bool = True
 ) -> None:
     row = _fetch(session, Need, caller, id, "delete")
+    _forget_placements(session, "need", [id])
     _remove(session, caller, row, hub, commit, {}, "demand_removed", [id], [])

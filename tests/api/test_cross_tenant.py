@@ -149,11 +149,61 @@ def _seed_b(client: TestClient, h: dict[str, str], settings: Settings) -> tuple[
     reg = TrainingRegistry(ModelRegistry.for_settings(settings).root)
     model = reg.register(_fitted_ranker(), kind="ranker", scope=OTHER_TENANT, data={"note": _secret("model")})
     secrets.append(_secret("model"))
+    office = _seed_b_office(post, client, h, ids, secrets)
     return {
-        "ids": {**ids, "webhook_id": [hook["id"]], "key_id": [key["id"]], "model_id": [model.id]},
+        "ids": {**ids, **office, "webhook_id": [hook["id"]], "key_id": [key["id"]], "model_id": [model.id]},
         "request_id": served["request_id"],
         "model": model.id,
     }, secrets
+
+
+def _seed_b_office(
+    post: Callable[[str, dict[str, Any]], dict[str, Any]],
+    client: TestClient,
+    h: dict[str, str],
+    ids: dict[str, list[int]],
+    secrets: list[str],
+) -> dict[str, list[Any]]:
+    """B's docking event (planned), a private chain with an officer's decision, a shared chain, a tier policy, a
+    tier move and a graduation; B's private strings among the secrets."""
+    ent, res = ids["enterprise_id"][0], ids["resource_id"][0]
+    slots = [{"start": "09:00", "end": "09:20"}, {"start": "09:20", "end": "09:40"}]
+    event = post("/v1/events", {"title": _secret("event"), "date": "2031-05-20", "slots": slots, "tables": 2})
+    parts = [
+        post(f"/v1/events/{event['id']}/participants", {"enterprise_id": ent})["id"],
+        post(
+            f"/v1/events/{event['id']}/participants",
+            {"resource_id": res, "email": "bsecret-agenda@b.example"},
+        )["id"],
+    ]
+    plan = client.post(f"/v1/events/{event['id']}/schedule", json={}, headers=h)
+    assert plan.status_code == 200 and plan.json()["meetings"], plan.text
+    links = [{"key": "x", "name_zh": "量子传感", "feeds": ["y"]}, {"key": "y", "name_zh": _secret("link")}]
+    chain = post("/v1/chains", {"name_zh": _secret("chain"), "links": links})
+    shared = post(
+        "/v1/chains", {"name_zh": "共享链", "shared": True, "links": [{"key": "x", "name_zh": "量子传感"}]}
+    )
+    decision = {"link_key": "x", "record_type": "enterprise", "record_id": ent, "decision": "pinned"}
+    placement = post(f"/v1/chains/{chain['id']}/placements", {**decision, "reason": _secret("decision")})
+    r = client.put("/v1/cultivation/policies/key_account", json={"digest_frequency": "biweekly"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.post(
+        f"/v1/enterprises/{ent}/tier", json={"tier": "incubating", "reason": _secret("tier")}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    post(f"/v1/enterprises/{ent}/graduation", {"note": _secret("graduation")})
+    secrets += [
+        _secret("event"), "bsecret-agenda@b.example", _secret("link"), _secret("chain"), _secret("decision"),
+        _secret("tier"), _secret("graduation"),
+    ]  # fmt: skip
+    return {
+        "event_id": [event["id"]],
+        "participant_id": parts,
+        "meeting_id": [plan.json()["meetings"][0]["id"]],
+        "chain_id": [chain["id"], shared["id"]],
+        "placement_id": [placement["id"]],
+        "tier": ["key_account"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -324,6 +374,7 @@ def _bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]:
         ("GET", "/v1/needs/{need_id}/matches"): lambda: [("?k=50&min_score=0", {})],
         ("GET", "/v1/enterprises/{enterprise_id}/matches"): lambda: [("?k=50&min_score=0", {})],
         **_page_bodies(w),
+        **_office_bodies(w),
     }
 
 
@@ -388,6 +439,45 @@ def _page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]
     }
 
 
+def _office_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]:
+    """Events, chains, tiers and graduations: B's ids in bodies and queries."""
+    ents, ress, chains = w.ids["enterprise_id"], w.ids["resource_id"], w.ids["chain_id"]
+    slots = [{"start": "09:00", "end": "09:20"}]
+    pin = {"link_key": "x", "record_type": "enterprise", "decision": "pinned"}
+    csv = "企业名称,统一社会信用代码\nstolen,b-x\n".encode()
+    return {
+        ("POST", "/v1/events"): lambda: [
+            ("", {"json": {"title": "a", "date": "2031-01-01", "slots": slots, "tables": 1}})
+        ],
+        ("POST", "/v1/events/{event_id}/participants"): lambda: (
+            [("", {"json": {"enterprise_id": e}}) for e in ents]
+            + [("", {"json": {"resource_id": r}}) for r in ress]
+        ),
+        ("PATCH", "/v1/events/{event_id}/participants/{participant_id}"): lambda: [
+            ("", {"json": {"avoid": []}})
+        ],
+        ("POST", "/v1/events/{event_id}/meetings/{meeting_id}/outcome"): lambda: [
+            ("", {"json": {"outcome": "deal", "amount": 1.0}})
+        ],
+        ("POST", "/v1/chains"): lambda: [("", {"json": {"name_zh": "a", "links": [{"name_zh": "a"}]}})],
+        ("PATCH", "/v1/chains/{chain_id}"): lambda: [("", {"json": {"name_zh": "stolen", "shared": False}})],
+        ("POST", "/v1/chains/{chain_id}/placements"): lambda: [
+            ("", {"json": {**pin, "record_id": e}}) for e in ents
+        ],
+        ("GET", "/v1/chains/{chain_id}/placements"): lambda: [
+            (f"?record_type=enterprise&record_id={e}", {}) for e in ents
+        ],
+        ("POST", "/v1/enterprises/{enterprise_id}/tier"): lambda: [("", {"json": {"tier": "prospect"}})],
+        ("PUT", "/v1/cultivation/policies/{tier}"): lambda: [("", {"json": {"digest_frequency": "off"}})],
+        ("GET", "/v1/cultivation/funnel"): lambda: [("", {})] + [(f"?chain_id={c}", {}) for c in chains],
+        ("POST", "/v1/enterprises/{enterprise_id}/graduation"): lambda: [("", {"json": {"note": "stolen"}})],
+        ("GET", "/v1/relay/graduates"): lambda: [("", {})] + [(f"?chain_id={c}", {}) for c in chains],
+        ("POST", "/v1/enterprises:import"): lambda: [
+            ("", {"content": csv, "headers": {"Content-Type": "text/csv"}})
+        ],
+    }
+
+
 def _app_routes() -> list[tuple[str, str]]:
     """(method, path) of every route of `app.routes`, included routers flattened."""
     app = create_app(Settings(), load_engine=False)
@@ -430,8 +520,10 @@ def test_every_route_is_walked() -> None:
     assert set(TENANT_FREE) <= set(ROUTES), set(TENANT_FREE) - set(ROUTES)
     for _, path in WALKED:
         params = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
-        allowed = {"enterprise_id", "need_id", "resource_id", "webhook_id", "key_id", "model_id", "user_id"}
-        assert params <= allowed, path
+        assert params <= {
+            "enterprise_id", "need_id", "resource_id", "webhook_id", "key_id", "model_id", "user_id",
+            "event_id", "participant_id", "meeting_id", "chain_id", "placement_id", "tier",
+        }, path  # fmt: skip
 
 
 @pytest.mark.parametrize(("method", "path", "role"), _cases())

