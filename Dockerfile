@@ -22,9 +22,13 @@ COPY training ./training
 RUN pip install . && rm -rf /app/build
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin parkmatch \
-    && mkdir -p /data \
-    && chown parkmatch:parkmatch /data
-ENV MATCHER_DATA_DIR=/data
+    && mkdir -p /data /models \
+    && chown parkmatch:parkmatch /data /models
+ENV MATCHER_DATA_DIR=/data MATCHER_MODEL_CACHE_DIR=/models
+# the default encoder, built into the image once (the packaged teacher, then its static student)
+USER parkmatch
+RUN matcher encoder build --quiet
+USER root
 VOLUME ["/data"]
 USER parkmatch
 WORKDIR /home/parkmatch

@@ -27,11 +27,12 @@ venv: $(BIN)/python ## create the virtual environment in .venv
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/matcher encoder build --quiet
 	touch $(STAMP)
 
-install: $(STAMP) ## install parkmatch with its dev tools (CPU torch first)
+install: $(STAMP) ## install parkmatch with its dev tools (CPU torch first) and build the default encoder once
 
-demo: install ## load the demo data, train the default encoder if missing; prints an admin API key last
+demo: install ## load the demo data (the default encoder is built at install); prints an admin API key last
 	$(BIN)/matcher demo
 
 serve: install ## serve the API on HOST:PORT (default 127.0.0.1:8000)

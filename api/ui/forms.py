@@ -285,10 +285,22 @@ def body(values: dict[str, Any], fields: tuple[Field, ...], *, update: bool) -> 
             elif f.control == "list" and f.name in NOT_NULL:
                 target[f.name] = []
             continue
-        target[f.name] = text.replace(",", "").strip() if f.control == "number" else text
+        target[f.name] = _as_number(text) if f.control == "number" else text
     if any(f.detail for f in fields):
         out["details"] = {k: v for k, v in details.items() if v is not None} if not update else details
     return out
+
+
+def _as_number(text: str) -> Any:
+    """A typed number ("20,000,000" -> 20000000) as the API's JSON would carry it; text that is no number stays
+    text, for the model to refuse with the field's own message."""
+    plain = text.replace(",", "").replace("，", "").strip()
+    for kind in (int, float):
+        try:
+            return kind(plain)
+        except ValueError:
+            continue
+    return plain
 
 
 def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

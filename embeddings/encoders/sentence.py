@@ -67,7 +67,7 @@ def model_dir_hash(path: str | os.PathLike, length: int = 12) -> str:
         if p.is_file()
         and p.name not in _NOT_HASHED
         and p.suffix in _HASHED_SUFFIXES
-        and ".cache" not in p.parts
+        and ".cache" not in p.relative_to(root).parts  # the model's own cache folder, not one it lies in
     )
     for p in files:
         h.update(p.relative_to(root).as_posix().encode("utf-8"))

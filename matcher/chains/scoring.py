@@ -20,7 +20,7 @@ from matcher.matching.engine import MatchEngine
 from matcher.matching.explain import explain, summary
 from matcher.matching.fit import Ask, fit_features
 from matcher.matching.ranker import Ranker
-from matcher.matching.retrieval import Candidate, QueryVector, retrieve
+from matcher.matching.retrieval import Candidate, QueryVector, Relevance, retrieve, search_text
 
 
 @dataclass
@@ -54,7 +54,7 @@ def link_queries(engine: MatchEngine, links: Sequence[ChainLink]) -> list[LinkQu
     dense = [q for q in out if q.dense_weight > 0]
     if dense:
         encoder = engine.indexer.supply_side().pair.encoder
-        vecs = np.asarray(encoder.encode_queries([q.text for q in dense]), dtype=np.float32)
+        vecs = np.asarray(encoder.encode_queries([search_text(q.text) for q in dense]), dtype=np.float32)
         for q, v in zip(dense, vecs, strict=True):
             q.vector = QueryVector(encoder.model_id, q.text, v)
     return out
@@ -67,7 +67,7 @@ def score(
     if not ids.size:
         return []
     cands = retrieve(side, q.text, q.tokens, ids, int(n or ids.size), q.dense_weight, q.vector)
-    engine.pipeline.rank(cands, q.fit, q.dense_weight, ranker)
+    engine.pipeline.rank(cands, q.fit, q.dense_weight, ranker, Relevance.language_of(q.text))
     return cands
 
 
@@ -87,13 +87,12 @@ def explanation(engine: MatchEngine, side: Side, q: LinkQuery, c: Candidate) -> 
         components=c.components,
         taxonomy=tax,
     )
-    common = [t["id"] for t in ex["tags_in_common"]]
     return {
         "matched_terms": ex["matched_terms"][:12],
         "tags_in_common": ex["tags_in_common"],
         "components": ex["components"],
         "summary": ex["summary"],
-        "summary_en": summary(ex["matched_terms"], common, [], c.components, tax, "en"),
+        "summary_en": summary(ex["matched_terms"], ex["concepts"], [], c.components, "en"),
     }
 
 

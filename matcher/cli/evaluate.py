@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from matcher.settings import Settings
 
         if reverse == (dataset is not None):
-            raise CliError("give a dataset, or --reverse (not both)")
+            raise CliError("give a dataset directory, or --reverse (not both)")
         if dense_weight is not None and not 0 <= dense_weight <= 1:
             raise CliError("--dense-weight must be between 0 and 1")
         if reverse:

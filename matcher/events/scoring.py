@@ -22,7 +22,7 @@ from matcher.indexing.indexer import Side
 from matcher.matching.engine import MatchEngine
 from matcher.matching.pipeline import Plan
 from matcher.matching.query import MatchQuery, match_plan
-from matcher.matching.retrieval import Candidate, QueryVector, retrieve
+from matcher.matching.retrieval import Candidate, QueryVector, Relevance, retrieve, search_text
 
 ENCODE_BATCH = 256
 
@@ -132,7 +132,8 @@ def _encode(queries: list[_Query]) -> None:
     vectors: dict[str, np.ndarray] = {}
     for i in range(0, len(texts), ENCODE_BATCH):
         chunk = texts[i : i + ENCODE_BATCH]
-        vectors.update(zip(chunk, np.asarray(encoder.encode_queries(chunk), dtype=np.float32), strict=True))
+        embedded = encoder.encode_queries([search_text(t) for t in chunk])
+        vectors.update(zip(chunk, np.asarray(embedded, dtype=np.float32), strict=True))
     for q in queries:
         vec = vectors.get(q.plan.text)
         if vec is not None:
@@ -167,7 +168,7 @@ def score_pairs(
         cands = retrieve(
             plan.side, plan.text, plan.tokens, ids, int(ids.size), plan.dense_weight, plan.vector
         )
-        engine.pipeline.rank(cands, plan.fit, plan.dense_weight, ranker)
+        engine.pipeline.rank(cands, plan.fit, plan.dense_weight, ranker, Relevance.language_of(plan.text))
         for c in cands:
             j = column.get(c.id)
             if j is not None and c.score > scores[q.row, j]:

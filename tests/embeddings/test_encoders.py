@@ -325,3 +325,15 @@ def test_service_setting_keeps_model_names_offline(tmp_path, monkeypatch):
     assert settings.hub_offline
     with pytest.raises(EncoderUnavailable, match="local Hugging Face cache"):
         load_configured_encoder(settings)
+
+
+def test_a_model_inside_a_cache_folder_is_hashed_by_its_files(tmp_path, encoder):
+    """A model built under ~/.cache keeps a hash of its own files (only its own `.cache` folder is left out)."""
+    import shutil
+
+    inside = tmp_path / ".cache" / "models" / "m"
+    shutil.copytree(encoder.source, inside)
+    assert model_dir_hash(inside) == model_dir_hash(encoder.source)
+    (inside / ".cache").mkdir()
+    (inside / ".cache" / "x.json").write_text("{}")
+    assert model_dir_hash(inside) == model_dir_hash(encoder.source)

@@ -242,9 +242,9 @@ def test_dense_weight_follows_the_query_language(world, monkeypatch):
     seen = []
     real = me.pipeline.rank
 
-    def spy(cands, fit, w, ranker):
+    def spy(cands, fit, w, ranker, language=None):
         seen.append(w)
-        return real(cands, fit, w, ranker)
+        return real(cands, fit, w, ranker, language)
 
     monkeypatch.setattr(me.pipeline, "rank", spy)
     src = EngineSource(me)
