@@ -35,7 +35,9 @@ def test_a_missing_model_path_is_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.count("\n") == 1 and "no-such-model" in err and "Traceback" not in err
 
 
-def test_an_index_of_another_model_refuses_serve_until_reindexed(engine_settings, engine, headers, monkeypatch, capsys):
+def test_an_index_of_another_model_refuses_serve_until_reindexed(
+    engine_settings, engine, headers, monkeypatch, capsys
+):
     with TestClient(create_app(engine_settings)) as c:
         rid = c.post("/v1/resources", json=BODY, headers=headers["admin"]).json()["id"]
     (manifest,) = (engine_settings.index_dir / "supply" / "vectors").glob("*/manifest.json")
@@ -94,7 +96,11 @@ def test_a_new_data_dir_serves_matches_with_the_shipped_default(tmp_path):
             assert time.monotonic() < deadline, "not ready in 120 s"
             time.sleep(0.5)
         auth = bearer(key)
-        body = {"kind": "scenario", "title": "医院物流机器人试点", "description": "三甲医院院内物流配送机器人应用场景"}
+        body = {
+            "kind": "scenario",
+            "title": "医院物流机器人试点",
+            "description": "三甲医院院内物流配送机器人应用场景",
+        }
         rid = httpx.post(f"{base}/v1/resources", json=body, headers=auth).json()["id"]
         found = httpx.post(
             f"{base}/v1/match", json={"text": "hospital logistics robots", "k": 5}, headers=auth
