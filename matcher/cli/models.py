@@ -52,15 +52,21 @@ def _bar(desc: str, show: bool):
     return update
 
 
-def ensure_shipped_encoder(settings: Settings, *, rebuild: bool = False, show_progress: bool = True) -> Path:
-    """The shipped default student, built from the packaged teacher when missing (or when ``rebuild``)."""
+def ensure_shipped_encoder(
+    settings: Settings, *, rebuild: bool = False, show_progress: bool = True, keep_teacher: bool = False
+) -> Path:
+    """The shipped default student, built from the packaged teacher when missing (or when ``rebuild``). The
+    converted teacher (465 MB) is removed afterwards unless ``keep_teacher``: it is rebuilt from the package in
+    seconds when wanted (`matcher encoder build --keep-teacher`)."""
+    import shutil
+
     from embeddings.encoders.e5_package import PackageModelError, build_model_dir
     from embeddings.encoders.sentence import load_encoder
     from matcher.cli.errors import CliError
     from matcher.models.encoder import encoder_present, shipped_student_dir, shipped_teacher_dir
 
     target = shipped_student_dir(settings)
-    if encoder_present(target) and not rebuild:
+    if encoder_present(target) and not rebuild and not keep_teacher:
         return target
     try:
         from training.encoders.distil import DistilRecipe, distil_static_student
@@ -68,6 +74,8 @@ def ensure_shipped_encoder(settings: Settings, *, rebuild: bool = False, show_pr
         raise CliError(f"cannot build the default encoder: {exc}") from None
     with _build_lock(settings.model_cache_dir):
         if encoder_present(target) and not rebuild:  # built by another process while this one waited
+            if keep_teacher:
+                build_model_dir(shipped_teacher_dir(settings))
             return target
         if show_progress:
             typer.echo(f"building the default encoder in {target} (once per machine)", err=True)
@@ -77,6 +85,9 @@ def ensure_shipped_encoder(settings: Settings, *, rebuild: bool = False, show_pr
             raise CliError(f"cannot build the default encoder: {exc}") from None
         teacher = load_encoder(teacher_dir)
         distil_static_student(teacher, target, DistilRecipe(), progress=_bar("distilling", show_progress))
+        if not keep_teacher:
+            del teacher
+            shutil.rmtree(teacher_dir, ignore_errors=True)
     return target
 
 
@@ -84,10 +95,22 @@ def ensure_shipped_encoder(settings: Settings, *, rebuild: bool = False, show_pr
 def build(
     rebuild: bool = typer.Option(False, "--rebuild", help="build again even when it is there"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    keep_teacher: bool = typer.Option(
+        False,
+        "--keep-teacher",
+        help="keep (or make) the converted teacher beside it, e.g. to serve or calibrate it",
+    ),
 ) -> None:
     """Build the shipped default encoder (the packaged teacher and its static student) into the model cache."""
-    where = ensure_shipped_encoder(Settings(), rebuild=rebuild, show_progress=not quiet)
+    from matcher.models.encoder import shipped_teacher_dir
+
+    settings = Settings()
+    where = ensure_shipped_encoder(
+        settings, rebuild=rebuild, show_progress=not quiet, keep_teacher=keep_teacher
+    )
     typer.echo(f"default encoder: {where}")
+    if keep_teacher:
+        typer.echo(f"teacher: {shipped_teacher_dir(settings)}")
 
 
 @encoder_app.command("info")

@@ -195,7 +195,7 @@ def fake_build(monkeypatch):
 
 def test_shipped_encoder_is_built_only_when_missing(env, fake_build):
     from matcher.cli.models import ensure_shipped_encoder
-    from matcher.models.encoder import encoder_location, shipped_student_dir
+    from matcher.models.encoder import encoder_location, shipped_student_dir, shipped_teacher_dir
 
     target = ensure_shipped_encoder(env, show_progress=False)
     assert target == shipped_student_dir(env) and fake_build == ["teacher", "student"]
@@ -203,6 +203,9 @@ def test_shipped_encoder_is_built_only_when_missing(env, fake_build):
     assert ensure_shipped_encoder(env, show_progress=False) == target and len(fake_build) == 2
     ensure_shipped_encoder(env, rebuild=True, show_progress=False)
     assert fake_build == ["teacher", "student"] * 2
+    assert not shipped_teacher_dir(env).exists()  # the converted teacher is not kept unless asked
+    ensure_shipped_encoder(env, keep_teacher=True, show_progress=False)
+    assert fake_build[-1] == "teacher" and shipped_teacher_dir(env).is_dir()
 
 
 def test_demo_builds_the_shipped_encoder(env, fake_build, capsys):
