@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 
 from embeddings.encoders.base import Encoder
+from embeddings.lexicon import default_lexicon
 from embeddings.text import has_cjk
 from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import Taxonomy
@@ -136,6 +137,9 @@ class MatchEngine:
 
     # ------------------------------------------------------------------ the indexes (the indexer's)
     def start(self, *, background_save_s: float = 30.0) -> None:
+        # the bilingual dictionary takes seconds to read: read it beside the indexes' start, not in the first
+        # English request
+        threading.Thread(target=default_lexicon, name="lexicon-load", daemon=True).start()
         self.indexer.start(background_save_s=background_save_s)
 
     def save(self) -> None:
