@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 from anyio import to_thread
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
 from api.ui.auth import SESSION_COOKIE
+from api.ui.errors import is_page_path, rate_limited_page
 from matcher.quota.buckets import Buckets, Charge, Decision, whole_seconds
 from matcher.quota.identity import VerifiedKeys, VerifiedSessions
 from matcher.quota.policy import anonymous_charges, key_charges, make_buckets, person_charges, route_cost
@@ -44,8 +46,20 @@ def rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def _refusal(scope: Scope, wait: int) -> Response:
+    """A person on a workbench or enterprise page gets a page; everyone else the API's problem."""
+    if is_page_path(scope["path"]):
+        return rate_limited_page(scope, wait)
+    return problem(
+        429,
+        "Too many requests",
+        f"this API key or its tenant is over its request rate; retry in {wait} s",
+        retry_after=wait,
+    )
+
+
 class RateLimitMiddleware:
-    """Over the limit: 429 problem+json with Retry-After, before the route parses anything or opens a session.
+    """Over the limit: 429 with Retry-After (problem+json; a page for the workbench and enterprise pages), before the route parses anything or opens a session.
     A key is verified against the store once per `rate_key_cache_s`; a request without a valid key is charged
     to its client address (the route then refuses it as usual)."""
 
@@ -109,12 +123,7 @@ class RateLimitMiddleware:
         headers = rate_headers(decision)
         if not decision.allowed:
             wait = max(1, whole_seconds(decision.retry_after))
-            response = problem(
-                429,
-                "Too many requests",
-                f"this API key or its tenant is over its request rate; retry in {wait} s",
-                retry_after=wait,
-            )
+            response = _refusal(scope, wait)
             response.headers["Retry-After"] = str(wait)
             for name, value in headers:
                 response.headers[name.decode()] = value.decode()

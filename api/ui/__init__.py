@@ -25,13 +25,25 @@ def install_ui(app: FastAPI) -> None:
         importing,
         overview,
         public,
+        record_exports,
         records,
         resources,
         search,
     )
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
-    for module in (auth, search, curation, records, resources, importing, exports, overview, account):
+    for module in (
+        auth,
+        search,
+        curation,
+        records,
+        resources,
+        importing,
+        exports,
+        record_exports,
+        overview,
+        account,
+    ):
         app.include_router(module.router, prefix="/ui", include_in_schema=False)
     app.include_router(public.router, prefix="/p", include_in_schema=False)
     docs.install_docs(app)

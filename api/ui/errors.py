@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from api.ui.auth import CsrfFailed, SignInRequired, sign_in_redirect
-from api.ui.i18n import translate
+from api.ui.i18n import LANGUAGES, translate
 from api.ui.render import language, page
 from matcher.errors import MatcherError, invalid_input
 
@@ -22,17 +23,35 @@ HTML_PREFIXES = ("/ui", "/p/")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-def is_page(request: Request) -> bool:
-    path = request.url.path
+def is_page_path(path: str) -> bool:
     return path == "/ui" or path.startswith(HTML_PREFIXES)
 
 
+def is_page(request: Request) -> bool:
+    return is_page_path(request.url.path)
+
+
 def error_page(
-    request: Request, status: int, title: str, detail: str, errors: list | None = None
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     ctx = {"status": status, "title": title, "detail": detail, "errors": errors or []}
     template = "public/error.html" if request.url.path.startswith("/p/") else "error.html"
-    return page(request, template, ctx, status=status)
+    return page(request, template, ctx, status=status, headers=headers)
+
+
+def rate_limited_page(scope: Scope, wait: int) -> Response:
+    """A 429 for a person: both languages (the reader's first), when to retry, and the Retry-After header."""
+    request = Request(scope)
+    first = language(request)
+    order = [first, *(lang for lang in LANGUAGES if lang != first)]
+    title = " / ".join(translate(lang, "ratelimit.title") for lang in order)
+    detail = " ".join(translate(lang, "ratelimit.detail", seconds=wait) for lang in order)
+    return error_page(request, 429, title, detail, headers={"Retry-After": str(wait)})
 
 
 def _matcher_page(request: Request, exc: MatcherError) -> Response:

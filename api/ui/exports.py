@@ -102,8 +102,11 @@ def rows_of(cards: list[Card], lang: str, base_url: str) -> list[list[object]]:
     return out
 
 
-def download(rows: list[list[object]], lang: str, fmt: str, name: str) -> Response:
-    headers = HEADERS[lang]
+def download(
+    rows: list[list[object]], lang: str, fmt: str, name: str, headers: list[str] | None = None
+) -> Response:
+    """`rows` as an attachment; `headers` are the columns' names (the result cards' by default)."""
+    headers = headers or HEADERS[lang]
     stamp = date.today().isoformat()
     filename = f"parkmatch-{name}-{stamp}.{fmt}"
     disposition = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"

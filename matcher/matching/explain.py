@@ -16,7 +16,7 @@ from matcher.domain.generic_terms import content_terms
 from matcher.domain.tables import Resource
 from matcher.domain.taxonomy import Taxonomy
 from matcher.matching.fit import Ask, constraints
-from matcher.matching.retrieval import Candidate
+from matcher.matching.retrieval import Candidate, crosslingual
 
 MAX_SPAN_TEXT = 4000  # characters of a description scanned for highlights
 
@@ -43,6 +43,15 @@ def surfaces(terms: Iterable[str], texts: Iterable[str]) -> dict[str, str]:
         for tok, start, end in find_spans(text[:MAX_SPAN_TEXT], wanted - set(out)):
             out.setdefault(tok, text[start:end].lower())
     return out
+
+
+def with_crosslingual(text: str, tokens: list[str]) -> list[str]:
+    """The query's tokens and those of the Chinese words the dictionary gives for an English text (the words
+    retrieval searched with): so that a Chinese record found through them shows them matched and highlighted."""
+    extra = crosslingual(text) if text else ""
+    if not extra:
+        return tokens
+    return list(dict.fromkeys([*tokens, *tokenize(extra)]))
 
 
 def shared_concepts(
@@ -177,6 +186,7 @@ def resource_explainer(
     overrides the resource's."""
 
     text_tags = taxonomy.tags_in_text(text)
+    tokens = with_crosslingual(text, tokens)
     content = content_terms(tokens)
 
     def stage(cands: list[Candidate]) -> dict[int, dict[str, Any]]:

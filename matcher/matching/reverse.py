@@ -21,7 +21,7 @@ from matcher.indexing.catalog import Filter, Meta
 from matcher.indexing.documents import resource_document
 from matcher.indexing.indexer import Side
 from matcher.indexing.metas import resource_meta
-from matcher.matching.explain import explain
+from matcher.matching.explain import explain, with_crosslingual
 from matcher.matching.fit import Ask, constraints, fit_features
 from matcher.matching.pipeline import Plan
 from matcher.matching.retrieval import Candidate
@@ -60,6 +60,7 @@ def _explainer(
 ) -> Callable[[list[Candidate]], dict[int, dict[str, Any]]]:
     """Each enterprise's or need's explanation, in `language`: the resource's words its record holds (read off
     the demand side's lexical index), the fields both are in, what the need asks that the resource meets."""
+    tokens = with_crosslingual(text, tokens)
     content = content_terms(tokens)
     text_tags = taxonomy.tags_in_text(text)
 

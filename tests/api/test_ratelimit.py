@@ -125,3 +125,21 @@ def test_oversized_headers_get_431(client, headers):
     assert "16,384" in r.json()["detail"]
     assert r.headers["x-request-id"]
     assert client.get(URL, headers={**headers["admin"], "X-Padding": "x" * 8_000}).status_code == 200
+
+
+def test_pages_over_the_limit_get_a_bilingual_page_the_api_its_problem(settings, engine, headers):
+    for c in _limited(settings, rate_anonymous_per_s=0.01, rate_anonymous_burst=2.0):
+        assert [c.get("/ui/login").status_code for _ in range(2)] == [200, 200]
+        r = c.get("/ui/login")
+        assert r.status_code == 429 and r.headers["content-type"].startswith("text/html")
+        wait = int(r.headers["retry-after"])
+        assert wait >= 1 and r.headers["ratelimit-remaining"] == "0"
+        assert "请求过于频繁 / Too many requests" in r.text and f"{wait} 秒后重试" in r.text
+        assert f"retry in {wait} s" in r.text and r.text.index("秒后重试") < r.text.index("retry in")
+        assert "Traceback" not in r.text and r.headers["content-security-policy"].startswith("default-src")
+        c.cookies.set("pm_lang", "en")
+        r = c.get("/p/unsubscribe", params={"token": "x"})
+        assert r.status_code == 429 and r.headers["content-type"].startswith("text/html")
+        assert "Too many requests / 请求过于频繁" in r.text and int(r.headers["retry-after"]) >= 1
+        api = c.get(URL, headers={"Authorization": "Bearer pm_nope_nope"})
+        _assert_429(api)  # the API keeps problem+json

@@ -3,6 +3,10 @@ cards with score, kind, provider, highlights, constraints and why; bad input as 
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
+from matcher.demo.dataset import own_records, with_dates
 from tests.api.ui.conftest import search, titles
 
 
@@ -26,6 +30,23 @@ def test_english_search_and_language(engine_client, signed, park):
     r = search(engine_client, csrf, q="quantum magnetometer brain imaging")
     assert r.status_code == 200
     assert "Why this rank" in r.text and "Matches" in r.text
+
+
+def test_english_search_highlights_its_chinese_dictionary_words(engine_client, signed, headers):
+    """An English query reaches Chinese records through the dictionary's words; the card shows those words
+    matched and marks them in the Chinese title and the reason for the rank names them."""
+    for record in own_records("scenarios"):
+        body = {k: v for k, v in with_dates(record, date.today()).items() if k != "external_id"}
+        assert engine_client.post("/v1/resources", json=body, headers=headers["admin"]).status_code == 201
+    csrf = signed(engine_client, "officer")
+    html = search(engine_client, csrf, q="hospital logistics robots").text
+    assert titles(html)[0] == "医院后勤物流机器人配送场景"
+    first = re.search(r'<li role="listitem".*?</li>', html, re.S).group(0)
+    title = re.search(r'<h3 id="title-\d+"><a [^>]*>(.*?)</a></h3>', first).group(1)
+    assert "<mark>医院</mark>" in title and "<mark>物流</mark>" in title
+    terms = re.findall(r"<mark>(.*?)</mark>", re.search(r'<p class="facts terms">(.*?)</p>', first).group(1))
+    assert {"医院", "物流"} <= set(terms)
+    assert "关键词匹配：" in first and "医院" in re.search(r'<p class="why">(.*?)</p>', first).group(1)
 
 
 def test_filters_narrow_the_list(engine_client, signed, park):
