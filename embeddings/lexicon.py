@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import math
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -174,9 +175,18 @@ def cedict_path() -> Path | None:
     return None
 
 
-@lru_cache(maxsize=1)
+_load_lock = threading.Lock()
+
+
 def default_lexicon() -> Lexicon | None:
-    """The CC-CEDICT lexicon (built once per process, about a second), or None without the package."""
+    """The CC-CEDICT lexicon, or None without the package. Built once per process (several seconds): callers
+    that come while it is being built wait for that build instead of starting their own."""
+    with _load_lock:
+        return _build_default()
+
+
+@lru_cache(maxsize=1)
+def _build_default() -> Lexicon | None:
     path = cedict_path()
     if path is None:
         logger.warning("%s is not installed: English needs are not translated", CEDICT_PACKAGE)

@@ -101,9 +101,9 @@ def test_a_new_data_dir_serves_matches_with_the_shipped_default(tmp_path):
             "title": "医院物流机器人试点",
             "description": "三甲医院院内物流配送机器人应用场景",
         }
-        rid = httpx.post(f"{base}/v1/resources", json=body, headers=auth).json()["id"]
+        rid = httpx.post(f"{base}/v1/resources", json=body, headers=auth, timeout=60).json()["id"]
         found = httpx.post(
-            f"{base}/v1/match", json={"text": "hospital logistics robots", "k": 5}, headers=auth
+            f"{base}/v1/match", json={"text": "hospital logistics robots", "k": 5}, headers=auth, timeout=60
         ).json()  # an English need finds the Chinese scenario
         assert rid in [m["resource"]["id"] for m in found["matches"]]
     finally:
