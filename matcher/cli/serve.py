@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            log_config=None,  # the server's lines go through configure_logging's handler (text or JSON)
             proxy_headers=True,
             http=HeadLimitedHttpTools,
             # read by h11 and by HeadLimitedHttpTools alike: a head past this is refused before it is buffered
