@@ -24,8 +24,9 @@ from matcher.models.follower import install_active_ranker, install_trial, start_
 from matcher.notify.delivery import WebhookDispatcher
 from matcher.notify.listener import StandingMatchListener
 from matcher.settings import Settings
-from matcher.store.db import init_db, make_engine
+from matcher.store.db import make_engine
 from matcher.store.events import ChangeHub
+from matcher.store.schema import check_revision
 
 
 def start_engine(state: AppState) -> MatchEngine:
@@ -54,7 +55,11 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings)
-        init_db(db)
+        try:  # a new store is created, one made before revisions adopted; another revision is refused
+            check_revision(db)
+        except Exception:
+            db.dispose()
+            raise
         state = AppState(
             settings=settings, db=db, hub=ChangeHub(), taxonomy=default_taxonomy(), metrics=metrics
         )

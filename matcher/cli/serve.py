@@ -5,6 +5,18 @@ from __future__ import annotations
 import typer
 
 
+def check_store(settings) -> None:
+    """A store at another schema revision than this code's is refused here, in one line (`matcher migrate`)."""
+    from matcher.store.db import make_engine
+    from matcher.store.schema import check_revision
+
+    engine = make_engine(settings)
+    try:
+        check_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
@@ -22,6 +34,7 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         # refused here, in one line, rather than as a trace from inside the server's start-up
         preflight(settings)
+        check_store(settings)
         uvicorn.run(
             "api.main:app",
             host=host,
