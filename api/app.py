@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.errors import PROBLEM_RESPONSES, add_problem_schema, install_error_handlers
+from api.metrics import ServiceMetrics
 from api.middleware import install_middleware
 from api.query import declared_query_only
 from api.routes import routers
@@ -23,8 +24,9 @@ from matcher.models.follower import install_active_ranker, install_trial, start_
 from matcher.notify.delivery import WebhookDispatcher
 from matcher.notify.listener import StandingMatchListener
 from matcher.settings import Settings
-from matcher.store.db import init_db, make_engine
+from matcher.store.db import make_engine
 from matcher.store.events import ChangeHub
+from matcher.store.schema import check_revision
 
 
 def start_engine(state: AppState) -> MatchEngine:
@@ -53,8 +55,14 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings)
-        init_db(db)
-        state = AppState(settings=settings, db=db, hub=ChangeHub(), taxonomy=default_taxonomy())
+        try:  # a new store is created, one made before revisions adopted; another revision is refused
+            check_revision(db)
+        except Exception:
+            db.dispose()
+            raise
+        state = AppState(
+            settings=settings, db=db, hub=ChangeHub(), taxonomy=default_taxonomy(), metrics=metrics
+        )
         app.state.app_state = state
         if load_engine:
             start_notifications(state, start_engine(state))
@@ -75,8 +83,10 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
         docs_url=None,  # served offline by install_ui, from a package's files
         redoc_url=None,
     )
+    metrics = ServiceMetrics(lambda: app.state.app_state.matcher if hasattr(app.state, "app_state") else None)
+    app.state.metrics = metrics
     install_error_handlers(app)
-    install_middleware(app, settings)
+    install_middleware(app, settings, metrics)
     for router, prefix in routers():
         # the probes outside /v1 answer only their own statuses; every /v1 operation may answer a problem
         app.include_router(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.ratelimit import RateLimitMiddleware
 from matcher.settings import Settings
 from matcher.store import audit
@@ -158,8 +159,8 @@ class BodyLimitMiddleware:
                 await _send_problem(send, 413, "Payload too large", too_large)
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """From the outside in: request id (so even a 413 carries it), header limit, rate limit (before the body is
+def install_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -> None:
+    """From the outside in: request id (so even a 413 carries it), metrics (refusals counted too), header limit, rate limit (before the body is
     read or a session opened), body limit."""
     # file imports (POST /v1/resources:import ...) enforce their own, larger limit; leave room for multipart framing
     import_limit = settings.max_import_bytes + IMPORT_FRAMING_BYTES
@@ -174,4 +175,5 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     )
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from api.metrics import ServiceMetrics
 from matcher.digests.send import EmailSender
 from matcher.domain.taxonomy import Taxonomy
 from matcher.matching.engine import MatchEngine
@@ -24,4 +25,5 @@ class AppState:
     # the digest mail sender; None sends through the SMTP server the settings name (tests put a local one here)
     email_sender: EmailSender | None = None
     webhooks: WebhookDispatcher | None = None  # standing-match webhooks, once notifications started
+    metrics: ServiceMetrics | None = None  # this app's Prometheus metrics
     ready: bool = False

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     notify_threshold: float = 0.5
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: every log line one JSON object (time, level, logger, message, request_id)",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -16,6 +16,7 @@ from api.routes import (
     imports,
     keys,
     match,
+    metrics,
     models,
     needs,
     relay,
@@ -25,6 +26,7 @@ from api.routes import (
 
 _MODULES = (
     health,
+    metrics,
     enterprises,
     needs,
     resources,

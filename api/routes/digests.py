@@ -93,6 +93,8 @@ def run_digests(
         report = _runner(state, source, sender).run(body.period, dry_run=body.dry_run, tenant=caller.tenant)
     finally:
         sender.close()
+    if state.metrics is not None:
+        state.metrics.observe_digests(report)
     return DigestRunReport(**report.as_dict())
 
 

@@ -167,6 +167,8 @@ def respond(
     committed before the response leaves, so that feedback on any listed match is accepted right away (`log`
     False: a list nobody is shown, such as an export, logs none)."""
     outcome = engine.match(q, tenant=caller.tenant)
+    if state.metrics is not None:
+        state.metrics.observe_match(outcome, "forward")
     if outcome.candidates and log:
         log_impressions(state.db, outcome, caller.tenant)
     ids = [c.id for c in outcome.candidates]
@@ -341,6 +343,8 @@ def resource_matches(
         include=tuple(include or ("need", "enterprise")),
         language=language or preferred_language(accept_language),
     )
+    if state.metrics is not None:
+        state.metrics.observe_match(outcome, "reverse")
     out = demand_matches(state, outcome, caller)
     return DemandMatchResponse(
         request_id=outcome.request_id,

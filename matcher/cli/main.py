@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from matcher.cli import calibrate, demo, digest, evaluate, imports, keys, models, serve, train, users
+from matcher.cli import calibrate, demo, digest, evaluate, imports, keys, migrate, models, serve, train, users
 from matcher.cli.errors import CliError
 from matcher.errors import MatcherError
 
@@ -23,22 +23,21 @@ app = typer.Typer(
 )
 
 
-for _group in (serve, keys, users, evaluate, calibrate, imports, demo, digest, train, models):
+for _group in (serve, migrate, keys, users, evaluate, calibrate, imports, demo, digest, train, models):
     _group.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from matcher.logs import configure_logging
     from matcher.settings import Settings
 
     try:
-        level = Settings().log_level.upper()
+        settings = Settings()
+        level = settings.log_level.upper()
+        configure_logging(settings, keep_existing=True)
     except Exception:  # noqa: BLE001 - a bad setting is reported by the command itself
         level = "INFO"
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO), format="%(levelname)s %(name)s: %(message)s"
-    )
-    # FAISS logs every CPU-specific build it probes and does not find; only its warnings matter here
-    logging.getLogger("faiss.loader").setLevel(max(logging.WARNING, logging.getLogger().level))
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         app(args=argv, standalone_mode=False)
     except SystemExit:

@@ -5,6 +5,18 @@ from __future__ import annotations
 import typer
 
 
+def check_store(settings) -> None:
+    """A store at another schema revision than this code's is refused here, in one line (`matcher migrate`)."""
+    from matcher.store.db import make_engine
+    from matcher.store.schema import check_revision
+
+    engine = make_engine(settings)
+    try:
+        check_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
@@ -22,12 +34,14 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         # refused here, in one line, rather than as a trace from inside the server's start-up
         preflight(settings)
+        check_store(settings)
         uvicorn.run(
             "api.main:app",
             host=host,
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            log_config=None,  # the server's lines go through configure_logging's handler (text or JSON)
             proxy_headers=True,
             http=HeadLimitedHttpTools,
             # read by h11 and by HeadLimitedHttpTools alike: a head past this is refused before it is buffered

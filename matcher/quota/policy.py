@@ -7,8 +7,8 @@ import re
 from matcher.quota.buckets import Buckets, Charge, Limit, LocalBuckets
 from matcher.settings import Settings
 
-# probes must answer while a caller is over its limit
-EXEMPT = frozenset({"/healthz", "/readyz"})
+# probes and the metrics scrape must answer while a caller is over its limit
+EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 # the workbench's and the API docs' own scripts and styles: files, not work
 EXEMPT_PREFIXES = ("/ui/static/", "/static/docs/")
 # whole files in, a digest for every subscribed enterprise, an event's meeting plan, a chain's placement

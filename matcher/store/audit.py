@@ -39,6 +39,11 @@ def request_scope(request_id: str) -> Iterator[None]:
         _REQUEST_ID.reset(token)
 
 
+def current_request_id() -> str | None:
+    """The id of the request being served in this context, if any (log lines carry it too)."""
+    return _REQUEST_ID.get()
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who acted in a tenant without an API key: the digest runner, an unsubscribe link ..."""

@@ -53,7 +53,7 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def add_missing_columns(engine: Engine) -> None:
     """create_all makes missing tables only: a nullable column added to a table since a store was created is
     added here (same DDL on SQLite and PostgreSQL), so an existing store keeps working after an upgrade."""
     present = inspect(engine)
@@ -69,9 +69,16 @@ def _add_missing_columns(engine: Engine) -> None:
 
 
 def init_db(engine: Engine) -> None:
+    """Create the tables of the code's metadata and stamp the store at the code's schema revision (tests and
+    tools that start from nothing; a service checks the revision with store.schema.check_revision)."""
+    from matcher.store.schema import BASELINE, current, has_tables, stamp
+
     import_table_modules()
+    existed = has_tables(engine)
     SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
+    add_missing_columns(engine)
+    if current(engine) is None:  # a store made before revisions existed is at the baseline, a new one at head
+        stamp(engine, BASELINE if existed else "head")
 
 
 @contextmanager

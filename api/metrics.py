@@ -1,0 +1,125 @@
+"""Prometheus metrics of one app: request latency and counts per route template, match stage timings, index sizes
+and digest outcomes. Labels name route templates, methods, statuses, stages and sides only, never a raw path, a
+tenant or a record, so the unauthenticated /metrics reveals no tenant's data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from matcher.matching.engine import MatchEngine
+from matcher.matching.pipeline import MatchOutcome
+
+UNMATCHED = "unmatched"  # a request no route answered (404, or refused by a limit before routing)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DIGEST_OUTCOMES = ("sent", "skipped", "empty", "failed", "retry_later", "already_done")
+
+
+class IndexSizes:
+    """Records in the engine's indexes, read at scrape time (nothing while the engine is not loaded)."""
+
+    def __init__(self, engine: Callable[[], MatchEngine | None]) -> None:
+        self.engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "parkmatch_index_records", "Records in the match indexes, per side", labels=["side"]
+        )
+        engine = self.engine()
+        if engine is not None:
+            gauge.add_metric(["resources"], len(engine.resources))
+            gauge.add_metric(["demand"], len(engine.demand_catalog))
+        yield gauge
+
+
+class ServiceMetrics:
+    """One registry per app (tests build many apps in one process)."""
+
+    def __init__(self, engine: Callable[[], MatchEngine | None]) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "parkmatch_http_request_duration_seconds",
+            "Time to answer a request, per route template",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "parkmatch_http_requests",
+            "Requests answered, per route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.stages = Histogram(
+            "parkmatch_match_stage_seconds",
+            "Time spent in each stage of the match pipeline",
+            ["direction", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.digests = Counter(
+            "parkmatch_digest_outcomes",
+            "Digests per outcome of the runs started through the API",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.registry.register(IndexSizes(engine))  # type: ignore[arg-type]
+
+    def observe_match(self, outcome: MatchOutcome, direction: str) -> None:
+        for stage, ms in outcome.timings_ms.items():
+            self.stages.labels(direction, stage).observe(ms / 1000)
+
+    def observe_digests(self, report: object) -> None:
+        for outcome in DIGEST_OUTCOMES:
+            if count := getattr(report, outcome, 0):
+                self.digests.labels(outcome).inc(count)
+
+
+def route_template(scope: Scope, root_path: str) -> str:
+    """The path template of the route that answered (`/v1/resources/{resource_id}`), never the raw path: the
+    route's own template under the prefix its router was included with (FastAPI keeps the whole template in
+    the route context it selected), else under the prefixes mounts added to `root_path`."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    route = scope.get("route")
+    path = getattr(route, "path", None) if route is not None else None
+    if not isinstance(path, str) or not path:
+        return UNMATCHED
+    return str(scope.get("root_path", ""))[len(root_path) :] + path
+
+
+class MetricsMiddleware:
+    """Time every HTTP request and count it by route template and status."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        root_path = str(scope.get("root_path", ""))
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route, method = route_template(scope, root_path), scope["method"]
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(method, route, str(status)).inc()

@@ -1,0 +1,120 @@
+"""The store's schema version (Alembic revisions under matcher/store/migrations): upgrade, stamp, check.
+
+A store made by `create_all` before revisions existed (no alembic_version table) is stamped as the baseline when
+its tables match it; a store at another revision than the code's is refused until `matcher migrate` ran."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from matcher.errors import ServiceUnavailable
+from matcher.store.db import add_missing_columns, import_table_modules
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001_baseline"
+VERSION_TABLE = "alembic_version"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The revision this code expects."""
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def current(engine: Engine) -> str | None:
+    """The store's revision; None when it has none (new, or made by create_all)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown id
+        return False
+
+
+def missing_schema(engine: Engine) -> list[str]:
+    """Tables and columns of the code's metadata that the store lacks (empty: its tables match)."""
+    import_table_modules()
+    present = inspect(engine)
+    missing: list[str] = []
+    for table in SQLModel.metadata.sorted_tables:
+        if not present.has_table(table.name):
+            missing.append(table.name)
+            continue
+        have = {c["name"] for c in present.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+    return missing
+
+
+def has_tables(engine: Engine) -> bool:
+    names = set(inspect(engine).get_table_names()) - {VERSION_TABLE}
+    import_table_modules()
+    return bool(names & set(SQLModel.metadata.tables))
+
+
+def stamp(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as conn:
+        command.stamp(_config(conn), revision)
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Upgrade the store to the code's revision: a store without one is stamped as the baseline first (when
+    its tables match), a new one is created. Returns (revision before, revision after)."""
+    before = current(engine)
+    if before is None and has_tables(engine):
+        adopt(engine)
+    elif before is not None and not _known(before):
+        raise ServiceUnavailable(
+            f"the store is at schema revision {before}, newer than this version of parkmatch ({head()}) knows; "
+            "run a newer parkmatch / 数据库版本比本程序新，请使用更新的版本"
+        )
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    return before, head()
+
+
+def adopt(engine: Engine) -> None:
+    """Stamp a store made by create_all as the baseline, once its tables match (nullable columns added since
+    are added first); refuse one that does not."""
+    add_missing_columns(engine)
+    if missing := missing_schema(engine):
+        raise ServiceUnavailable(
+            "the store has no schema revision and its tables do not match the baseline "
+            f"(missing: {', '.join(missing[:5])}); run `matcher migrate` / 数据库结构不符，请运行 matcher migrate"
+        )
+    stamp(engine, BASELINE)
+
+
+def check_revision(engine: Engine) -> None:
+    """At start: a store made by create_all is adopted as the baseline; a new store is created at head; one at
+    another revision than the code's is refused in one line."""
+    revision = current(engine)
+    if revision is None:
+        if has_tables(engine):
+            adopt(engine)
+        else:
+            migrate(engine)
+        revision = current(engine)
+    expected = head()
+    if revision != expected:
+        relation = "newer than" if not _known(revision or "") else "older than"
+        raise ServiceUnavailable(
+            f"the store's schema revision {revision} is {relation} this code's {expected}: "
+            "run `matcher migrate` / 数据库版本与程序不符，请运行 matcher migrate"
+        )
