@@ -47,10 +47,16 @@ schemathesis.openapi.format(
 )
 
 
+# a table either import reads: a resource's title and kind, an enterprise's name (企业名称, a column the resource
+# importer ignores, as the enterprise importer ignores title and kind), and columns both map
+_COLUMNS = ["title", "kind", "企业名称", "description", "region", "external_id"]
+
+
 def _rows(cell: st.SearchStrategy[str]) -> st.SearchStrategy[list[dict[str, str]]]:
-    """A table's records: a title (blank ones are rejected row by row) and some other columns the importer maps."""
+    """A table's records: a title and a name (blank ones are rejected row by row) and some other columns the
+    importers map."""
     row = st.fixed_dictionaries(
-        {"title": cell, "kind": st.sampled_from(RESOURCE_KINDS)},
+        {"title": cell, "kind": st.sampled_from(RESOURCE_KINDS), "企业名称": cell},
         optional={"description": cell, "region": cell, "external_id": cell},
     )
     return st.lists(row, min_size=1, max_size=5)
@@ -58,7 +64,7 @@ def _rows(cell: st.SearchStrategy[str]) -> st.SearchStrategy[list[dict[str, str]
 
 def _csv(rows: list[dict[str, str]]) -> bytes:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["title", "kind", "description", "region", "external_id"])
+    writer = csv.DictWriter(out, fieldnames=_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
@@ -67,7 +73,7 @@ def _csv(rows: list[dict[str, str]]) -> bytes:
 def _xlsx(rows: list[dict[str, str]]) -> bytes:
     book = Workbook()
     sheet = book.active
-    columns = ["title", "kind", "description", "region", "external_id"]
+    columns = _COLUMNS
     sheet.append(columns)
     for row in rows:
         sheet.append([row.get(name) for name in columns])
