@@ -177,6 +177,8 @@ def test_operation_conforms(case: schemathesis.Case, park_app: tuple[FastAPI, st
     app, admin = park_app
     _own_enterprise(app, case)
     _ordered_tickets(case)
+    _slots_in_order(case)
+    _links_without_cycle(case)
     _file_in_its_encoding(case)
     _fresh_idempotency_key(case)
     case.call_and_validate(headers=_credentials(case, admin), checks=CHECKS.get_all())
@@ -208,6 +210,63 @@ def _ordered_tickets(case: schemathesis.Case) -> None:
     low, high = details.get("ticket_min"), details.get("ticket_max")
     if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
         details["ticket_min"], details["ticket_max"] = high, low
+
+
+def _positive_body(case: schemathesis.Case) -> dict | None:
+    meta = case.meta
+    if isinstance(case.body, dict) and meta and meta.generation.mode.is_positive:
+        return case.body
+    return None
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _slots_in_order(case: schemathesis.Case) -> None:
+    """An event's slots run in time order without overlaps, which the document says in words only (a slot that
+    ends before it starts, or overlaps the one before, is refused, 422): schema-valid slots out of order become
+    ten-minute slots a quarter of an hour apart from midnight (96 at most fit in the day)."""
+    body = _positive_body(case)
+    slots = body.get("slots") if body else None
+    if not (
+        isinstance(slots, list) and all(isinstance(s, dict) and {"start", "end"} <= s.keys() for s in slots)
+    ):
+        return
+    times = [(_minutes(s["start"]), _minutes(s["end"])) for s in slots]
+    if all(start < end for start, end in times) and all(
+        times[k][0] >= times[k - 1][1] for k in range(1, len(times))
+    ):
+        return
+    for k, slot in enumerate(slots):
+        start = 15 * k
+        slot["start"] = f"{start // 60:02d}:{start % 60:02d}"
+        slot["end"] = f"{(start + 10) // 60:02d}:{(start + 10) % 60:02d}"
+
+
+def _links_without_cycle(case: schemathesis.Case) -> None:
+    """A chain's links have unique keys and feed only links of the chain, with no cycle, which the document says
+    in words only (refused, 422): in a schema-valid body a repeated key is made unique, and a link keeps the
+    links it feeds that come after it and those that supply it from before it (so nothing feeds back)."""
+    body = _positive_body(case)
+    links = body.get("links") if body else None
+    if not (isinstance(links, list) and all(isinstance(link, dict) for link in links)):
+        return
+    keys: list[str] = []
+    for k, link in enumerate(links):
+        base = link.get("key") or f"l{k + 1}"
+        key, n = base, 0
+        while key in keys:
+            n += 1
+            key = f"{base[:55]}-{n}"
+        if key != base:
+            link["key"] = key
+        keys.append(key)
+    for k, link in enumerate(links):
+        for name, allowed in (("feeds", keys[k + 1 :]), ("upstream", keys[:k])):
+            if isinstance(link.get(name), list):
+                link[name] = [ref for ref in link[name] if ref in allowed]
 
 
 def _file_in_its_encoding(case: schemathesis.Case) -> None:
