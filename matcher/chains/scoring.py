@@ -87,13 +87,12 @@ def explanation(engine: MatchEngine, side: Side, q: LinkQuery, c: Candidate) -> 
         components=c.components,
         taxonomy=tax,
     )
-    common = [t["id"] for t in ex["tags_in_common"]]
     return {
         "matched_terms": ex["matched_terms"][:12],
         "tags_in_common": ex["tags_in_common"],
         "components": ex["components"],
         "summary": ex["summary"],
-        "summary_en": summary(ex["matched_terms"], common, [], c.components, tax, "en"),
+        "summary_en": summary(ex["matched_terms"], ex["concepts"], [], c.components, "en"),
     }
 
 

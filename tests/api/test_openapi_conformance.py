@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.python import asgi
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.types import Receive, Scope, Send
 
 from api.app import create_app
 from api.routes.imports import XLSX
 from matcher.digests.tokens import make_unsubscribe_token
 from matcher.domain.schemas import RESOURCE_KINDS
-from matcher.domain.tables import Enterprise
+from matcher.domain.tables import Enterprise, Impression, Need
 from matcher.settings import Settings
 from matcher.store.db import session_scope
 from matcher.store.keys import create_key
@@ -143,6 +143,10 @@ def park_app(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path) -> Ite
             client.post("/v1/needs", json=_need(ent.json()["id"]), headers=auth).raise_for_status()
             for kind in ("result", "scenario", "fund", "incubator"):
                 client.post("/v1/resources", json=_resource(kind), headers=auth).raise_for_status()
+            # a list served to the admin, for feedback to name (see _served_match)
+            served = client.post("/v1/match", json={"text": "量子传感"}, headers=auth)
+            served.raise_for_status()
+            assert served.json()["count"] > 0, served.text
         yield app, admin
     finally:
         asgi.shutdown_lifespans()
@@ -176,6 +180,7 @@ load_all_checks()
 def test_operation_conforms(case: schemathesis.Case, park_app: tuple[FastAPI, str]) -> None:
     app, admin = park_app
     _own_enterprise(app, case)
+    _served_match(app, case)
     _ordered_tickets(case)
     _slots_in_order(case)
     _links_without_cycle(case)
@@ -217,6 +222,11 @@ def _positive_body(case: schemathesis.Case) -> dict | None:
     if isinstance(case.body, dict) and meta and meta.generation.mode.is_positive:
         return case.body
     return None
+
+
+def _number(value: object) -> bool:
+    """A JSON number, as a schema-valid integer may be drawn (5 or 5.0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _minutes(hhmm: str) -> int:
@@ -290,16 +300,29 @@ def _file_in_its_encoding(case: schemathesis.Case) -> None:
 
 def _own_enterprise(app: FastAPI, case: schemathesis.Case) -> None:
     """A need names an enterprise of the caller's tenant, which no schema can say (a drawn id is someone else's
-    or none, and a 422 names the field): a schema-valid body names one that exists when the call is made."""
-    meta = case.meta
-    if not (
-        isinstance(case.body, dict)
-        and "enterprise_id" in case.body
-        and meta
-        and meta.generation.mode.is_positive
-    ):
+    or none, and a 422 names the field): a schema-valid body that names one (not null) names one that exists
+    when the call is made."""
+    body = _positive_body(case)
+    if not (body and _number(body.get("enterprise_id"))):
         return
     with session_scope(app.state.app_state.db) as session:
         ent = session.exec(select(Enterprise).where(Enterprise.tenant_id == TENANT)).first()
         assert ent is not None, "the run keeps creating enterprises in the seeded tenant"
         case.body["enterprise_id"] = ent.id
+
+
+def _served_match(app: FastAPI, case: schemathesis.Case) -> None:
+    """Feedback names an item of a list served to the caller, which no schema can say (a drawn request_id was
+    never served, and a 422 names it): a schema-valid body names the item last served, and its need if any."""
+    body = _positive_body(case)
+    if not (body and {"request_id", "resource_id", "action"} <= body.keys()):
+        return
+    with session_scope(app.state.app_state.db) as session:
+        shown = session.exec(
+            select(Impression).where(Impression.tenant_id == TENANT).order_by(col(Impression.id).desc())
+        ).first()
+        assert shown is not None, "the park_app fixture serves a list"
+        body["request_id"], body["resource_id"] = shown.request_id, shown.resource_id
+        if _number(body.get("need_id")):
+            need = shown.need_id or session.exec(select(Need.id).where(Need.tenant_id == TENANT)).first()
+            body["need_id"] = need
