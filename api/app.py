@@ -14,6 +14,7 @@ from api.metrics import ServiceMetrics
 from api.middleware import install_middleware
 from api.query import declared_query_only
 from api.routes import routers
+from api.setting_bounds import state_setting_bounds
 from api.state import AppState
 from api.ui import install_ui
 from matcher.domain.taxonomy import default_taxonomy
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
             dependencies=[Depends(declared_query_only)],
         )
     install_ui(app)
-    install_openapi(app)
+    install_openapi(app, settings)
     return app
 
 
@@ -143,17 +144,17 @@ def declare_record_text(openapi: dict[str, Any]) -> dict[str, Any]:
     return openapi
 
 
-def install_openapi(app: FastAPI) -> None:
-    """The generated document, with the Problem schema that every problem response refers to."""
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """The generated document, with the Problem schema that every problem response refers to and the bounds the
+    app's settings give."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = declare_record_text(
-                add_problem_schema(
-                    get_openapi(
-                        title=app.title, version=app.version, description=app.description, routes=app.routes
-                    )
-                )
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            app.openapi_schema = state_setting_bounds(
+                declare_record_text(add_problem_schema(document)), settings
             )
         return app.openapi_schema
 

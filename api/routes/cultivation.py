@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, BeforeValidator
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from api.deps import CallerDep, SessionDep, StateDep, permit
 from api.errors import problem_response
+from api.routes.imports import FILE_TYPES_TEXT, EncodingQuery, check_encoding, import_body, read_upload
 from matcher.cultivation import funnel, pipeline
 from matcher.domain.cultivation_schemas import (
     FollowUpsPublic,
@@ -28,7 +28,6 @@ from matcher.domain.cultivation_schemas import (
 )
 from matcher.domain.schemas import EnterprisePublic, Tier
 from matcher.domain.tables import as_utc
-from matcher.errors import PayloadTooLarge, ValidationFailed
 from matcher.ingest.enterprises import import_enterprises
 from matcher.ingest.importer import ImportReport
 from matcher.store.keys import Caller
@@ -49,24 +48,7 @@ Since = Annotated[
     BeforeValidator(_iso_time),
     Query(description="ISO 8601 time; default 90 days ago (funnel), all (history)"),
 ]
-_FILE_SCHEMA = {"type": "string", "format": "binary"}
-_IMPORT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {**_FILE_SCHEMA, "description": "the CSV, JSONL or XLSX file"}},
-                }
-            },
-            "text/csv": {"schema": {"type": "string", "minLength": 1}},
-            "application/x-ndjson": {"schema": {"type": "string", "minLength": 1}},
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": _FILE_SCHEMA},
-        },
-    }
-}
+_IMPORT_BODY = import_body("the CSV, XLSX, JSON Lines or JSON file")
 
 
 class TierMoved(BaseModel):
@@ -143,31 +125,6 @@ def follow_ups(
     return FollowUpsPublic(data=rows, count=len(rows))
 
 
-async def _file(request: Request, limit: int) -> tuple[bytes, str | None, str | None]:
-    """(bytes, file name, content type) of a multipart `file` field or of the raw body."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.lower().startswith("multipart/form-data"):
-        async with request.form(max_files=1, max_fields=3) as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise ValidationFailed("file: missing; send the file in a multipart field named 'file'")
-            data = await upload.read(limit + 1)
-            name, part_type = upload.filename, upload.content_type
-    else:
-        data, name, part_type = b"", None, content_type
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > limit:
-                break
-    if len(data) > limit:
-        raise PayloadTooLarge(
-            f"the file is larger than the import limit of {limit:,} bytes (MATCHER_MAX_IMPORT_BYTES)"
-        )
-    if not data.strip():
-        raise ValidationFailed("the file is empty: expected a header row and at least one record")
-    return data, name, part_type
-
-
 @router.post(
     "/enterprises:import",
     response_model=ImportReport,
@@ -175,7 +132,10 @@ async def _file(request: Request, limit: int) -> tuple[bytes, str | None, str | 
     openapi_extra=_IMPORT_BODY,
     responses={
         413: problem_response("the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"),
-        415: problem_response("not CSV, JSON Lines or XLSX"),
+        415: problem_response(FILE_TYPES_TEXT),
+        422: problem_response(
+            "the file cannot be decoded or parsed, has no name column, or an option is invalid"
+        ),
     },
 )
 async def import_file(
@@ -184,22 +144,28 @@ async def import_file(
     caller: Annotated[Caller, permit("create", "import")],
     tier: Annotated[Tier | None, Query(description="tier of rows without one")] = "prospect",
     dry_run: bool = False,
-    encoding: Annotated[str | None, Query(max_length=40)] = None,
+    encoding: EncodingQuery = None,
 ) -> ImportReport:
     """Upsert by `external_id` (统一社会信用代码 or 编号) within your tenant; headers in Chinese or English (企业名称,
-    简介, 行业, 地区, 阶段, 梯队, 规模, 邮箱). Rows without a tier enter as `tier` (prospects by default)."""
-    data, name, part_type = await _file(request, state.settings.max_import_bytes)
+    简介, 行业, 地区, 阶段, 梯队, 规模, 邮箱), one of them the name's. Rows without a tier enter as `tier`
+    (prospects by default).
+
+    Send the file as multipart (field `file`) or as the raw body with its Content-Type (text/csv,
+    application/x-ndjson, application/jsonl, the XLSX type). Rows that fail validation are reported with
+    `reason` ("field: message") and do not stop the others; see docs/park-office.md."""
+    check_encoding(encoding)
+    upload = await read_upload(request, state.settings.max_import_bytes)
 
     def run() -> ImportReport:
         with Session(state.db, expire_on_commit=False) as session:
             return import_enterprises(
                 session,
                 caller=caller,
-                data=data,
+                data=upload.data,
                 settings=state.settings,
                 tier=tier,
-                filename=name,
-                content_type=part_type,
+                filename=upload.filename,
+                content_type=upload.content_type,
                 encoding=encoding,
                 dry_run=dry_run,
                 hub=state.hub,

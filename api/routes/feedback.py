@@ -15,10 +15,21 @@ from matcher.outcomes.feedback import REASONS, Action, Reason, record_feedback
 router = APIRouter(tags=["feedback"])
 
 
+# an amount goes with a deal only: either the action is "deal" or the amount is null (or left out)
+_AMOUNT_RULE = {
+    "anyOf": [{"properties": {"action": {"const": "deal"}}}, {"properties": {"amount": {"type": "null"}}}]
+}
+
+
 class FeedbackCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Feedback on a match served to you: `request_id` and `resource_id` name one item of a list you were
+    served (422 naming request_id otherwise), `need_id` (if given) the need it was served for."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_AMOUNT_RULE)
     request_id: str = Field(
-        min_length=1, max_length=64, description="the request_id of the served match list"
+        min_length=1,
+        max_length=64,
+        description="the request_id of a match list served to you that listed `resource_id`",
     )
     resource_id: Id = Field(description="the matched resource the event is about")
     action: Action
@@ -26,7 +37,7 @@ class FeedbackCreate(BaseModel):
         default=None, description="why (mostly with 'rejected'); see /v1/feedback/reasons"
     )
     amount: StrictFloat | None = Field(default=None, ge=0, description="CNY, with action 'deal' only")
-    need_id: Id | None = None
+    need_id: Id | None = Field(default=None, description="the need the list was served for")
 
 
 class FeedbackPublic(BaseModel):

@@ -11,7 +11,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     field_validator,
     model_validator,
 )
@@ -19,6 +18,7 @@ from sqlmodel import Session
 
 from api.deps import CallerDep, StateDep, get_matcher
 from api.errors import UNAVAILABLE_RESPONSES
+from api.setting_bounds import setting_bound
 from api.state import AppState
 from matcher.domain.schemas import (
     EnterprisePublic,
@@ -26,10 +26,12 @@ from matcher.domain.schemas import (
     NeedPublic,
     ResourceKind,
     ResourcePublic,
+    Trl,
     _tags,
 )
-from matcher.domain.spellings import split_list
+from matcher.domain.spellings import OrOneString, split_list
 from matcher.domain.tables import Enterprise, Need, Resource
+from matcher.domain.text import NUMBER_ONLY
 from matcher.domain.visibility import visible_to
 from matcher.errors import ValidationFailed
 from matcher.indexing.demand_keys import DEMAND_NEED, split_demand_key
@@ -48,7 +50,9 @@ MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]
 
 class MatchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    industries: list[str] | None = Field(default=None, description="any of these tags (taxonomy-normalised)")
+    industries: Annotated[list[str], OrOneString(None)] | None = Field(
+        default=None, description="any of these tags (taxonomy-normalised)"
+    )
     region: str | None = None
     stage: Literal["seed", "startup", "growth", "mature"] | None = Field(
         default=None, description="fund stage fit"
@@ -56,8 +60,8 @@ class MatchFilters(BaseModel):
     amount: StrictFloat | None = Field(
         default=None, ge=0, description="CNY; funds whose ticket range excludes it drop"
     )
-    trl_min: StrictInt | None = Field(default=None, ge=1, le=9)
-    trl_max: StrictInt | None = Field(default=None, ge=1, le=9)
+    trl_min: Trl | None = None
+    trl_max: Trl | None = None
     include_inactive: StrictBool = False
 
     @field_validator("industries", mode="before")
@@ -66,23 +70,46 @@ class MatchFilters(BaseModel):
         return None if v is None else _tags(v)
 
 
+# the list's length: at most MATCHER_MAX_K, which the document states as this app's maximum
+K = Annotated[int, Field(ge=1, json_schema_extra=setting_bound("maximum", "max_k")), NUMBER_ONLY]
+QueryText = Annotated[str, Field(json_schema_extra=setting_bound("maxLength", "max_query_chars"))]
+# what to match, as the validator below has it: text that is not blank, a need or an enterprise, and not both of
+# the last two (null is as good as absent)
+_INTEGER = {"type": "integer"}
+_SUBJECT_RULE = {
+    "anyOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string", "pattern": r"\S"}}},
+        {"required": ["need_id"], "properties": {"need_id": _INTEGER}},
+        {"required": ["enterprise_id"], "properties": {"enterprise_id": _INTEGER}},
+    ],
+    "not": {
+        "required": ["need_id", "enterprise_id"],
+        "properties": {"need_id": _INTEGER, "enterprise_id": _INTEGER},
+    },
+}
+
+
 class MatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(
+    """What to match: `text` (not blank), `need_id` or `enterprise_id`; not both of the last two."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SUBJECT_RULE)
+    text: QueryText | None = Field(
         default=None, description="free text (Chinese or English), at most MATCHER_MAX_QUERY_CHARS"
     )
     need_id: Id | None = None
     enterprise_id: Id | None = None
     kinds: list[ResourceKind] = Field(default_factory=list, description="empty = all kinds")
     filters: MatchFilters = Field(default_factory=MatchFilters)
-    k: StrictInt = Field(default=10, ge=1, description="at most MATCHER_MAX_K")
+    k: K = Field(default=10, description="at most MATCHER_MAX_K")
     min_score: StrictFloat | None = Field(default=None, ge=0, le=1)
     dense_weight: StrictFloat | None = Field(
         default=None, ge=0, le=1, description="fusion weight of the dense side"
     )
-    per_provider: StrictInt | None = Field(default=None, ge=0, le=100, description="0 = no diversity limit")
+    per_provider: Annotated[int, Field(ge=0, le=100), NUMBER_ONLY] | None = Field(
+        default=None, description="0 = no diversity limit"
+    )
     bundle: StrictBool = Field(default=False, description="the best `per_kind` of each kind")
-    per_kind: StrictInt = Field(default=3, ge=1, le=20)
+    per_kind: Annotated[int, Field(ge=1, le=20), NUMBER_ONLY] = 3
     explain: StrictBool = True
 
     @model_validator(mode="after")
@@ -220,7 +247,9 @@ def match(body: MatchRequest, state: StateDep, caller: CallerDep, engine: Matche
 
 
 KindsQuery = Annotated[list[ResourceKind] | None, Query(description="repeat for several kinds")]
-KQuery = Annotated[int, Query(ge=1, description="at most MATCHER_MAX_K")]
+KQuery = Annotated[
+    int, Query(ge=1, description="at most MATCHER_MAX_K", json_schema_extra=setting_bound("maximum", "max_k"))
+]
 MinScoreQuery = Annotated[float | None, Query(ge=0, le=1)]
 
 
@@ -275,7 +304,14 @@ def search(
     state: StateDep,
     caller: CallerDep,
     engine: MatcherDep,
-    q: Annotated[str, Query(min_length=1, description="free text, at most MATCHER_MAX_QUERY_CHARS")],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            description="free text, at most MATCHER_MAX_QUERY_CHARS",
+            json_schema_extra=setting_bound("maxLength", "max_query_chars"),
+        ),
+    ],
     kinds: KindsQuery = None,
     industries: Annotated[list[str] | None, Query()] = None,
     region: str | None = None,

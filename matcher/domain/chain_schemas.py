@@ -40,15 +40,28 @@ def _bilingual(data: Any) -> Any:
     return data
 
 
+# rules across the links, stated in words (no JSON schema compares the items of a list): checked by the store,
+# 422 naming the link at fault
+LINKS_RULE = (
+    "the chain's links, upstream to downstream: keys are unique (a link without one is l1, l2 ... by its position), "
+    "`feeds` and `upstream` name keys of these links, and what feeds what forms no cycle, a link feeding itself "
+    "included (422 naming the link otherwise)"
+)
+
+
 class LinkIn(Strict):
-    key: LinkKey | None = Field(default=None, description="default: l1, l2 ... by position")
+    key: LinkKey | None = Field(
+        default=None, description="unique in the chain; default: l1, l2 ... by position"
+    )
     name_zh: Title
     name_en: ShortText = ""
     description: Text = ""
     stage: ChainStage | None = Field(default=None, description="default: from the link's place in the chain")
-    feeds: list[LinkKey] = Field(default_factory=list, max_length=200, description="links this one supplies")
+    feeds: list[LinkKey] = Field(
+        default_factory=list, max_length=200, description="keys of the chain's links this one supplies"
+    )
     upstream: list[LinkKey] = Field(
-        default_factory=list, max_length=200, description="links that supply this one"
+        default_factory=list, max_length=200, description="keys of the chain's links that supply this one"
     )
     industries: list[ShortText] = Field(default_factory=list, max_length=50)
     keywords: list[ShortText] = Field(default_factory=list, max_length=100)
@@ -78,7 +91,7 @@ class ChainCreate(ChainSettings):
     name_zh: Title
     name_en: ShortText = ""
     description: Text = ""
-    links: list[LinkIn] = Field(min_length=1, max_length=300)
+    links: list[LinkIn] = Field(min_length=1, max_length=300, description=LINKS_RULE)
 
     @model_validator(mode="before")
     @classmethod
@@ -98,7 +111,7 @@ class ChainUpdate(Strict):
     gap_threshold: GapThreshold = _omittable()
     links: Annotated[list[LinkIn], Field(min_length=1, max_length=300)] = Field(
         default=None,
-        description="the whole new set; links keep their key's id",
+        description="the whole new set; links keep their key's id; " + LINKS_RULE,
         json_schema_extra=lambda schema: schema.pop("default", None),  # type: ignore[misc]
     )
 

@@ -39,14 +39,22 @@ ParticipantIds = Annotated[list[RowId], Field(max_length=1000)]
 
 class Slot(StrictModel):
     start: HHMM
-    end: HHMM
+    end: HHMM = Field(description="after `start`, the same day")
+
+
+# a rule across the slots, stated in words (no JSON schema compares two values): checked by the store, 422 naming
+# the slot at fault
+SLOTS_RULE = (
+    "in time order, none overlapping: each slot ends after it starts, and starts no earlier than the slot before "
+    "it ends (422 naming the slot otherwise)"
+)
 
 
 class EventCreate(StrictModel):
     title: Title
     date: date
     location: ShortText | None = None
-    slots: list[Slot] = Field(min_length=1, max_length=96, description="in time order, none overlapping")
+    slots: list[Slot] = Field(min_length=1, max_length=96, description=SLOTS_RULE)
     tables: Tables = Field(description="meetings that can run at once")
     max_meetings_per_participant: Meetings | None = Field(default=None, description="default: one per slot")
     min_score: StrictFloat = Field(

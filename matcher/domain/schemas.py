@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -46,8 +45,9 @@ Language = Literal["zh", "en"]
 MAX_TEXT = 20_000  # characters in a description; bodies are also capped in bytes by the API
 
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-# a record id in a body: a JSON integer only (true or "1" would name record 1), within 64 bits
-Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+# a record id in a body: a JSON integer (5.0 counts, as in JSON Schema; true or "1" would name record 1), within
+# 32 bits as ids are on every store (a larger one names no row, and the bound is exact in the document's JSON)
+Id = Annotated[int, Field(ge=1, le=2**31 - 1), NUMBER_ONLY]
 Trl = Annotated[int, Field(ge=1, le=9), NUMBER_ONLY]  # technology readiness level
 Money = Annotated[StrictFloat, Field(ge=0, le=1e13)]  # CNY: a JSON number (false or "1" is not one)
 
@@ -130,7 +130,7 @@ class FundDetails(Strict):
     @field_validator("sectors", mode="before")
     @classmethod
     def _sectors(cls, v: Any) -> Any:
-        return _tags(v)
+        return _record_tags(v)
 
     @model_validator(mode="after")
     def _tickets(self) -> FundDetails:
@@ -183,11 +183,19 @@ def _tags(v: Any) -> Any:
     return default_taxonomy().normalize_tags(items)[0]
 
 
+def _record_tags(v: Any) -> Any:
+    """A record's tags, as _tags has them; a listed name is one line, as the document says (the field's own
+    validation rejects one with a line break, which the tags' clean-up would otherwise make a space)."""
+    if isinstance(v, list) and any(isinstance(x, str) and ("\r" in x or "\n" in x) for x in v):
+        return v
+    return _tags(v)
+
+
 class _Tagged(Strict):
     @field_validator("industries", mode="before", check_fields=False)
     @classmethod
     def _industries(cls, v: Any) -> Any:
-        return _tags(v)
+        return _record_tags(v)
 
 
 def _omittable() -> Any:

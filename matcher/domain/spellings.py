@@ -142,19 +142,19 @@ def values_pattern(values: Iterable[str], *, ignore_case: bool) -> str:
 
 @dataclass(frozen=True)
 class OrOneString:
-    """Documents a list field that also takes one string of names (`pattern`) or null (no names)."""
+    """Documents a list field that also takes one string of names (`pattern`; None: any string) or null (no
+    names)."""
 
-    pattern: str
+    pattern: str | None
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         listed = handler(schema)
-        one = {
-            "type": "string",
-            "pattern": self.pattern,
-            "description": "names separated by , ; 、 ， ； | / or lines",
-        }
+        one: JsonSchemaValue = {"type": "string"}
+        if self.pattern is not None:
+            one["pattern"] = self.pattern
+        one["description"] = "names separated by , ; 、 ， ； | / or lines"
         return {"anyOf": [listed, one, {"type": "null"}]}
 
 

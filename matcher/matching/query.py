@@ -25,6 +25,7 @@ from matcher.matching.pipeline import Plan
 from matcher.matching.retrieval import QueryVector
 from matcher.settings import Settings
 from matcher.store.curation import curated_for
+from matcher.store.db import valid_id
 
 Filters = dict[str, object]
 
@@ -89,14 +90,14 @@ def check_text(text: str, settings: Settings) -> str:
 
 
 def _load_need(session: Session, need_id: int, tenant: str) -> Need:
-    need = session.get(Need, need_id)
+    need = session.get(Need, need_id) if valid_id(need_id) else None
     if need is None or not visible_to(need, tenant):
         raise NotFound(f"need {need_id} not found")
     return need
 
 
 def _load_enterprise(session: Session, enterprise_id: int, tenant: str) -> Enterprise:
-    ent = session.get(Enterprise, enterprise_id)
+    ent = session.get(Enterprise, enterprise_id) if valid_id(enterprise_id) else None
     if ent is None or not visible_to(ent, tenant):
         raise NotFound(f"enterprise {enterprise_id} not found")
     return ent

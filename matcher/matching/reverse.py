@@ -25,6 +25,7 @@ from matcher.matching.explain import explain, with_crosslingual
 from matcher.matching.fit import Ask, constraints, fit_features
 from matcher.matching.pipeline import Plan
 from matcher.matching.retrieval import Candidate
+from matcher.store.db import valid_id
 
 
 def reverse_fit(resource: Meta, cand: Meta, now: float) -> dict[str, float | None]:
@@ -102,7 +103,7 @@ def reverse_plan(
     """resource (scenario, fund, incubator, result) -> the enterprises and open needs it fits; explanations in
     `language`, else in the resource's own."""
     with Session(db) as session:
-        r = session.get(Resource, resource_id)
+        r = session.get(Resource, resource_id) if valid_id(resource_id) else None
         if r is None or not visible_to(r, tenant):
             raise NotFound(f"resource {resource_id} not found")
         text = resource_document(r, taxonomy)

@@ -76,7 +76,7 @@ def test_ids_and_booleans_in_bodies_are_not_coerced(client, headers):
         {"need_id": True},
         {"need_id": "1"},
         {"text": "量子", "explain": 0},
-        {"text": "量子", "k": 1.0},
+        {"text": "量子", "k": 1.5},
     ):
         r = client.post("/v1/match", json=body, headers=headers["admin"])
         assert r.status_code == 422, (body, r.text)

@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.python import asgi
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.types import Receive, Scope, Send
 
 from api.app import create_app
 from api.routes.imports import XLSX
 from matcher.digests.tokens import make_unsubscribe_token
 from matcher.domain.schemas import RESOURCE_KINDS
-from matcher.domain.tables import Enterprise
+from matcher.domain.tables import Enterprise, Impression, Need
 from matcher.settings import Settings
 from matcher.store.db import session_scope
 from matcher.store.keys import create_key
@@ -47,10 +47,16 @@ schemathesis.openapi.format(
 )
 
 
+# a table either import reads: a resource's title and kind, an enterprise's name (企业名称, a column the resource
+# importer ignores, as the enterprise importer ignores title and kind), and columns both map
+_COLUMNS = ["title", "kind", "企业名称", "description", "region", "external_id"]
+
+
 def _rows(cell: st.SearchStrategy[str]) -> st.SearchStrategy[list[dict[str, str]]]:
-    """A table's records: a title (blank ones are rejected row by row) and some other columns the importer maps."""
+    """A table's records: a title and a name (blank ones are rejected row by row) and some other columns the
+    importers map."""
     row = st.fixed_dictionaries(
-        {"title": cell, "kind": st.sampled_from(RESOURCE_KINDS)},
+        {"title": cell, "kind": st.sampled_from(RESOURCE_KINDS), "企业名称": cell},
         optional={"description": cell, "region": cell, "external_id": cell},
     )
     return st.lists(row, min_size=1, max_size=5)
@@ -58,7 +64,7 @@ def _rows(cell: st.SearchStrategy[str]) -> st.SearchStrategy[list[dict[str, str]
 
 def _csv(rows: list[dict[str, str]]) -> bytes:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["title", "kind", "description", "region", "external_id"])
+    writer = csv.DictWriter(out, fieldnames=_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
@@ -67,7 +73,7 @@ def _csv(rows: list[dict[str, str]]) -> bytes:
 def _xlsx(rows: list[dict[str, str]]) -> bytes:
     book = Workbook()
     sheet = book.active
-    columns = ["title", "kind", "description", "region", "external_id"]
+    columns = _COLUMNS
     sheet.append(columns)
     for row in rows:
         sheet.append([row.get(name) for name in columns])
@@ -137,6 +143,10 @@ def park_app(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path) -> Ite
             client.post("/v1/needs", json=_need(ent.json()["id"]), headers=auth).raise_for_status()
             for kind in ("result", "scenario", "fund", "incubator"):
                 client.post("/v1/resources", json=_resource(kind), headers=auth).raise_for_status()
+            # a list served to the admin, for feedback to name (see _served_match)
+            served = client.post("/v1/match", json={"text": "量子传感"}, headers=auth)
+            served.raise_for_status()
+            assert served.json()["count"] > 0, served.text
         yield app, admin
     finally:
         asgi.shutdown_lifespans()
@@ -170,7 +180,10 @@ load_all_checks()
 def test_operation_conforms(case: schemathesis.Case, park_app: tuple[FastAPI, str]) -> None:
     app, admin = park_app
     _own_enterprise(app, case)
+    _served_match(app, case)
     _ordered_tickets(case)
+    _slots_in_order(case)
+    _links_without_cycle(case)
     _file_in_its_encoding(case)
     _fresh_idempotency_key(case)
     case.call_and_validate(headers=_credentials(case, admin), checks=CHECKS.get_all())
@@ -204,6 +217,68 @@ def _ordered_tickets(case: schemathesis.Case) -> None:
         details["ticket_min"], details["ticket_max"] = high, low
 
 
+def _positive_body(case: schemathesis.Case) -> dict | None:
+    meta = case.meta
+    if isinstance(case.body, dict) and meta and meta.generation.mode.is_positive:
+        return case.body
+    return None
+
+
+def _number(value: object) -> bool:
+    """A JSON number, as a schema-valid integer may be drawn (5 or 5.0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _slots_in_order(case: schemathesis.Case) -> None:
+    """An event's slots run in time order without overlaps, which the document says in words only (a slot that
+    ends before it starts, or overlaps the one before, is refused, 422): schema-valid slots out of order become
+    ten-minute slots a quarter of an hour apart from midnight (96 at most fit in the day)."""
+    body = _positive_body(case)
+    slots = body.get("slots") if body else None
+    if not (
+        isinstance(slots, list) and all(isinstance(s, dict) and {"start", "end"} <= s.keys() for s in slots)
+    ):
+        return
+    times = [(_minutes(s["start"]), _minutes(s["end"])) for s in slots]
+    if all(start < end for start, end in times) and all(
+        times[k][0] >= times[k - 1][1] for k in range(1, len(times))
+    ):
+        return
+    for k, slot in enumerate(slots):
+        start = 15 * k
+        slot["start"] = f"{start // 60:02d}:{start % 60:02d}"
+        slot["end"] = f"{(start + 10) // 60:02d}:{(start + 10) % 60:02d}"
+
+
+def _links_without_cycle(case: schemathesis.Case) -> None:
+    """A chain's links have unique keys and feed only links of the chain, with no cycle, which the document says
+    in words only (refused, 422): in a schema-valid body a repeated key is made unique, and a link keeps the
+    links it feeds that come after it and those that supply it from before it (so nothing feeds back)."""
+    body = _positive_body(case)
+    links = body.get("links") if body else None
+    if not (isinstance(links, list) and all(isinstance(link, dict) for link in links)):
+        return
+    keys: list[str] = []
+    for k, link in enumerate(links):
+        base = link.get("key") or f"l{k + 1}"
+        key, n = base, 0
+        while key in keys:
+            n += 1
+            key = f"{base[:55]}-{n}"
+        if key != base:
+            link["key"] = key
+        keys.append(key)
+    for k, link in enumerate(links):
+        for name, allowed in (("feeds", keys[k + 1 :]), ("upstream", keys[:k])):
+            if isinstance(link.get(name), list):
+                link[name] = [ref for ref in link[name] if ref in allowed]
+
+
 def _file_in_its_encoding(case: schemathesis.Case) -> None:
     """An import forced to an encoding reads its file in it, so the file must be in it, which no schema of bytes
     can say (a file that is no text in it is refused, 422): the run writes its tables in UTF-8, and a
@@ -225,16 +300,29 @@ def _file_in_its_encoding(case: schemathesis.Case) -> None:
 
 def _own_enterprise(app: FastAPI, case: schemathesis.Case) -> None:
     """A need names an enterprise of the caller's tenant, which no schema can say (a drawn id is someone else's
-    or none, and a 422 names the field): a schema-valid body names one that exists when the call is made."""
-    meta = case.meta
-    if not (
-        isinstance(case.body, dict)
-        and "enterprise_id" in case.body
-        and meta
-        and meta.generation.mode.is_positive
-    ):
+    or none, and a 422 names the field): a schema-valid body that names one (not null) names one that exists
+    when the call is made."""
+    body = _positive_body(case)
+    if not (body and _number(body.get("enterprise_id"))):
         return
     with session_scope(app.state.app_state.db) as session:
         ent = session.exec(select(Enterprise).where(Enterprise.tenant_id == TENANT)).first()
         assert ent is not None, "the run keeps creating enterprises in the seeded tenant"
         case.body["enterprise_id"] = ent.id
+
+
+def _served_match(app: FastAPI, case: schemathesis.Case) -> None:
+    """Feedback names an item of a list served to the caller, which no schema can say (a drawn request_id was
+    never served, and a 422 names it): a schema-valid body names the item last served, and its need if any."""
+    body = _positive_body(case)
+    if not (body and {"request_id", "resource_id", "action"} <= body.keys()):
+        return
+    with session_scope(app.state.app_state.db) as session:
+        shown = session.exec(
+            select(Impression).where(Impression.tenant_id == TENANT).order_by(col(Impression.id).desc())
+        ).first()
+        assert shown is not None, "the park_app fixture serves a list"
+        body["request_id"], body["resource_id"] = shown.request_id, shown.resource_id
+        if _number(body.get("need_id")):
+            need = shown.need_id or session.exec(select(Need.id).where(Need.tenant_id == TENANT)).first()
+            body["need_id"] = need

@@ -478,6 +478,8 @@ def test_http_errors_are_problems(client, headers, settings):
     assert resp.status_code == 422
     assert resp.json()["detail"] == "kind: Input should be 'result', 'scenario', 'fund' or 'incubator'"
     resp = client.post("/v1/resources:import", files={"other": ("a.csv", b"title\nx\n")}, headers=h)
+    assert resp.status_code == 422 and resp.json()["detail"].startswith("other: unknown form field")
+    resp = client.post("/v1/resources:import", files={"kind": (None, "result")}, headers=h)
     assert resp.status_code == 422 and resp.json()["detail"].startswith("file: missing")
     resp = client.post("/v1/resources:import", content=b"", headers={**h, "Content-Type": "text/csv"})
     assert resp.status_code == 422
