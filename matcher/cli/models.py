@@ -139,8 +139,8 @@ def preflight(settings: Settings, *, build_default: bool = True, show_progress: 
     encoder = load_configured_encoder(settings)
     from matcher.indexing.pair import IndexPair
 
-    for name in ("supply", "demand"):
-        IndexPair(name, encoder, settings).load_or_create()
+    for name in ("supply", "demand"):  # the manifests only: the server loads the vectors once, itself
+        IndexPair(name, encoder, settings).check_model()
     return encoder
 
 

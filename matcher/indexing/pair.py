@@ -15,7 +15,7 @@ import numpy as np
 
 from embeddings.encoders.base import Encoder
 from embeddings.lexical.bm25 import LexicalIndex
-from embeddings.persist import IndexCorruptError, IndexMismatchError
+from embeddings.persist import IndexCorruptError, IndexMismatchError, check_manifest, read_manifest
 from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
 from embeddings.vector.faiss_index import FaissIndex
 from embeddings.vector.load import load_index
@@ -60,11 +60,7 @@ class IndexPair:
             )
         except IndexMismatchError as exc:
             if not self.settings.reindex_on_model_change:
-                raise IndexBuiltByOtherModel(
-                    f"the {self.name} index at {self.root} was built by another encoder ({exc}); "
-                    "run `matcher reindex` to rebuild it with the configured one, or configure the model it "
-                    "was built with"
-                ) from None
+                raise self._other_model(exc) from None
             logger.warning("%s index built by another model (%s): rebuilding from the store", self.name, exc)
             self._reset()
             return
@@ -81,6 +77,32 @@ class IndexPair:
                 OSError) as exc:  # fmt: skip
             logger.warning("%s lexical index unusable (%s): rebuilding from the store", self.name, exc)
             self._reset()
+
+    def check_model(self) -> None:
+        """What `load_or_create` would refuse, read from the saved manifest alone (no vectors loaded): raises
+        `IndexBuiltByOtherModel` for an index of another encoder; a missing or unreadable one is not a refusal
+        (the start rebuilds it)."""
+        if self.settings.reindex_on_model_change:
+            return
+        try:
+            manifest = read_manifest(self.root / "vectors")
+        except (IndexCorruptError, FileNotFoundError, KeyError, ValueError, TypeError, OSError):
+            return
+        try:
+            check_manifest(
+                manifest,
+                str(self.root / "vectors"),
+                expected_model_id=self.encoder.model_id,
+                expected_dimension=self.encoder.dimension,
+            )
+        except IndexMismatchError as exc:
+            raise self._other_model(exc) from None
+
+    def _other_model(self, exc: IndexMismatchError) -> IndexBuiltByOtherModel:
+        return IndexBuiltByOtherModel(
+            f"the {self.name} index at {self.root} was built by another encoder ({exc}); "
+            "run `matcher reindex` to rebuild it with the configured one, or configure the model it was built with"
+        )
 
     def _new_dense(self) -> FaissIndex:
         return FaissIndex(

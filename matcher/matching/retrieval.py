@@ -109,10 +109,11 @@ def crosslingual(text: str) -> str:
     return lexicon.expand(text) if lexicon is not None else ""
 
 
-def search_text(text: str) -> str:
+def search_text(text: str, extra: str | None = None) -> str:
     """What the dense side embeds for a query text: the text and its cross-lingual words (digests batch
-    their query vectors with this too, so that a precomputed vector equals the one a match would compute)."""
-    extra = crosslingual(text)
+    their query vectors with this too, so that a precomputed vector equals the one a match would compute).
+    ``extra``: the text's `crosslingual` words when the caller has them already."""
+    extra = crosslingual(text) if extra is None else extra
     return f"{text}\n{extra}" if extra else text
 
 
@@ -141,7 +142,7 @@ def retrieve(
         if vector is not None and vector.fits(text, pair.encoder.model_id):
             qvec = vector.vector
         else:  # the pair's own encoder: consistent across a swap
-            qvec = pair.encoder.encode_queries([search_text(text)])[0]
+            qvec = pair.encoder.encode_queries([search_text(text, extra)])[0]
     terms = lexical_terms(text, tokens) if terms is None else terms
     if extra:
         terms = terms + lexical_terms(extra, tokenize(extra))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.text import has_cjk
+from matcher.matching.retrieval import Relevance
 
 __all__ = ["Fusion", "Pool", "collect", "cross_validate", "fit", "language_of", "write_calibration"]
 
@@ -60,8 +60,8 @@ class Pool:
     n_relevant: int  # judged relevant documents of the query, found or not (nDCG's ideal)
 
 
-def language_of(text: str) -> str:
-    return "zh" if has_cjk(text) else "latin"
+# the language key serving calibrates by
+language_of = Relevance.language_of
 
 
 def collect(engine, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
