@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.errors import PROBLEM_RESPONSES, add_problem_schema, install_error_handlers
+from api.feed import SeqHeaderMiddleware
 from api.metrics import ServiceMetrics
 from api.middleware import install_middleware
 from api.query import declared_query_only
@@ -35,7 +36,7 @@ def start_engine(state: AppState) -> MatchEngine:
     engine = MatchEngine(state.settings, state.db, state.taxonomy, load_configured_encoder(state.settings))
     install_active_ranker(engine, state.settings)  # a corrupt artefact is refused; the default keeps serving
     install_trial(engine, state.settings)
-    engine.start()
+    engine.start(follow=True)  # the store's change feed: writes of other replicas and of `matcher import`
     state.hub.subscribe(engine)
     state.matcher = engine
     start_following(engine, state.settings)
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     metrics = ServiceMetrics(lambda: app.state.app_state.matcher if hasattr(app.state, "app_state") else None)
     app.state.metrics = metrics
     install_error_handlers(app)
+    app.add_middleware(SeqHeaderMiddleware)  # innermost: sees the request's sessions once the route committed
     install_middleware(app, settings, metrics)
     for router, prefix in routers():
         # the probes outside /v1 answer only their own statuses; every /v1 operation may answer a problem

@@ -25,8 +25,16 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
+FEED_SESSIONS = "feed_sessions"  # request.state: the sessions a request used (api/feed.py reads their seq)
+
+
+def get_session(state: StateDep, request: Request) -> Iterator[Session]:
     with Session(state.db, expire_on_commit=False) as session:
+        sessions = getattr(request.state, FEED_SESSIONS, None)
+        if sessions is None:
+            sessions = []
+            setattr(request.state, FEED_SESSIONS, sessions)
+        sessions.append(session)  # the response says the seq of what its commit appended (X-Matcher-Seq)
         yield session
 
 

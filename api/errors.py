@@ -128,6 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MatcherError)
     async def _domain(request: Request, exc: MatcherError) -> JSONResponse:
         resp = _render(exc)
+        if (retry_after := getattr(exc, "retry_after", None)) is not None:
+            resp.headers["Retry-After"] = str(retry_after)
         if exc.status == 401:
             resp.headers["WWW-Authenticate"] = _challenge(request)
         return resp

@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     default_min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     max_per_provider: int = Field(default=2, ge=1)
 
+    # the change feed (store/feed.py) every serving process follows (indexing/follower.py)
+    feed_poll_s: float = Field(
+        1.0, gt=0, description="how often the feed is read when no NOTIFY woke the follower (SQLite: always)"
+    )
+    feed_batch: int = Field(1000, ge=1, description="feed entries applied per step")
+    feed_gap_grace_s: float = Field(
+        5.0, ge=0, description="how long a hole in the feed's seqs may stay before it is called a gap"
+    )
+    min_seq_wait_s: float = Field(
+        2.0, ge=0, le=30, description="how long a read with min_seq waits for this replica to apply it"
+    )
+    ready_max_lag_seq: int = Field(
+        10_000, ge=0, description="/readyz says not ready while this replica is more feed entries behind"
+    )
+    ready_max_lag_s: float = Field(
+        30.0, ge=0, description="/readyz says not ready while the oldest entry not applied is older (seconds)"
+    )
+
     # limits
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 50_000_000

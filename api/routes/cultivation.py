@@ -7,13 +7,14 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SessionDep, StateDep, permit
 from api.errors import problem_response
+from api.feed import SEQ_HEADER
 from api.routes.imports import FILE_TYPES_TEXT, EncodingQuery, check_encoding, import_body, read_upload
 from matcher.cultivation import funnel, pipeline
 from matcher.domain.cultivation_schemas import (
@@ -140,6 +141,7 @@ def follow_ups(
 )
 async def import_file(
     request: Request,
+    response: Response,
     state: StateDep,
     caller: Annotated[Caller, permit("create", "import")],
     tier: Annotated[Tier | None, Query(description="tier of rows without one")] = "prospect",
@@ -171,4 +173,7 @@ async def import_file(
                 hub=state.hub,
             )
 
-    return await run_in_threadpool(run)
+    report = await run_in_threadpool(run)
+    if report.seq is not None:
+        response.headers[SEQ_HEADER] = str(report.seq)
+    return report

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep, permit
+from api.feed import BEHIND_RESPONSES, wait_min_seq
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import (
@@ -65,7 +66,13 @@ def list_enterprises(
     return ENTERPRISES.list(session, caller, cursor, limit, filters)
 
 
-@router.get("/{enterprise_id}", response_model=EnterprisePublic, summary="Get an enterprise")
+@router.get(
+    "/{enterprise_id}",
+    response_model=EnterprisePublic,
+    summary="Get an enterprise",
+    dependencies=[Depends(wait_min_seq)],
+    responses=BEHIND_RESPONSES,
+)
 def get_enterprise(enterprise_id: int, session: SessionDep, caller: CallerDep) -> EnterprisePublic:
     return ENTERPRISES.get(session, caller, enterprise_id)
 

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from api.idempotency import create_once
 from api.state import AppState
+from matcher.store.feed import written_seq
 from matcher.store.idempotency import IdempotencyScope
 from matcher.store.keys import Caller
 from matcher.store.queries import MAX_LIMIT
@@ -54,7 +55,10 @@ class EntityRoutes:
             row = self.create_row(session, caller=caller, data=data, hub=state.hub, commit=False)
             return self.to_public(row, caller)
 
-        return create_once(session, idem, create)
+        out = create_once(session, idem, create)
+        if isinstance(out, BaseModel):  # a replay says the seq of the first response's write, stored with it
+            out.seq = written_seq(session)  # type: ignore[attr-defined]
+        return out
 
     def list(
         self, session: Session, caller: Caller, cursor: str | None, limit: int, filters: dict[str, Any]
@@ -71,9 +75,9 @@ class EntityRoutes:
         return self.to_public(self.get_row(session, caller=caller, id=id), caller)
 
     def update(self, session: Session, caller: Caller, state: AppState, id: int, data: Any) -> Any:
-        return self.to_public(
-            self.update_row(session, caller=caller, id=id, data=data, hub=state.hub), caller
-        )
+        out = self.to_public(self.update_row(session, caller=caller, id=id, data=data, hub=state.hub), caller)
+        out.seq = written_seq(session)  # an update that changed nothing: the head, as good to wait for
+        return out
 
     def delete(self, session: Session, caller: Caller, state: AppState, id: int) -> None:
         self.delete_row(session, caller=caller, id=id, hub=state.hub)

@@ -28,10 +28,22 @@ def readyz(state: StateDep) -> JSONResponse:
     except Exception:  # noqa: BLE001
         checks["database"] = "unavailable"
     checks["indexes"] = "ok" if state.matcher is not None and state.ready else "loading"
+    body: dict = {"checks": checks}
+    follower = state.matcher.follower if state.matcher is not None else None
+    if follower is not None and checks["database"] == "ok":
+        feed = follower.status()
+        behind = (
+            feed.lag > state.settings.ready_max_lag_seq or feed.lag_seconds > state.settings.ready_max_lag_s
+        )
+        checks["feed"] = "behind" if behind else "ok"
+        body["feed"] = {
+            "applied_seq": feed.applied,
+            "head_seq": feed.head,
+            "lag_entries": feed.lag,
+            "lag_seconds": round(feed.lag_seconds, 3),
+        }
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
-    )
+    return JSONResponse({"status": "ready" if ok else "not ready", **body}, status_code=200 if ok else 503)
 
 
 @router.get("/v1/taxonomy", responses={status: PROBLEM_RESPONSES[status] for status in (401, 429)})

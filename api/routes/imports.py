@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from api.deps import StateDep, permit
 from api.errors import problem_response
+from api.feed import SEQ_HEADER
 from api.state import AppState
 from matcher.domain.schemas import RESOURCE_KINDS, ResourceKind
 from matcher.domain.spellings import any_case
@@ -188,6 +189,7 @@ def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> Imp
 )
 async def import_resources(
     request: Request,
+    response: Response,
     state: StateDep,
     caller: Annotated[Caller, permit("create", "import")],
     kind: Annotated[
@@ -209,7 +211,7 @@ async def import_resources(
     # the multipart field may name a synonym (科技成果), resolved by the importer
     field_kind = upload.fields.get("kind", "")
     file_kind = kind or (field_kind if field_kind.strip() else None)
-    return await run_in_threadpool(
+    report = await run_in_threadpool(
         _run,
         state,
         caller,
@@ -221,3 +223,6 @@ async def import_resources(
         encoding=encoding,
         dry_run=dry_run,
     )
+    if report.seq is not None:
+        response.headers[SEQ_HEADER] = str(report.seq)
+    return report

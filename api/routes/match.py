@@ -17,7 +17,7 @@ from pydantic import (
 from sqlmodel import Session
 
 from api.deps import CallerDep, StateDep, get_matcher
-from api.errors import UNAVAILABLE_RESPONSES
+from api.feed import BEHIND_RESPONSES, wait_min_seq
 from api.setting_bounds import setting_bound
 from api.state import AppState
 from matcher.domain.schemas import (
@@ -44,7 +44,8 @@ from matcher.store.keys import Caller
 from matcher.store.public import to_public_enterprise, to_public_need, to_public_resource
 from matcher.store.queries import by_ids
 
-router = APIRouter(tags=["match"], responses=UNAVAILABLE_RESPONSES)
+# every match reads the indexes: `min_seq` waits until this replica has applied a write (api/feed.py)
+router = APIRouter(tags=["match"], responses=BEHIND_RESPONSES, dependencies=[Depends(wait_min_seq)])
 MatcherDep = Annotated[MatchEngine, Depends(get_matcher)]
 
 

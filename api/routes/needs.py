@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep
+from api.feed import BEHIND_RESPONSES, wait_min_seq
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import NeedCreate, NeedPublic, NeedsPublic, NeedUpdate, ResourceKind, Visibility
@@ -65,7 +66,13 @@ def list_needs(
     return NEEDS.list(session, caller, cursor, limit, filters)
 
 
-@router.get("/{need_id}", response_model=NeedPublic, summary="Get a need")
+@router.get(
+    "/{need_id}",
+    response_model=NeedPublic,
+    summary="Get a need",
+    dependencies=[Depends(wait_min_seq)],
+    responses=BEHIND_RESPONSES,
+)
 def get_need(need_id: int, session: SessionDep, caller: CallerDep) -> NeedPublic:
     return NEEDS.get(session, caller, need_id)
 

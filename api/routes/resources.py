@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep, StateDep
+from api.feed import BEHIND_RESPONSES, wait_min_seq
 from api.idempotency import IdempotencyDep
 from api.routes.entities import CursorQuery, EntityRoutes, IndustryQuery, LimitQuery, RegionQuery
 from matcher.domain.schemas import (
@@ -65,7 +66,13 @@ def list_resources(
     return RESOURCES.list(session, caller, cursor, limit, filters)
 
 
-@router.get("/{resource_id}", response_model=ResourcePublic, summary="Get a resource")
+@router.get(
+    "/{resource_id}",
+    response_model=ResourcePublic,
+    summary="Get a resource",
+    dependencies=[Depends(wait_min_seq)],
+    responses=BEHIND_RESPONSES,
+)
 def get_resource(resource_id: int, session: SessionDep, caller: CallerDep) -> ResourcePublic:
     return RESOURCES.get(session, caller, resource_id)
 

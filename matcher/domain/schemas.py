@@ -278,6 +278,12 @@ class ResourcePublic(BaseModel):
     tenant: str | None = Field(default=None, description="owning tenant; shown to that tenant only")
     created_at: datetime
     updated_at: datetime
+    seq: int | None = Field(
+        default=None,
+        ge=0,
+        description="change-feed seq of this write (write responses only): pass it as min_seq to read the write "
+        "back on any replica",
+    )
 
 
 class ResourcesPublic(BaseModel):
@@ -356,6 +362,12 @@ class EnterprisePublic(BaseModel):
     tenant: str | None = None
     created_at: datetime
     updated_at: datetime
+    seq: int | None = Field(
+        default=None,
+        ge=0,
+        description="change-feed seq of this write (write responses only): pass it as min_seq to read the write "
+        "back on any replica",
+    )
 
 
 class EnterprisesPublic(BaseModel):
@@ -421,6 +433,12 @@ class NeedPublic(BaseModel):
     tenant: str | None = None
     created_at: datetime
     updated_at: datetime
+    seq: int | None = Field(
+        default=None,
+        ge=0,
+        description="change-feed seq of this write (write responses only): pass it as min_seq to read the write "
+        "back on any replica",
+    )
 
 
 class NeedsPublic(BaseModel):

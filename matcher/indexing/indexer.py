@@ -23,6 +23,7 @@ from matcher.indexing.documents import enterprise_text, need_text, resource_docu
 from matcher.indexing.metas import demand_metas, resource_meta, stamp
 from matcher.indexing.pair import IndexPair
 from matcher.settings import Settings
+from matcher.store import feed
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Indexer:
         self._dirty = 0
         self._saver: threading.Thread | None = None
         self._closing = threading.Event()
+        # the change-feed seq up to which every entry is applied (set under _write_lock, saved with the indexes)
+        self.feed_seq = 0
+        self.feed_gaps = 0  # gaps found (log truncated, store older than the index, a hole that did not fill)
 
     def supply_side(self) -> Side:
         """The resources as one query reads them (the pair read once: a swap in flight never splits it)."""
@@ -76,8 +80,14 @@ class Indexer:
         t0 = time.perf_counter()
         self.supply.load_or_create()
         self.demand.load_or_create()
+        bounds = feed.bounds(self.db)  # read before the records: whatever commits later is followed from here
+        if (reason := self._start_gap(bounds)) is not None:
+            self.gap(reason)
+            self.supply._reset()
+            self.demand._reset()
         n_res, stale_s, n_dem, stale_d = self._sync(self.supply, self.demand, catalogs=True)
-        if stale_s or stale_d:
+        resumed = self.feed_seq = bounds.head
+        if stale_s or stale_d or resumed != self.supply.saved_feed_seq:
             self.save()
         logger.info(
             "match engine ready: %d resources (%d re-indexed), %d demand records (%d re-indexed) in %.1fs",
@@ -128,6 +138,91 @@ class Indexer:
             progress=tick,
         )
         return len(resources), len(stale_s), len(stamps), len(stale_d)
+
+    def _start_gap(self, bounds: feed.FeedBounds) -> str | None:
+        """Why the saved indexes cannot be trusted to resume the feed, if they cannot: the store is older than
+        they are (restored from a copy), or its log no longer holds the entries after their seq."""
+        seqs = [p.saved_feed_seq for p in (self.supply, self.demand)]
+        if any(s is None for s in seqs):
+            return None  # saved before the feed existed: the reconcile by stamps below is the whole catch-up
+        saved = min(s for s in seqs if s is not None)
+        if saved > bounds.head:
+            return f"the store's change feed ends at seq {bounds.head}, before the saved indexes' seq {saved}"
+        if bounds.first > saved + 1:
+            return f"the change feed starts at seq {bounds.first}; the saved indexes stopped at seq {saved}"
+        return None
+
+    def gap(self, reason: str) -> None:
+        """Say a gap in one line (and count it); the caller rebuilds from the store."""
+        self.feed_gaps += 1
+        logger.warning("change feed gap: %s; rebuilding the indexes from the store", reason)
+
+    def resync(self, reason: str) -> int:
+        """After a gap: every record read again, the catalogs replaced, every record whose stamp differs from
+        the index's re-embedded and every one the store lacks dropped, with writes held; returns the feed seq
+        the indexes now stand at (read before the records, so nothing committed meanwhile is skipped)."""
+        self.gap(reason)
+        head = feed.head(self.db)
+        with Session(self.db) as session:
+            resources = list(session.exec(select(Resource)))
+            needs = list(session.exec(select(Need)))
+            enterprises = list(session.exec(select(Enterprise)))
+        catalog, demand_catalog = Catalog(), Catalog()
+        catalog.upsert(resource_meta(r, self.taxonomy) for r in resources)
+        demand_catalog.upsert(demand_metas(needs, enterprises, self.taxonomy))
+        with self._write_lock:
+            stale_s = self.supply.reconcile({r.id: stamp(r) for r in resources})
+            stamps = {demand_key(DEMAND_NEED, n.id): stamp(n) for n in needs}
+            stamps.update({demand_key(DEMAND_ENTERPRISE, e.id): stamp(e) for e in enterprises})
+            stale_d = self.demand.reconcile(stamps)
+            self._index_resources([r for r in resources if r.id in stale_s])
+            self._index_demand(
+                [n for n in needs if demand_key(DEMAND_NEED, n.id) in stale_d],
+                [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in stale_d],
+            )
+            self.resources, self.demand_catalog = catalog, demand_catalog
+            self.feed_seq = head
+            self._dirty += 1
+        logger.info("indexes rebuilt from the store at feed seq %d (%d records re-indexed)", head,
+                    len(stale_s) + len(stale_d))  # fmt: skip
+        return head
+
+    def apply_feed(
+        self,
+        seq: int,
+        resources: Sequence[Resource],
+        resources_gone: Sequence[int],
+        needs: Sequence[Need],
+        enterprises: Sequence[Enterprise],
+        demand_gone: tuple[Sequence[int], Sequence[int]],
+    ) -> int:
+        """Apply what the feed named, as the store holds it now, and stand at `seq`. Catalogs take every row
+        (cheap); only a record whose stamp differs from the index's is embedded again, so an entry this
+        process already applied through its hub costs no encoding. Returns the records re-embedded."""
+        with self._write_lock:
+            fresh_r = [r for r in resources if self.supply.stamps.get(int(r.id)) != stamp(r)]
+            fresh_n = [n for n in needs if self.demand.stamps.get(demand_key(DEMAND_NEED, n.id)) != stamp(n)]
+            fresh_e = [
+                e
+                for e in enterprises
+                if self.demand.stamps.get(demand_key(DEMAND_ENTERPRISE, e.id)) != stamp(e)
+            ]
+            self.resources.upsert(resource_meta(r, self.taxonomy) for r in resources)
+            self.demand_catalog.upsert(demand_metas(needs, enterprises, self.taxonomy))
+            self._index_resources(fresh_r)
+            self._index_demand(fresh_n, fresh_e)
+            if resources_gone:
+                self.resources.remove(resources_gone)
+                self.supply.remove(list(resources_gone))
+            keys = [demand_key(DEMAND_NEED, i) for i in demand_gone[0]]
+            keys += [demand_key(DEMAND_ENTERPRISE, i) for i in demand_gone[1]]
+            if keys:
+                self.demand_catalog.remove(keys)
+                self.demand.remove(keys)
+            changed = len(fresh_r) + len(fresh_n) + len(fresh_e) + len(resources_gone) + len(keys)
+            self._dirty += changed
+            self.feed_seq = max(self.feed_seq, seq)
+            return len(fresh_r) + len(fresh_n) + len(fresh_e)
 
     def swap_encoder(self, encoder: Encoder) -> dict[str, str | int | float]:
         """Serve `encoder` without stopping: both indexes are rebuilt with it from the store while the current
@@ -183,8 +278,9 @@ class Indexer:
                 supply, demand = self.supply, self.demand
                 supply_snapshot = supply.snapshot_stamps()
                 demand_snapshot = demand.snapshot_stamps()
-            supply.save(supply_snapshot)
-            demand.save(demand_snapshot)
+                feed_seq = self.feed_seq
+            supply.save(supply_snapshot, feed_seq)
+            demand.save(demand_snapshot, feed_seq)
 
     def close(self) -> None:
         self._closing.set()
@@ -249,6 +345,8 @@ class Indexer:
     # ------------------------------------------------------------------ change events (ChangeListener)
     def resources_changed(self, resources: Sequence[Resource]) -> None:
         with self._write_lock:
+            # the feed may have applied a later version of a row already: an older one never replaces it
+            resources = [r for r in resources if self.supply.stamps.get(int(r.id), 0.0) <= stamp(r)]
             self.resources.upsert(resource_meta(r, self.taxonomy) for r in resources)
             self._index_resources(resources)
             self._dirty += len(resources)
@@ -261,6 +359,11 @@ class Indexer:
 
     def demand_changed(self, needs: Sequence[Need], enterprises: Sequence[Enterprise]) -> None:
         with self._write_lock:
+            held = self.demand.stamps
+            needs = [n for n in needs if held.get(demand_key(DEMAND_NEED, n.id), 0.0) <= stamp(n)]
+            enterprises = [
+                e for e in enterprises if held.get(demand_key(DEMAND_ENTERPRISE, e.id), 0.0) <= stamp(e)
+            ]
             self.demand_catalog.upsert(demand_metas(needs, enterprises, self.taxonomy))
             self._index_demand(needs, enterprises)
             self._dirty += len(needs) + len(enterprises)

@@ -25,6 +25,7 @@ from matcher.settings import Settings
 logger = logging.getLogger(__name__)
 
 STAMPS = "stamps"  # name of the attachment that holds a version's stamps
+FEED_SEQ = "feed_seq"  # the change-feed seq this version has applied everything up to (store/feed.py)
 
 UPSERT_CHUNK = 8192  # records encoded and indexed per step
 
@@ -42,6 +43,7 @@ class IndexPair:
         self.dense = self._new_dense()
         self.lexical = LexicalIndex(tokenizer_id=LEXICAL_TERMS_ID)
         self.stamps: dict[int, float] = {}
+        self.saved_feed_seq: int | None = None  # what the loaded version had applied; None: saved without one
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ persistence
@@ -73,6 +75,7 @@ class IndexPair:
             self.stamps = _agreed_stamps(
                 _stamps_of(self.dense.attachments), _stamps_of(self.lexical.attachments)
             )
+            self.saved_feed_seq = _agreed_seq(self.dense.attachments, self.lexical.attachments)
         except (IndexMismatchError, IndexCorruptError, FileNotFoundError, KeyError, ValueError, TypeError,
                 OSError) as exc:  # fmt: skip
             logger.warning("%s lexical index unusable (%s): rebuilding from the store", self.name, exc)
@@ -115,6 +118,7 @@ class IndexPair:
         self.dense = self._new_dense()
         self.lexical = LexicalIndex(tokenizer_id=LEXICAL_TERMS_ID)
         self.stamps = {}
+        self.saved_feed_seq = None
 
     def reconcile(self, store: dict[int, float]) -> set[int]:
         """Drop what the store no longer has; return the ids to (re)index: new, changed, or missing anywhere."""
@@ -133,10 +137,13 @@ class IndexPair:
         with self._lock:
             return dict(self.stamps)
 
-    def save(self, stamps: dict[int, float]) -> None:
+    def save(self, stamps: dict[int, float], feed_seq: int | None = None) -> None:
         """Each index saves `stamps` inside its own new version, so the stamps loaded with a version are the
-        ones taken before it was written: they never claim more than that version holds."""
-        attachments = {STAMPS: {str(k): v for k, v in stamps.items()}}
+        ones taken before it was written: they never claim more than that version holds. `feed_seq`, taken
+        with them, is where a restart resumes following the change feed."""
+        attachments: dict[str, object] = {STAMPS: {str(k): v for k, v in stamps.items()}}
+        if feed_seq is not None:
+            attachments[FEED_SEQ] = int(feed_seq)
         self.root.mkdir(parents=True, exist_ok=True)
         self.dense.save(str(self.root / "vectors"), attachments=attachments)
         self.lexical.save(self.root / "lexical", attachments=attachments)
@@ -232,6 +239,14 @@ def _stamps_of(attachments: dict[str, object]) -> dict[int, float]:
     if not isinstance(raw, dict):
         raise ValueError(f"{STAMPS} attachment is not an object")
     return {int(k): float(v) for k, v in raw.items()}
+
+
+def _agreed_seq(dense: dict[str, object], lexical: dict[str, object]) -> int | None:
+    """The feed seq both loaded versions have applied (the smaller one after a fallback of either)."""
+    seqs = [a.get(FEED_SEQ) for a in (dense, lexical)]
+    if any(not isinstance(s, int) for s in seqs):
+        return None
+    return min(int(s) for s in seqs)  # type: ignore[arg-type]
 
 
 def _agreed_stamps(dense: dict[int, float], lexical: dict[int, float]) -> dict[int, float]:

@@ -22,6 +22,7 @@ from matcher.ingest.tabular import detect_format, read_table
 from matcher.settings import Settings
 from matcher.store import records
 from matcher.store.events import ChangeHub
+from matcher.store.feed import written_seq
 from matcher.store.keys import Caller
 
 logger = logging.getLogger(__name__)
@@ -154,5 +155,7 @@ def import_enterprises(
             continue
         report.add(RowOutcome(row=n, external_id=ext, kind="enterprise", status=status, id=rid))  # type: ignore[arg-type]
     report.ignored_columns = list(ignored)
+    if not dry_run:
+        report.seq = written_seq(session)
     logger.info("enterprise import into %s: %s", caller.tenant, report.totals.model_dump())
     return report

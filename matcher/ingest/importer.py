@@ -29,6 +29,7 @@ from matcher.ingest.tabular import ParsedFile, detect_format, read_table
 from matcher.settings import Settings
 from matcher.store.bulk import BATCH_SIZE, ResourceUpsert, UpsertStatus, upsert_resources
 from matcher.store.events import ChangeHub
+from matcher.store.feed import written_seq
 from matcher.store.keys import Caller
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,12 @@ class ImportReport(BaseModel):
     totals: ImportTotals = Field(default_factory=ImportTotals)
     ignored_columns: list[str] = Field(default_factory=list, description="columns that map to no field")
     rows: list[RowOutcome] = Field(default_factory=list)
+    seq: int | None = Field(
+        default=None,
+        ge=0,
+        description="change-feed seq the import's writes are visible at (none for a dry run): pass it as min_seq "
+        "to read them on any replica",
+    )
 
     def add(self, outcome: RowOutcome) -> None:
         self.rows.append(outcome)
@@ -287,6 +294,8 @@ def import_file(
         batch_size=batch_size,
         progress=progress,
     )
+    if not dry_run:
+        report.seq = written_seq(session)
     logger.info("import into %s: %s", caller.tenant, report.totals.model_dump())
     return report
 

@@ -17,6 +17,7 @@ from embeddings.text import has_cjk
 from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import Taxonomy
 from matcher.indexing.catalog import Catalog
+from matcher.indexing.follower import FeedFollower
 from matcher.indexing.indexer import Indexer
 from matcher.indexing.pair import IndexPair
 from matcher.matching.calibration import fusion_for
@@ -56,6 +57,8 @@ class MatchEngine:
         self._trial_rng = random.Random()
         self.pipeline = Pipeline(self.relevance, self._trial_rng)
         self.indexer = Indexer(settings, db, taxonomy, encoder)
+        # follows the store's change feed (writes of other processes) once started with follow=True
+        self.follower: FeedFollower | None = None
 
     # ------------------------------------------------------------------ rankers per tenant
     def ranker_for(self, tenant: str) -> Ranker:
@@ -136,16 +139,22 @@ class MatchEngine:
         return self.pipeline.run(plan, ranker)
 
     # ------------------------------------------------------------------ the indexes (the indexer's)
-    def start(self, *, background_save_s: float = 30.0) -> None:
+    def start(self, *, background_save_s: float = 30.0, follow: bool = False) -> None:
+        """Load the indexes; with `follow` (a serving process), follow the store's change feed from there."""
         # the bilingual dictionary takes seconds to read: read it beside the indexes' start, not in the first
         # English request
         threading.Thread(target=default_lexicon, name="lexicon-load", daemon=True).start()
         self.indexer.start(background_save_s=background_save_s)
+        if follow:
+            self.follower = FeedFollower(self.indexer, self.settings)
+            self.follower.start()
 
     def save(self) -> None:
         self.indexer.save()
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
         self.indexer.close()
 
     def swap_encoder(self, encoder: Encoder) -> dict[str, str | int | float]:

@@ -20,6 +20,7 @@ TABLE_MODULES = [
     "matcher.notify.tables",
     "matcher.accounts.tables",
     "matcher.domain.park_tables",
+    "matcher.store.feed",
 ]
 
 
@@ -34,6 +35,7 @@ def import_table_modules() -> None:
 
 
 def make_engine(settings: Settings) -> Engine:
+    importlib.import_module("matcher.store.feed")  # its session hooks log every write of an indexed record
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -71,14 +73,14 @@ def add_missing_columns(engine: Engine) -> None:
 def init_db(engine: Engine) -> None:
     """Create the tables of the code's metadata and stamp the store at the code's schema revision (tests and
     tools that start from nothing; a service checks the revision with store.schema.check_revision)."""
-    from matcher.store.schema import BASELINE, current, has_tables, stamp
+    from matcher.store.schema import current, has_tables, stamp, unrevisioned_revision
 
     import_table_modules()
     existed = has_tables(engine)
     SQLModel.metadata.create_all(engine)
     add_missing_columns(engine)
     if current(engine) is None:  # a store made before revisions existed is at the baseline, a new one at head
-        stamp(engine, BASELINE if existed else "head")
+        stamp(engine, unrevisioned_revision(engine) if existed else "head")
 
 
 @contextmanager

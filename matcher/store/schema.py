@@ -21,6 +21,8 @@ from matcher.store.db import add_missing_columns, import_table_modules
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001_baseline"
 VERSION_TABLE = "alembic_version"
+# tables later revisions added: a store made by create_all without them predates them (it is the baseline)
+LATER_TABLES = {"change_log": "0002_change_log"}
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -89,16 +91,23 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     return before, head()
 
 
+def unrevisioned_revision(engine: Engine) -> str:
+    """The revision a store made by create_all is at: the baseline, or the code's head when it already has every
+    table a later revision added (create_all of this code made them)."""
+    present = set(inspect(engine).get_table_names())
+    return head() if set(LATER_TABLES) <= present else BASELINE
+
+
 def adopt(engine: Engine) -> None:
-    """Stamp a store made by create_all as the baseline, once its tables match (nullable columns added since
-    are added first); refuse one that does not."""
+    """Stamp a store made by create_all at its revision (unrevisioned_revision), once its tables match the
+    baseline (nullable columns added since are added first); refuse one that does not."""
     add_missing_columns(engine)
-    if missing := missing_schema(engine):
+    if missing := [m for m in missing_schema(engine) if m.split(".")[0] not in LATER_TABLES]:
         raise ServiceUnavailable(
             "the store has no schema revision and its tables do not match the baseline "
             f"(missing: {', '.join(missing[:5])}); run `matcher migrate` / 数据库结构不符，请运行 matcher migrate"
         )
-    stamp(engine, BASELINE)
+    stamp(engine, unrevisioned_revision(engine))
 
 
 def check_revision(engine: Engine) -> None:

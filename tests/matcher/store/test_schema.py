@@ -50,12 +50,27 @@ def test_migrate_makes_the_tables_of_the_metadata(empty: Engine) -> None:
     assert schema.migrate(empty) == (after, after)  # twice is a no-op
 
 
-def test_a_store_made_by_create_all_is_adopted_as_the_baseline(empty: Engine) -> None:
+def test_a_store_made_by_create_all_is_adopted_at_its_revision(empty: Engine) -> None:
     import_table_modules()
     SQLModel.metadata.create_all(empty)
     assert schema.current(empty) is None
-    schema.check_revision(empty)
+    schema.check_revision(empty)  # every table of this code's metadata: at head
+    assert schema.current(empty) == schema.head()
+
+
+def test_a_store_made_before_the_change_feed_is_the_baseline_and_migrates(empty: Engine) -> None:
+    import_table_modules()
+    SQLModel.metadata.create_all(empty)
+    with empty.begin() as conn:
+        conn.execute(text('DROP TABLE "change_log"'))
+    with pytest.raises(ServiceUnavailable, match="older than"):
+        schema.check_revision(empty)  # adopted as the baseline, then refused until migrated
     assert schema.current(empty) == schema.BASELINE
+    assert schema.migrate(empty) == (schema.BASELINE, schema.head())
+    assert "change_log" in inspect(empty).get_table_names()
+    with empty.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    schema.check_revision(empty)
 
 
 def test_a_create_all_store_missing_a_table_is_refused(empty: Engine) -> None:
