@@ -281,8 +281,9 @@ class ResourcePublic(BaseModel):
     seq: int | None = Field(
         default=None,
         ge=0,
-        description="change-feed seq of this write (write responses only): pass it as min_seq to read the write "
-        "back on any replica",
+        exclude_if=lambda v: v is None,
+        description="change-feed seq of this write (in write responses only): pass it as min_seq to read the "
+        "write back on any replica",
     )
 
 
@@ -365,8 +366,9 @@ class EnterprisePublic(BaseModel):
     seq: int | None = Field(
         default=None,
         ge=0,
-        description="change-feed seq of this write (write responses only): pass it as min_seq to read the write "
-        "back on any replica",
+        exclude_if=lambda v: v is None,
+        description="change-feed seq of this write (in write responses only): pass it as min_seq to read the "
+        "write back on any replica",
     )
 
 
@@ -436,8 +438,9 @@ class NeedPublic(BaseModel):
     seq: int | None = Field(
         default=None,
         ge=0,
-        description="change-feed seq of this write (write responses only): pass it as min_seq to read the write "
-        "back on any replica",
+        exclude_if=lambda v: v is None,
+        description="change-feed seq of this write (in write responses only): pass it as min_seq to read the "
+        "write back on any replica",
     )
 
 

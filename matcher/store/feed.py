@@ -183,9 +183,8 @@ def _on_execute(state: ORMExecuteState) -> Any:
 
 def _before_commit(session: OrmSession) -> None:
     """Append the transaction's entries as its last statements, so that the lock is held only to the commit."""
-    if not session.info.get(_PENDING):
-        return
-    session.flush()  # rows still unflushed join the pending entries through _after_flush
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # rows still unflushed join the pending entries through _after_flush
     pending = session.info.pop(_PENDING, {})
     if pending:
         session.info[LAST_SEQ] = append(
