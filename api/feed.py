@@ -108,7 +108,7 @@ def wait_min_seq(
     if seq is None:
         return
     bound = state.settings.min_seq_wait_s
-    follower = state.matcher.follower if state.matcher is not None else None
+    follower = getattr(state.matcher, "follower", None)
     if follower is not None:
         if follower.wait_for(seq, bound):
             return

@@ -51,7 +51,7 @@ class FeedPosition:
 
     def collect(self) -> Iterator[Metric]:
         engine = self.engine()
-        follower = engine.follower if engine is not None else None
+        follower = getattr(engine, "follower", None)
         if follower is None:
             return
         try:

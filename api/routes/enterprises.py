@@ -34,6 +34,7 @@ ENTERPRISES = EntityRoutes(
     queries.count_enterprises,
     to_public_enterprise,
     EnterprisesPublic,
+    "enterprise",
 )
 
 

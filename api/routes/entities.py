@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from api.idempotency import create_once
 from api.state import AppState
-from matcher.store.feed import written_seq
+from matcher.store.feed import LAST_SEQ, append_now, record_seqs, written_seq
 from matcher.store.idempotency import IdempotencyScope
 from matcher.store.keys import Caller
 from matcher.store.queries import MAX_LIMIT
@@ -45,6 +45,7 @@ class EntityRoutes:
     count_rows: Callable[..., int]
     to_public: Callable[[Any, Caller], Any]
     page: type[BaseModel]
+    record_type: str  # in the change feed: enterprise, need or resource
 
     def create(
         self, session: Session, caller: Caller, state: AppState, idem: IdempotencyScope | None, data: Any
@@ -53,12 +54,11 @@ class EntityRoutes:
 
         def create() -> Any:
             row = self.create_row(session, caller=caller, data=data, hub=state.hub, commit=False)
-            return self.to_public(row, caller)
+            out = self.to_public(row, caller)
+            out.seq = append_now(session)  # numbered before the commit: a replay says the same seq
+            return out
 
-        out = create_once(session, idem, create)
-        if isinstance(out, BaseModel):  # a replay says the seq of the first response's write, stored with it
-            out.seq = written_seq(session)  # type: ignore[attr-defined]
-        return out
+        return create_once(session, idem, create)
 
     def list(
         self, session: Session, caller: Caller, cursor: str | None, limit: int, filters: dict[str, Any]
@@ -66,17 +66,29 @@ class EntityRoutes:
         """One page of what the caller can see, with the count over all pages."""
         rows, next_cursor = self.list_rows(session, caller=caller, cursor=cursor, limit=limit, **filters)
         return self.page(
-            data=[self.to_public(r, caller) for r in rows],
+            data=self._with_seqs(session, [self.to_public(r, caller) for r in rows]),
             count=self.count_rows(session, caller=caller, **filters),
             next_cursor=next_cursor,
         )
 
     def get(self, session: Session, caller: Caller, id: int) -> Any:
-        return self.to_public(self.get_row(session, caller=caller, id=id), caller)
+        return self._with_seqs(
+            session, [self.to_public(self.get_row(session, caller=caller, id=id), caller)]
+        )[0]
+
+    def _with_seqs(self, session: Session, views: list[Any]) -> list[Any]:
+        """Each record's `seq`: that of its last write, as its write response said it."""
+        seqs = record_seqs(session, self.record_type, [v.id for v in views])
+        for view in views:
+            view.seq = seqs.get(view.id)
+        return views
 
     def update(self, session: Session, caller: Caller, state: AppState, id: int, data: Any) -> Any:
         out = self.to_public(self.update_row(session, caller=caller, id=id, data=data, hub=state.hub), caller)
-        out.seq = written_seq(session)  # an update that changed nothing: the head, as good to wait for
+        if session.info.get(LAST_SEQ) is None:  # nothing changed: the record's last write (else the head)
+            self._with_seqs(session, [out])
+            session.info[LAST_SEQ] = out.seq if out.seq is not None else written_seq(session)
+        out.seq = session.info[LAST_SEQ]
         return out
 
     def delete(self, session: Session, caller: Caller, state: AppState, id: int) -> None:

@@ -29,7 +29,7 @@ def readyz(state: StateDep) -> JSONResponse:
         checks["database"] = "unavailable"
     checks["indexes"] = "ok" if state.matcher is not None and state.ready else "loading"
     body: dict = {"checks": checks}
-    follower = state.matcher.follower if state.matcher is not None else None
+    follower = getattr(state.matcher, "follower", None)
     if follower is not None and checks["database"] == "ok":
         feed = follower.status()
         behind = (

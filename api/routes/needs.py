@@ -25,6 +25,7 @@ NEEDS = EntityRoutes(
     queries.count_needs,
     to_public_need,
     NeedsPublic,
+    "need",
 )
 
 Status = Literal["open", "matched", "closed"]

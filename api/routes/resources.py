@@ -32,6 +32,7 @@ RESOURCES = EntityRoutes(
     queries.count_resources,
     to_public_resource,
     ResourcesPublic,
+    "resource",
 )
 
 Status = Literal["active", "paused", "closed"]

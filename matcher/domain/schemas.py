@@ -282,8 +282,8 @@ class ResourcePublic(BaseModel):
         default=None,
         ge=0,
         exclude_if=lambda v: v is None,
-        description="change-feed seq of this write (in write responses only): pass it as min_seq to read the "
-        "write back on any replica",
+        description="change-feed seq of the record's last write (of this write, in a write response): pass it "
+        "as min_seq to read the record as written on any replica",
     )
 
 
@@ -367,8 +367,8 @@ class EnterprisePublic(BaseModel):
         default=None,
         ge=0,
         exclude_if=lambda v: v is None,
-        description="change-feed seq of this write (in write responses only): pass it as min_seq to read the "
-        "write back on any replica",
+        description="change-feed seq of the record's last write (of this write, in a write response): pass it "
+        "as min_seq to read the record as written on any replica",
     )
 
 
@@ -439,8 +439,8 @@ class NeedPublic(BaseModel):
         default=None,
         ge=0,
         exclude_if=lambda v: v is None,
-        description="change-feed seq of this write (in write responses only): pass it as min_seq to read the "
-        "write back on any replica",
+        description="change-feed seq of the record's last write (of this write, in a write response): pass it "
+        "as min_seq to read the record as written on any replica",
     )
 
 

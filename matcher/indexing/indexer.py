@@ -86,9 +86,11 @@ class Indexer:
             self.supply._reset()
             self.demand._reset()
         n_res, stale_s, n_dem, stale_d = self._sync(self.supply, self.demand, catalogs=True)
-        resumed = self.feed_seq = bounds.head
-        if stale_s or stale_d or resumed != self.supply.saved_feed_seq:
+        self.feed_seq = bounds.head
+        if stale_s or stale_d:
             self.save()
+        elif self.feed_seq != self.supply.saved_feed_seq:
+            self._dirty += 1  # the seq alone moved: the next periodic save (or the one at close) records it
         logger.info(
             "match engine ready: %d resources (%d re-indexed), %d demand records (%d re-indexed) in %.1fs",
             n_res,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Column, Integer, event, func, select, text
+from sqlalchemy import BigInteger, Column, Index, Integer, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
@@ -51,6 +51,8 @@ class ChangeEntry(SQLModel, table=True):
     current row anyway (present: index it; absent: drop it), so replaying an entry twice is harmless."""
 
     __tablename__ = "change_log"
+    # a record's last write (record_seqs): the seq a read of the record reports
+    __table_args__ = (Index("ix_change_log_record", "record_type", "record_id"),)
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     tenant_id: str | None = Field(default=None, max_length=64)
@@ -105,6 +107,27 @@ def written_seq(session: Session) -> int:
     if seq is None:
         seq = session.info[LAST_SEQ] = int(session.execute(select(func.max(ChangeEntry.seq))).scalar() or 0)
     return int(seq)
+
+
+def record_seqs(session: Session, record_type: str, ids: Sequence[int]) -> dict[int, int]:
+    """The seq of each record's last write (records written before the feed existed, or whose entries were
+    pruned, are left out)."""
+    if not ids:
+        return {}
+    stmt = (
+        select(ChangeEntry.record_id, func.max(ChangeEntry.seq))
+        .where(ChangeEntry.record_type == record_type, ChangeEntry.record_id.in_(list(ids)))  # type: ignore[attr-defined]
+        .group_by(ChangeEntry.record_id)
+    )
+    return {int(rid): int(seq) for rid, seq in session.execute(stmt)}
+
+
+def append_now(session: OrmSession) -> int | None:
+    """Number this transaction's writes now rather than at commit, when a response stored before the commit
+    (an idempotent create's) must say its seq; the lock is then held from here to the commit. Returns the last
+    seq this session appended (None: it wrote no indexed record)."""
+    _before_commit(session)
+    return session.info.get(LAST_SEQ)
 
 
 # ---------------------------------------------------------------- after-commit watchers (the local fast path)

@@ -34,7 +34,10 @@ def test_writes_say_their_seq(client, headers, payloads):
     r = client.patch(f"/v1/resources/{rid}", json={"title": "新标题"}, headers=headers["admin"])  # no change
     assert r.json()["seq"] == 2 and r.headers["X-Matcher-Seq"] == "2"
     got = client.get(f"/v1/resources/{rid}", headers=headers["admin"])
-    assert "seq" not in got.json() and "X-Matcher-Seq" not in got.headers  # reads write nothing
+    assert got.json()["seq"] == 2  # the record's last write
+    assert "X-Matcher-Seq" not in got.headers  # a read writes nothing
+    listed = client.get("/v1/resources", headers=headers["admin"]).json()["data"]
+    assert [(v["id"], v["seq"]) for v in listed] == [(rid, 2)]
     r = client.delete(f"/v1/resources/{rid}", headers=headers["admin"])
     assert r.status_code == 204 and r.headers["X-Matcher-Seq"] == "3"
     ent = client.post("/v1/enterprises", json=payloads.enterprise(), headers=headers["admin"])

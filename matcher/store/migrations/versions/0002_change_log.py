@@ -28,7 +28,11 @@ def upgrade() -> None:
         sa.Column("at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
+    with op.batch_alter_table("change_log", schema=None) as batch_op:
+        batch_op.create_index("ix_change_log_record", ["record_type", "record_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("change_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_change_log_record")
     op.drop_table("change_log")
