@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.errors import PROBLEM_RESPONSES, add_problem_schema, install_error_handlers
-from api.feed import SeqHeaderMiddleware
+from api.feed import SeqHeaderMiddleware, declare_seq_header
 from api.metrics import ServiceMetrics
 from api.middleware import install_middleware
 from api.query import declared_query_only
@@ -156,7 +156,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             app.openapi_schema = state_setting_bounds(
-                declare_record_text(add_problem_schema(document)), settings
+                declare_seq_header(declare_record_text(add_problem_schema(document))), settings
             )
         return app.openapi_schema
 

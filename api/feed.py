@@ -8,7 +8,6 @@ import math
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
-from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import FEED_SESSIONS, CallerDep, StateDep
@@ -83,8 +82,26 @@ class SeqHeaderMiddleware:
         await self.app(scope, receive, send_with_seq)
 
 
-def written_seq(session: Session) -> int:
-    return feed.written_seq(session)
+# the operations whose success says X-Matcher-Seq: record writes and imports
+SEQ_PATHS = ("/v1/enterprises", "/v1/needs", "/v1/resources")
+SEQ_METHODS = ("post", "patch", "delete")
+
+
+def declare_seq_header(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Say X-Matcher-Seq on the success responses of the writes of indexed records (record routes and imports;
+    `…/matches` reads and the other operations under these paths write none)."""
+    for path, item in openapi.get("paths", {}).items():
+        if (
+            not path.startswith(SEQ_PATHS)
+            or path.endswith(("/matches", "/graduation"))
+            or "/subscription" in path
+        ):
+            continue
+        for method in SEQ_METHODS:
+            for status, response in item.get(method, {}).get("responses", {}).items():
+                if str(status).startswith("2"):
+                    response.setdefault("headers", {}).update(SEQ_RESPONSE_HEADER)
+    return openapi
 
 
 def wait_min_seq(
