@@ -12,6 +12,7 @@ import typer
 
 from matcher.cli import (
     calibrate,
+    cluster,
     demo,
     digest,
     evaluate,
@@ -38,6 +39,7 @@ app = typer.Typer(
 
 for _group in (
     serve,
+    cluster,
     migrate,
     keys,
     users,
