@@ -1,5 +1,5 @@
 # parkmatch: `make help` lists the targets. Variables: PYTHON, VENV, TORCH_VERSION, TORCH_INDEX, HOST, PORT,
-# PYTEST_ARGS, BENCH_DATA (e.g. `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`).
+# PYTEST_ARGS, BENCH_DATA, CLUSTER_DATABASE_URL, CLUSTER_BROKER_URL (e.g. `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`).
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -13,7 +13,7 @@ BENCH_DATA ?= ../shared/data/bench
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run demo serve test test-all lint bench screenshots
+.PHONY: help venv install run demo serve cluster test test-all lint bench screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,12 @@ serve: install ## serve the API on HOST:PORT (default 127.0.0.1:8000)
 	$(BIN)/matcher serve --host $(HOST) --port $(PORT)
 
 run: demo serve ## the demo: load the demo data, then serve it
+
+CLUSTER_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+CLUSTER_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+cluster: install ## 2 API replicas (ports 8001, 8002) and 2 workers on local PostgreSQL + RabbitMQ; Ctrl-C stops
+	$(BIN)/matcher cluster --replicas 2 --workers 2 --base-port 8001 \
+	  --database-url $(CLUSTER_DATABASE_URL) --broker-url $(CLUSTER_BROKER_URL)
 
 # PostgreSQL tests run when MATCHER_TEST_POSTGRES_URL is set or a server listens on 127.0.0.1:5432
 define run_pytest

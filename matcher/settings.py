@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         "(`matcher reindex` rebuilds on request)",
     )
     approximate_threshold: int = 50_000
+    # index snapshots shared by replicas (matcher/indexing/snapshots.py): a replica with an empty data dir starts
+    # from the newest one that fits; a running one writes one every `snapshot_every_s` while its indexes change
+    snapshot_dir: Path | None = Field(
+        default=None,
+        description="a directory every replica can read and write (shared volume); unset: no snapshots",
+    )
+    snapshot_every_s: float = Field(
+        600.0, ge=0, description="seconds between a replica's snapshots while its indexes change; 0: never"
+    )
+    snapshot_keep: int = Field(3, ge=1, description="snapshots kept in snapshot_dir (the newest)")
     # how often a running service looks for a ranker activated outside it (`matcher train ranker`, another worker)
     model_poll_s: float = Field(15.0, ge=0)
     # while a ranker is on interleaved trial (matcher/models/trial.py): the share of match requests that interleave

@@ -10,7 +10,21 @@ import sys
 
 import typer
 
-from matcher.cli import calibrate, demo, digest, evaluate, imports, keys, migrate, models, serve, train, users
+from matcher.cli import (
+    calibrate,
+    cluster,
+    demo,
+    digest,
+    evaluate,
+    imports,
+    keys,
+    migrate,
+    models,
+    serve,
+    snapshots,
+    train,
+    users,
+)
 from matcher.cli.errors import CliError
 from matcher.errors import MatcherError
 
@@ -23,7 +37,21 @@ app = typer.Typer(
 )
 
 
-for _group in (serve, migrate, keys, users, evaluate, calibrate, imports, demo, digest, train, models):
+for _group in (
+    serve,
+    cluster,
+    migrate,
+    keys,
+    users,
+    evaluate,
+    calibrate,
+    imports,
+    demo,
+    digest,
+    train,
+    models,
+    snapshots,
+):
     _group.register(app)
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -22,8 +23,10 @@ from matcher.indexing.demand_keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_
 from matcher.indexing.documents import enterprise_text, need_text, resource_document
 from matcher.indexing.metas import demand_metas, resource_meta, stamp
 from matcher.indexing.pair import IndexPair
+from matcher.indexing.snapshots import SnapshotInfo, SnapshotScheduler, seed_from_snapshot
 from matcher.settings import Settings
 from matcher.store import feed
+from matcher.store.schema import current
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +54,16 @@ class Indexer:
         self._swap_lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._dirty = 0
+        self._saved_changes = 0  # changes written by earlier saves: with _dirty, every change since start
         self._saver: threading.Thread | None = None
         self._closing = threading.Event()
         # the change-feed seq up to which every entry is applied (set under _write_lock, saved with the indexes)
         self.feed_seq = 0
         self.feed_gaps = 0  # gaps found (log truncated, store older than the index, a hole that did not fill)
+        self.seeded_from: SnapshotInfo | None = None  # the index snapshot this start copied in, if any
+        self.snapshots: SnapshotScheduler | None = None  # writes shared snapshots while the indexes change
+        # the change-feed position the indexes hold up to, recorded in each snapshot
+        self.snapshot_seq: Callable[[], int] = lambda: self.feed_seq
 
     def supply_side(self) -> Side:
         """The resources as one query reads them (the pair read once: a swap in flight never splits it)."""
@@ -78,6 +86,7 @@ class Indexer:
     def start(self, *, background_save_s: float = 30.0) -> None:
         """Load persisted indexes, reconcile them with the store, and start the periodic saver."""
         t0 = time.perf_counter()
+        self._seed_from_snapshot()
         self.supply.load_or_create()
         self.demand.load_or_create()
         bounds = feed.bounds(self.db)  # read before the records: whatever commits later is followed from here
@@ -99,9 +108,33 @@ class Indexer:
             stale_d,
             time.perf_counter() - t0,
         )
+        if self.settings.snapshot_dir is not None and self.settings.snapshot_every_s > 0:
+            self.snapshots = SnapshotScheduler(
+                self,
+                self.settings.snapshot_dir,
+                every_s=self.settings.snapshot_every_s,
+                keep=self.settings.snapshot_keep,
+                schema_revision=current(self.db) or "",
+                seq=lambda: self.snapshot_seq(),
+            )
+            self.snapshots.start()
         if background_save_s > 0:
             self._saver = threading.Thread(target=self._save_loop, args=(background_save_s,), daemon=True)
             self._saver.start()
+
+    def _seed_from_snapshot(self) -> None:
+        """A replica with no indexes of its own starts from the newest shared snapshot that fits (the reconcile
+        that follows re-indexes what changed since); without a snapshot directory this does nothing."""
+        root = self.settings.snapshot_dir
+        if root is None:
+            return
+        self.seeded_from = seed_from_snapshot(
+            self.settings.index_dir,
+            root,
+            model_id=self.encoder.model_id,
+            dimension=self.encoder.dimension,
+            schema_revision=current(self.db) or "",
+        )
 
     def _sync(
         self,
@@ -273,16 +306,35 @@ class Indexer:
                 except Exception:  # noqa: BLE001 - the next save or the start-up reconcile repairs it
                     logger.exception("periodic index save failed")
 
+    @property
+    def changes(self) -> int:
+        """How many record changes the indexes took since start (index snapshots compare it)."""
+        return self._saved_changes + self._dirty
+
     def save(self) -> None:
         with self._save_lock:  # one save at a time: the periodic one never interleaves with a swap's
             with self._write_lock:
+                self._saved_changes += self._dirty
                 self._dirty = 0
                 supply, demand = self.supply, self.demand
                 supply_snapshot = supply.snapshot_stamps()
                 demand_snapshot = demand.snapshot_stamps()
                 feed_seq = self.feed_seq
-            supply.save(supply_snapshot, feed_seq)
-            demand.save(demand_snapshot, feed_seq)
+            supply.save(supply_snapshot, feed_seq=feed_seq)
+            demand.save(demand_snapshot, feed_seq=feed_seq)
+
+    def save_to(self, root: Path) -> dict[str, int]:
+        """Write both sides' indexes under ``root`` in the index directory's layout (an index snapshot), their
+        stamps taken first; returns how many records each side holds. The periodic save is not disturbed."""
+        with self._save_lock:
+            with self._write_lock:
+                supply, demand = self.supply, self.demand
+                supply_stamps = supply.snapshot_stamps()
+                demand_stamps = demand.snapshot_stamps()
+                feed_seq = self.feed_seq
+            supply.save(supply_stamps, root / "supply", feed_seq=feed_seq)
+            demand.save(demand_stamps, root / "demand", feed_seq=feed_seq)
+        return {"supply": len(supply_stamps), "demand": len(demand_stamps)}
 
     def close(self) -> None:
         self._closing.set()

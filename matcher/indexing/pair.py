@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -137,16 +138,18 @@ class IndexPair:
         with self._lock:
             return dict(self.stamps)
 
-    def save(self, stamps: dict[int, float], feed_seq: int | None = None) -> None:
+    def save(self, stamps: dict[int, float], root: Path | None = None, feed_seq: int | None = None) -> None:
         """Each index saves `stamps` inside its own new version, so the stamps loaded with a version are the
-        ones taken before it was written: they never claim more than that version holds. `feed_seq`, taken
-        with them, is where a restart resumes following the change feed."""
+        ones taken before it was written: they never claim more than that version holds. ``root`` writes
+        the pair elsewhere (an index snapshot) in the same layout. `feed_seq`, taken with the stamps, is where a
+        restart resumes following the change feed."""
         attachments: dict[str, object] = {STAMPS: {str(k): v for k, v in stamps.items()}}
         if feed_seq is not None:
             attachments[FEED_SEQ] = int(feed_seq)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.dense.save(str(self.root / "vectors"), attachments=attachments)
-        self.lexical.save(self.root / "lexical", attachments=attachments)
+        root = self.root if root is None else root
+        root.mkdir(parents=True, exist_ok=True)
+        self.dense.save(str(root / "vectors"), attachments=attachments)
+        self.lexical.save(root / "lexical", attachments=attachments)
 
     # ------------------------------------------------------------------ writes
     def upsert(

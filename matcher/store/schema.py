@@ -5,13 +5,16 @@ its tables match it; a store at another revision than the code's is refused unti
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
@@ -23,6 +26,36 @@ BASELINE = "0001_baseline"
 VERSION_TABLE = "alembic_version"
 # tables later revisions added: a store made by create_all without them predates them (it is the baseline)
 LATER_TABLES = {"change_log": "0002_change_log"}
+# PostgreSQL advisory lock key held while one process checks, adopts or upgrades the schema, so that replicas
+# starting together on a new store do not race to create it ("pmschema" as a number)
+MIGRATION_LOCK = 0x706D736368656D61
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time through schema checks and upgrades: on PostgreSQL a session advisory lock on a
+    connection of its own, on SQLite an exclusive lock on a file beside the database (Alembic's DDL there is not
+    transactional); either is released when done or when the process dies."""
+    if engine.dialect.name != "postgresql":
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -78,6 +111,11 @@ def stamp(engine: Engine, revision: str = "head") -> None:
 def migrate(engine: Engine) -> tuple[str | None, str]:
     """Upgrade the store to the code's revision: a store without one is stamped as the baseline first (when
     its tables match), a new one is created. Returns (revision before, revision after)."""
+    with migration_lock(engine):
+        return _migrate(engine)
+
+
+def _migrate(engine: Engine) -> tuple[str | None, str]:
     before = current(engine)
     if before is None and has_tables(engine):
         adopt(engine)
@@ -115,10 +153,12 @@ def check_revision(engine: Engine) -> None:
     another revision than the code's is refused in one line."""
     revision = current(engine)
     if revision is None:
-        if has_tables(engine):
-            adopt(engine)
-        else:
-            migrate(engine)
+        with migration_lock(engine):  # replicas starting together on a new store: one creates it
+            if current(engine) is None:
+                if has_tables(engine):
+                    adopt(engine)
+                else:
+                    _migrate(engine)
         revision = current(engine)
     expected = head()
     if revision != expected:

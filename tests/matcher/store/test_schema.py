@@ -122,3 +122,30 @@ def test_matcher_migrate_command(settings: Settings, empty: Engine, monkeypatch,
         main(["migrate"])
     err = capsys.readouterr().err
     assert refused.value.code == 2 and err.count("\n") == 1 and "newer" in err
+
+
+def test_replicas_starting_together_on_a_new_store_create_it_once(empty: Engine, settings: Settings) -> None:
+    """Four processes' start-up checks at once (threads, each with its own engine) on a store without tables:
+    all pass, and the store ends at the code's revision."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        db = make_engine(settings)
+        try:
+            barrier.wait()
+            schema.check_revision(db)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert schema.current(empty) == schema.head()
