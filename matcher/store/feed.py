@@ -152,7 +152,10 @@ def watch(db: Engine, callback: Callable[[int], None]) -> Callable[[], None]:
 
 
 def _engine_of(session: OrmSession) -> Engine | None:
-    bind = session.get_bind()
+    try:
+        bind = session.get_bind()
+    except Exception:  # noqa: BLE001 - a session without one bind: no watcher can be told
+        return None
     return bind if isinstance(bind, Engine) else getattr(bind, "engine", None)
 
 

@@ -128,6 +128,8 @@ def park_app(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path) -> Ite
         rate_tenant_burst=unlimited,
         rate_anonymous_burst=unlimited,
         secret_key=SECRET,
+        # a drawn min_seq beyond the feed's head waits this long before its 503 (tests/api/test_feed.py times it)
+        min_seq_wait_s=0.01,
     )
     app = create_app(settings)
     PARK.app = app
