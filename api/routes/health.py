@@ -31,7 +31,11 @@ def readyz(state: StateDep) -> JSONResponse:
     body: dict = {"checks": checks}
     follower = getattr(state.matcher, "follower", None)
     if follower is not None and checks["database"] == "ok":
-        feed = follower.status()
+        try:
+            feed = follower.status()
+        except Exception:  # noqa: BLE001 - the store stopped answering between the two reads
+            checks["feed"] = "unavailable"
+            return JSONResponse({"status": "not ready", **body}, status_code=503)
         behind = (
             feed.lag > state.settings.ready_max_lag_seq or feed.lag_seconds > state.settings.ready_max_lag_s
         )
