@@ -116,10 +116,11 @@ def wait_min_seq(
             "X-Matcher-Seq) before reading; 503 with Retry-After when it has not within the bound",
         ),
     ] = None,
+    # declared as a plain integer (a header has no null to send); absent, it is None
     x_matcher_min_seq: Annotated[
-        int | None,
+        int,
         Header(ge=0, le=2**63 - 1, description="the same as the `min_seq` query parameter"),
-    ] = None,
+    ] = None,  # type: ignore[assignment]
 ) -> None:
     seq = max((s for s in (min_seq, x_matcher_min_seq) if s is not None), default=None)
     if seq is None:
