@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -226,7 +226,7 @@ def _applied_min_seq(case: schemathesis.Case) -> None:
     positive and negative cases alike, the wait runs beside the other parameters' validation) asks for a seq
     already applied; an invalid one is left to be refused."""
     for params in (case.query, case.headers):
-        if not isinstance(params, dict):
+        if not isinstance(params, MutableMapping):  # headers come as a case-insensitive mapping
             continue
         for name in list(params):
             value = params[name]
