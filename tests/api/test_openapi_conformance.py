@@ -232,9 +232,12 @@ def _applied_min_seq(case: schemathesis.Case) -> None:
             value = params[name]
             if name.lower() not in ("min_seq", "x-matcher-min-seq") or isinstance(value, bool):
                 continue
-            if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
-                if 0 <= int(value) < 2**63:
-                    params[name] = 0 if isinstance(value, int) else "0"
+            try:  # the server reads "300.0" as 300 too
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if number.is_integer() and 0 <= number < 2**63:
+                params[name] = 0 if isinstance(value, int | float) else "0"
 
 
 def _positive_body(case: schemathesis.Case) -> dict | None:
