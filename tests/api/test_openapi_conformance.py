@@ -232,11 +232,17 @@ def _applied_min_seq(case: schemathesis.Case) -> None:
             value = params[name]
             if name.lower() not in ("min_seq", "x-matcher-min-seq") or isinstance(value, bool):
                 continue
-            try:  # the server reads "300.0" as 300 too
-                number = float(value)
+            try:
+                number = int(value)  # exact for ints and digit strings
             except (TypeError, ValueError):
-                continue
-            if number.is_integer() and 0 <= number < 2**63:
+                try:  # the server reads "300.0" as 300 too
+                    drawn = float(value)
+                except (TypeError, ValueError):
+                    continue
+                if not drawn.is_integer():
+                    continue
+                number = int(drawn)
+            if 0 <= number < 2**63:
                 params[name] = 0 if isinstance(value, int | float) else "0"
 
 
