@@ -29,6 +29,7 @@ STAMPS = "stamps"  # name of the attachment that holds a version's stamps
 FEED_SEQ = "feed_seq"  # the change-feed seq this version has applied everything up to (store/feed.py)
 
 UPSERT_CHUNK = 8192  # records encoded and indexed per step
+SEGMENT_BATCH = 256  # records whose text is segmented and encoded together (their clauses stay cached)
 
 
 class IndexBuiltByOtherModel(ServiceUnavailable):
@@ -174,9 +175,15 @@ class IndexPair:
     def _upsert_chunk(
         self, ids: Sequence[int], texts: Sequence[str], stamps: Sequence[float], *, show_progress: bool
     ) -> None:
-        # lexical terms first: the encoder's tokeniser then finds the batch's clauses segmented and cached
-        terms = [lexical_terms(t) for t in texts]
-        vecs = self.encoder.encode_documents(list(texts), show_progress=show_progress)
+        # lexical terms first, then the encoder on the same few hundred texts: its tokeniser finds their clauses
+        # segmented and still cached (a whole chunk's clauses would overflow the cache and be segmented twice)
+        terms: list[list[str]] = []
+        parts: list[np.ndarray] = []
+        for start in range(0, len(texts), SEGMENT_BATCH):
+            batch = list(texts[start : start + SEGMENT_BATCH])
+            terms += [lexical_terms(t) for t in batch]
+            parts.append(np.asarray(self.encoder.encode_documents(batch, show_progress=show_progress)))
+        vecs = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dimension), dtype=np.float32)
         arr = np.asarray(ids, dtype=np.int64)
         self.dense.upsert(arr, vecs)
         self.lexical.upsert_many([int(i) for i in ids], terms)
