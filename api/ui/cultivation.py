@@ -19,6 +19,7 @@ from api.ui.charts import bar_chart, stacked_chart
 from api.ui.i18n import translate
 from api.ui.records import FormDep
 from api.ui.render import language, page
+from matcher.accounts.tables import UserAccount
 from matcher.chains import store as chains
 from matcher.cultivation import funnel, pipeline
 from matcher.domain.cultivation_schemas import PolicyIn, TierMove
@@ -40,6 +41,19 @@ KINDS = ("result", "scenario", "fund", "incubator")
 def tier_name(tier: str | None, lang: str) -> str:
     zh, en = TIER_LABELS.get(tier or "", ("未入库", "outside"))
     return zh if lang == "zh" else en
+
+
+def actors(session: Session, tenant: str, moves: list[Any]) -> dict[str, str]:
+    """How the pages name who moved an enterprise: a person of the park by name (or email), else as recorded."""
+    ids = {int(m.actor[5:]) for m in moves if m.actor.startswith("user:") and m.actor[5:].isdigit()}
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(UserAccount.id, UserAccount.name, UserAccount.email).where(
+            col(UserAccount.id).in_(ids), UserAccount.tenant_id == tenant
+        )
+    )
+    return {f"user:{i}": name or email for i, name, email in rows}
 
 
 def _chain_id(raw: str | None) -> int | None:
@@ -93,6 +107,7 @@ def cultivation_page(
             ).all()
         )
         follow = funnel.follow_ups(session, caller=caller, limit=20)
+        who = actors(session, caller.tenant, moves)
     order = [*TIERS, "none"]
     tiers_chart = bar_chart(
         translate(lang, "cult.funnel"), [(tier_name(t if t != "none" else None, lang), f.tiers.get(t, 0)) for t in order], color="#0b69a3"
@@ -120,6 +135,7 @@ def cultivation_page(
         "policies": policies,
         "moves": moves,
         "names": names,
+        "who": lambda actor: who.get(actor, actor),
         "listed": listed,
         "follow": follow,
         "kinds": KINDS,
@@ -193,9 +209,11 @@ def enterprise_page(
             relay_note = translate(lang, "error.unavailable")
         elif may(caller, "read", "graduation"):
             relay = graduation.relay(session, caller=caller, engine=state.matcher, enterprise_id=enterprise_id)
+        who = actors(session, caller.tenant, history)
         ctx = {
             "e": ent,
             "history": history,
+            "who": lambda actor: who.get(actor, actor),
             "mark": mark,
             "relay": relay,
             "relay_note": relay_note,
