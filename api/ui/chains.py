@@ -157,7 +157,8 @@ def chain_decide(
     """An officer's decision: a record pinned on a link or kept off it; a refusal shows the chain page with the
     message and the form as typed."""
     typed = {
-        k: str(form.get(k) or "")[:500] for k in ("link_key", "record_type", "record_id", "decision", "reason")
+        k: str(form.get(k) or "")[:500]
+        for k in ("link_key", "record_type", "record_id", "decision", "reason")
     }
     data: dict[str, Any] = {k: v for k, v in typed.items() if v.strip()}
     if "record_id" in data:
@@ -177,7 +178,9 @@ def chain_decide(
 
 
 @router.post("/chains/{chain_id}/placements/{placement_id}/lift")
-def chain_lift(request: Request, state: StateDep, signed: CsrfDep, chain_id: int, placement_id: int) -> Response:
+def chain_lift(
+    request: Request, state: StateDep, signed: CsrfDep, chain_id: int, placement_id: int
+) -> Response:
     with Session(state.db) as session:
         store.lift(session, caller=signed.caller, chain_id=chain_id, placement_id=placement_id)
         session.commit()
@@ -257,4 +260,3 @@ def export_gaps(
     lang = language(request)
     chain, _ = _chain(state, signed.caller, chain_id)
     return download(gap_rows(chain, lang), lang, format, f"chain-{chain_id}-gaps", HEADERS[lang])
-

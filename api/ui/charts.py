@@ -81,7 +81,7 @@ def stacked_chart(
         f'aria-labelledby="{tid}"><title id="{tid}">{escape(title)}</title>'
     ]
     x = LABEL_W
-    for key, label, color in series:  # the legend
+    for _key, label, color in series:  # the legend
         parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{color}"></rect>')
         parts.append(f'<text x="{x + 16}" y="14" font-size="12" fill="#3e4c59">{escape(label)}</text>')
         x += 28 + 12 * len(label)

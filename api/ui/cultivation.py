@@ -102,7 +102,8 @@ def cultivation_page(
         names = dict(
             session.exec(
                 select(Enterprise.id, Enterprise.name).where(
-                    col(Enterprise.id).in_([m.enterprise_id for m in moves]), Enterprise.tenant_id == caller.tenant
+                    col(Enterprise.id).in_([m.enterprise_id for m in moves]),
+                    Enterprise.tenant_id == caller.tenant,
                 )
             ).all()
         )
@@ -110,13 +111,18 @@ def cultivation_page(
         who = actors(session, caller.tenant, moves)
     order = [*TIERS, "none"]
     tiers_chart = bar_chart(
-        translate(lang, "cult.funnel"), [(tier_name(t if t != "none" else None, lang), f.tiers.get(t, 0)) for t in order], color="#0b69a3"
+        translate(lang, "cult.funnel"),
+        [(tier_name(t if t != "none" else None, lang), f.tiers.get(t, 0)) for t in order],
+        color="#0b69a3",
     )
     series = [(t, tier_name(t if t != "none" else None, lang), COLORS[t]) for t in order]
     link_chart = (
         stacked_chart(
             translate(lang, "cult.by_chain"),
-            [((x["name_zh"] if lang == "zh" or not x["name_en"] else x["name_en"]), x["tiers"]) for x in f.links],
+            [
+                ((x["name_zh"] if lang == "zh" or not x["name_en"] else x["name_en"]), x["tiers"])
+                for x in f.links
+            ],
             series,
         )
         if chain_id is not None
@@ -208,7 +214,9 @@ def enterprise_page(
         if state.matcher is None:
             relay_note = translate(lang, "error.unavailable")
         elif may(caller, "read", "graduation"):
-            relay = graduation.relay(session, caller=caller, engine=state.matcher, enterprise_id=enterprise_id)
+            relay = graduation.relay(
+                session, caller=caller, engine=state.matcher, enterprise_id=enterprise_id
+            )
         who = actors(session, caller.tenant, history)
         ctx = {
             "e": ent,
@@ -237,14 +245,18 @@ def enterprise_show(
     return enterprise_page(request, state, signed.caller, enterprise_id, notice=notice)
 
 
-def _refused(request: Request, state: Any, caller: Caller, enterprise_id: int, exc: MatcherError, typed: dict[str, str]) -> Response:
+def _refused(
+    request: Request, state: Any, caller: Caller, enterprise_id: int, exc: MatcherError, typed: dict[str, str]
+) -> Response:
     lang = language(request)
     error = f"{translate(lang, 'error.invalid')}{translate(lang, 'colon')}{exc.detail}"
     return enterprise_page(request, state, caller, enterprise_id, error=error, typed=typed, status=exc.status)
 
 
 @router.post("/cultivation/enterprises/{enterprise_id}/tier")
-def tier_move(request: Request, state: StateDep, signed: CsrfDep, form: FormDep, enterprise_id: int) -> Response:
+def tier_move(
+    request: Request, state: StateDep, signed: CsrfDep, form: FormDep, enterprise_id: int
+) -> Response:
     """Move the enterprise to a tier (or out of the pipeline) with a reason; recorded with who, when and why."""
     typed = {k: str(form.get(k) or "")[:2000] for k in ("tier", "reason")}
     data: dict[str, Any] = {"tier": typed["tier"] or None}
@@ -254,7 +266,9 @@ def tier_move(request: Request, state: StateDep, signed: CsrfDep, form: FormDep,
         body = forms.validate(TierMove, data)
         with Session(state.db) as session:
             _own(session, signed.caller, enterprise_id)
-            pipeline.move(session, caller=signed.caller, enterprise_id=enterprise_id, data=body, hub=state.hub)  # type: ignore[arg-type]
+            pipeline.move(
+                session, caller=signed.caller, enterprise_id=enterprise_id, data=body, hub=state.hub
+            )  # type: ignore[arg-type]
             session.commit()
     except MatcherError as exc:
         if exc.status != 422:
@@ -290,4 +304,3 @@ def graduation_unmark(request: Request, state: StateDep, signed: CsrfDep, enterp
         graduation.unmark(session, caller=signed.caller, enterprise_id=enterprise_id)
         session.commit()
     return RedirectResponse(f"/ui/cultivation/enterprises/{enterprise_id}?saved=1#relay", status_code=303)
-

@@ -143,7 +143,12 @@ def grid(ev: Any, meetings: list[Any]) -> list[dict[str, Any]]:
     """The plan as rows of slots, each with one cell per table (None where no meeting is held)."""
     cells = {(m.slot, m.table): m for m in meetings}
     return [
-        {"slot": k, "start": s["start"], "end": s["end"], "cells": [cells.get((k, t)) for t in range(1, ev.tables + 1)]}
+        {
+            "slot": k,
+            "start": s["start"],
+            "end": s["end"],
+            "cells": [cells.get((k, t)) for t in range(1, ev.tables + 1)],
+        }
         for k, s in enumerate(ev.slots)
     ]
 
@@ -163,7 +168,9 @@ def event_page(
     with Session(state.db) as session:
         ev = store.get_event(session, caller=caller, id=event_id)
         public = store.to_public_event(session, ev)
-        parts = store.participant_views(session, store.list_participants(session, caller=caller, event_id=ev.id))
+        parts = store.participant_views(
+            session, store.list_participants(session, caller=caller, event_id=ev.id)
+        )
         latest = schedule.latest_schedule(session, ev.id or 0)
         plan = schedule.schedule_view(session, ev, latest) if latest is not None else None
         choices = _choices(session, caller)
@@ -194,7 +201,9 @@ def event_show(
     return event_page(request, state, signed.caller, event_id, notice=notice)
 
 
-def _refused(request: Request, state: Any, caller: Caller, event_id: int, exc: MatcherError, **kw: Any) -> Response:
+def _refused(
+    request: Request, state: Any, caller: Caller, event_id: int, exc: MatcherError, **kw: Any
+) -> Response:
     lang = language(request)
     error = f"{translate(lang, 'error.invalid')}{translate(lang, 'colon')}{exc.detail}"
     return event_page(request, state, caller, event_id, error=error, status=exc.status, **kw)
@@ -245,7 +254,9 @@ def participant_remove(
 
 
 @router.post("/events/{event_id}/schedule")
-def event_schedule(request: Request, state: StateDep, signed: CsrfDep, form: FormDep, event_id: int) -> Response:
+def event_schedule(
+    request: Request, state: StateDep, signed: CsrfDep, form: FormDep, event_id: int
+) -> Response:
     """Plan the meetings as POST /v1/events/{id}/schedule does (the solver's default time limit); with
     `coverage` ticked, as many participants as the room allows are seated first."""
     coverage = 1.0 if form.get("coverage") == "1" else 0.0
@@ -276,7 +287,11 @@ def meeting_outcome(
         body = forms.validate(OutcomeCreate, data)
         with Session(state.db) as session:
             outcomes.record_outcome(
-                session, caller=signed.caller, event_id=event_id, meeting_id=meeting_id, data=body  # type: ignore[arg-type]
+                session,
+                caller=signed.caller,
+                event_id=event_id,
+                meeting_id=meeting_id,
+                data=body,  # type: ignore[arg-type]
             )
             session.commit()
     except MatcherError as exc:
@@ -291,7 +306,9 @@ def meeting_outcome(
 
 def _xlsx(data: bytes, filename: str) -> Response:
     return Response(
-        data, media_type=agenda.XLSX_TYPE, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        data,
+        media_type=agenda.XLSX_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 

@@ -187,7 +187,7 @@ EN: dict[str, str] = {
     "chain.gap_threshold": "Gap threshold (fewer park enterprises: a gap)",
     "chain.min_score": "Least score to sit on a link (0–1)",
     "chain.max_links": "Most links per record",
-    "chain.links_help": "One link a row: a key (letters, digits, _.-; empty: l1, l2 ...), names, a stage, and in \"Feeds\" the keys of the links it supplies (comma-separated). Industries and keywords are comma-separated. Empty rows are not saved.",
+    "chain.links_help": 'One link a row: a key (letters, digits, _.-; empty: l1, l2 ...), names, a stage, and in "Feeds" the keys of the links it supplies (comma-separated). Industries and keywords are comma-separated. Empty rows are not saved.',
     "chain.key": "Key",
     "chain.stage": "Stage",
     "chain.stage.auto": "by position",

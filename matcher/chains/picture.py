@@ -9,6 +9,7 @@ of missing glyphs."""
 from __future__ import annotations
 
 import io
+import logging
 import re
 import threading
 import warnings
@@ -90,6 +91,8 @@ def chain_png(chain: ChainPublic) -> bytes:
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path
 
+    # a CJK font without a bold face is used at its regular weight: said once per text otherwise
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     lay = layout(chain)
     family = cjk_family()
     words = _Words(family is not None)

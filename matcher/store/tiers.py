@@ -53,7 +53,8 @@ def tier_changed(
     if row.tier == old:
         return None
     key_id = getattr(actor, "key_id", None)
-    name = audit.actor_name(actor)  # key:12, user:3 (a person in the workbench), operator, or the Actor's name
+    # key:12, user:3 (a person in the workbench), operator, or the Actor's name: as the audit trail says it
+    name = audit.actor_name(actor)
     t = TierTransition(
         tenant_id=row.tenant_id,
         enterprise_id=row.id or 0,

@@ -449,7 +449,17 @@ def _office_page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Req
             ("", {"data": {"name_zh": "a", "rows": "1", "links.0.name_zh": "a", "links.0.feeds": "x"}})
         ],
         ("POST", "/ui/chains/{chain_id}/placements"): lambda: [
-            ("", {"data": {"link_key": "x", "record_type": "enterprise", "record_id": e, "decision": "pinned"}})
+            (
+                "",
+                {
+                    "data": {
+                        "link_key": "x",
+                        "record_type": "enterprise",
+                        "record_id": e,
+                        "decision": "pinned",
+                    }
+                },
+            )
             for e in ents
         ],
         ("POST", "/ui/events/{event_id}/participants"): lambda: (

@@ -76,9 +76,7 @@ def test_the_form_refuses_a_cycle_in_both_languages_and_keeps_what_was_typed(cli
     assert _chains(engine) == []  # nothing half-written
 
 
-def test_a_chain_page_places_records_lists_gaps_and_keeps_officers_decisions(
-    engine_client, signed, headers
-):
+def test_a_chain_page_places_records_lists_gaps_and_keeps_officers_decisions(engine_client, signed, headers):
     client, h = engine_client, headers["admin"]
     ents = {}
     for key, name, text in (
@@ -171,7 +169,13 @@ def test_another_tenants_chain_csrf_and_a_role_that_may_not_write(client, signed
         r = client.get(url)
         assert r.status_code == 404 and "智能网联汽车" not in r.text and "高精地图" not in r.text, url
         assert "未找到该记录" in r.text
-    pin = {"csrf": other_csrf, "link_key": "chip", "record_type": "enterprise", "record_id": "1", "decision": "pinned"}
+    pin = {
+        "csrf": other_csrf,
+        "link_key": "chip",
+        "record_type": "enterprise",
+        "record_id": "1",
+        "decision": "pinned",
+    }
     r = client.post(f"/ui/chains/{cid}/placements", data=pin)
     assert r.status_code == 404 and "智能网联汽车" not in r.text
     assert "智能网联汽车" not in client.get("/ui/chains").text
@@ -180,7 +184,11 @@ def test_another_tenants_chain_csrf_and_a_role_that_may_not_write(client, signed
     monkeypatch.setitem(MATRIX["chain"], "update", Grant("tenant", "none", "none"))
     csrf = signed(client, "officer")
     page = client.get(f"/ui/chains/{cid}")
-    assert page.status_code == 200 and "运行落位" not in page.text and 'action="/ui/chains/%d/placements"' % cid not in page.text
+    assert (
+        page.status_code == 200
+        and "运行落位" not in page.text
+        and f'action="/ui/chains/{cid}/placements"' not in page.text
+    )
     assert "新建产业链" not in client.get("/ui/chains").text
     refused = client.post(f"/ui/chains/{cid}/placement", data={"csrf": csrf})
     assert refused.status_code == 403 and "无权" in refused.text
@@ -192,7 +200,10 @@ def test_another_tenants_chain_csrf_and_a_role_that_may_not_write(client, signed
 def test_the_list_and_the_new_form_render_in_each_language(client, signed, lang):
     signed(client, "officer")
     client.cookies.set("pm_lang", lang)
-    words = {"zh": ("产业链图谱", "新建产业链", "再加一行"), "en": ("Industry-chain maps", "New industry chain", "Add a row")}
+    words = {
+        "zh": ("产业链图谱", "新建产业链", "再加一行"),
+        "en": ("Industry-chain maps", "New industry chain", "Add a row"),
+    }
     listed = client.get("/ui/chains")
     assert listed.status_code == 200 and words[lang][0] in listed.text and words[lang][1] in listed.text
     form = client.get("/ui/chains/new")

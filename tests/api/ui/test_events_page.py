@@ -37,10 +37,10 @@ def _events(engine) -> list[DockingEvent]:
         return list(s.exec(select(DockingEvent)))
 
 
-@pytest.mark.parametrize(
-    ("lang", "heading"), [("zh", "输入有误"), ("en", "Please check your input")]
-)
-def test_the_form_refuses_bad_slots_and_tables_and_keeps_what_was_typed(client, signed, engine, lang, heading):
+@pytest.mark.parametrize(("lang", "heading"), [("zh", "输入有误"), ("en", "Please check your input")])
+def test_the_form_refuses_bad_slots_and_tables_and_keeps_what_was_typed(
+    client, signed, engine, lang, heading
+):
     csrf = signed(client, "officer")
     client.cookies.set("pm_lang", lang)
     assert client.get("/ui/events").status_code == 200
@@ -53,14 +53,20 @@ def test_the_form_refuses_bad_slots_and_tables_and_keeps_what_was_typed(client, 
         assert r.status_code == 422 and heading in r.text and words in r.text, slots
         assert f'id="ev-{box}-err"' in r.text and slots.split("\n")[0] in r.text  # the box keeps its text
     zero = client.post("/ui/events/new", data={"csrf": csrf, **EVENT, "tables": "0"})
-    assert zero.status_code == 422 and 'id="ev-tables-err"' in zero.text and 'value="储能与医疗对接会"' in zero.text
+    assert (
+        zero.status_code == 422
+        and 'id="ev-tables-err"' in zero.text
+        and 'value="储能与医疗对接会"' in zero.text
+    )
     assert _events(engine) == []
 
 
 def test_participants_the_plan_as_a_grid_agendas_and_outcomes(engine_client, signed, headers, engine):
     client, h = engine_client, headers["admin"]
     ents = [
-        client.post("/v1/enterprises", json={"name": n, "description": d, "industries": i}, headers=h).json()["id"]
+        client.post("/v1/enterprises", json={"name": n, "description": d, "industries": i}, headers=h).json()[
+            "id"
+        ]
         for n, d, i in ENTERPRISES[:2]
     ]
     res = [
@@ -81,7 +87,9 @@ def test_participants_the_plan_as_a_grid_agendas_and_outcomes(engine_client, sig
     # the API's rules, on the page: a participant twice (409), avoid on the same side (422)
     twice = client.post(f"/ui/events/{ev}/participants", data={"csrf": csrf, "record": f"E{ents[0]}"})
     assert twice.status_code == 409 and "already takes part" in twice.text
-    extra = client.post("/v1/enterprises", json={"name": "新能储运", "description": "储能"}, headers=h).json()["id"]
+    extra = client.post(
+        "/v1/enterprises", json={"name": "新能储运", "description": "储能"}, headers=h
+    ).json()["id"]
     same = client.post(
         f"/ui/events/{ev}/participants", data={"csrf": csrf, "record": f"E{extra}", "avoid": [str(demand[0])]}
     )
@@ -108,12 +116,18 @@ def test_participants_the_plan_as_a_grid_agendas_and_outcomes(engine_client, sig
     assert sheet(mine.content) == sheet(theirs.content)
     # outcomes: an amount only with a deal; a deal is feedback on the meeting's impression
     m = plan["meetings"][0]
-    wrong = client.post(f"/ui/events/{ev}/meetings/{m['id']}/outcome", data={"csrf": csrf, "outcome": "met", "amount": "100"})
+    wrong = client.post(
+        f"/ui/events/{ev}/meetings/{m['id']}/outcome", data={"csrf": csrf, "outcome": "met", "amount": "100"}
+    )
     assert wrong.status_code == 422 and "amount" in wrong.text
     deal = client.post(
-        f"/ui/events/{ev}/meetings/{m['id']}/outcome", data={"csrf": csrf, "outcome": "deal", "amount": "5,000,000"}
+        f"/ui/events/{ev}/meetings/{m['id']}/outcome",
+        data={"csrf": csrf, "outcome": "deal", "amount": "5,000,000"},
     )
-    assert deal.status_code == 200 and "已成交" in deal.text.split(f'id="m-{m["id"]}"', 1)[1].split("</td>", 1)[0]
+    assert (
+        deal.status_code == 200
+        and "已成交" in deal.text.split(f'id="m-{m["id"]}"', 1)[1].split("</td>", 1)[0]
+    )
     with Session(engine) as s:
         fb = s.exec(select(Feedback).where(Feedback.request_id == m["request_id"])).all()
     assert [(f.action, f.amount) for f in fb] == [("deal", 5_000_000)]
@@ -130,7 +144,10 @@ def test_another_tenants_event_and_a_form_without_its_token(client, signed, head
     assert no_token.status_code == 403 and [e.title for e in _events(engine)] == ["储能与医疗对接会"]
     ent = client.post("/v1/enterprises", json={"name": "储能甲"}, headers=headers["admin"]).json()["id"]
     r = client.post(f"/ui/events/{ev}/participants", data={"record": f"E{ent}"})
-    assert r.status_code == 403 and client.get(f"/v1/events/{ev}/participants", headers=headers["admin"]).json()["count"] == 0
+    assert (
+        r.status_code == 403
+        and client.get(f"/v1/events/{ev}/participants", headers=headers["admin"]).json()["count"] == 0
+    )
     other = signed(client, "other")
     for url in (f"/ui/events/{ev}", f"/ui/events/{ev}/schedule.xlsx"):
         page = client.get(url)
