@@ -12,7 +12,7 @@ from sqlmodel import select
 from api.deps import CallerDep, SessionDep, StateDep, get_matcher
 from api.errors import UNAVAILABLE_RESPONSES
 from api.idempotency import IdempotencyDep, create_once
-from matcher.chains import placement, render, store, view
+from matcher.chains import picture, placement, render, store, view
 from matcher.domain.chain_schemas import (
     ChainCreate,
     ChainPublic,
@@ -95,6 +95,19 @@ def chain_map(chain_id: int, session: SessionDep, caller: CallerDep) -> Response
     """Links by stage with their counts; gaps outlined in red."""
     chain = view.chain_view(session, caller=caller, engine=None, chain_id=chain_id, per_link=1)
     return Response(render.chain_svg(chain), media_type="image/svg+xml")
+
+
+@router.get(
+    "/{chain_id}/map.png",
+    response_class=Response,
+    responses={200: {"content": {picture.PNG_TYPE: {}}}},
+    summary="The chain as a picture (PNG)",
+)
+def chain_map_png(chain_id: int, session: SessionDep, caller: CallerDep) -> Response:
+    """The SVG's picture as a PNG (for slides and reports); its names are in English where the server has no
+    CJK font (docs/park-office.md)."""
+    chain = view.chain_view(session, caller=caller, engine=None, chain_id=chain_id, per_link=1)
+    return Response(picture.chain_png(chain), media_type=picture.PNG_TYPE)
 
 
 @router.patch("/{chain_id}", response_model=ChainPublic, summary="Update a chain")

@@ -18,9 +18,12 @@ def install_ui(app: FastAPI) -> None:
     from api.ui import (
         account,
         auth,
+        chains,
+        cultivation,
         curation,
         docs,
         errors,
+        events,
         exports,
         importing,
         overview,
@@ -42,6 +45,9 @@ def install_ui(app: FastAPI) -> None:
         exports,
         record_exports,
         overview,
+        chains,
+        events,
+        cultivation,
         account,
     ):
         app.include_router(module.router, prefix="/ui", include_in_schema=False)

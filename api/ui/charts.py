@@ -66,3 +66,43 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int]], color: str = "#b42318
         y += ROW + 4
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def stacked_chart(
+    title: str, rows: Sequence[tuple[str, dict[str, int]]], series: Sequence[tuple[str, str, str]]
+) -> Markup:
+    """One bar per row (a chain's link), split into its series (tiers), each part as long as its count on a
+    scale shared by all rows; the counts are written beside the bar. `series`: (key, label, colour)."""
+    top = max([sum(counts.get(k, 0) for k, _, _ in series) for _, counts in rows] + [1])
+    height = max(1, len(rows)) * (ROW + 8) + 34
+    tid = f"t-{zlib.crc32(title.encode())}"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {LABEL_W + BAR_W + 160} {height}" role="img" '
+        f'aria-labelledby="{tid}"><title id="{tid}">{escape(title)}</title>'
+    ]
+    x = LABEL_W
+    for _key, label, color in series:  # the legend
+        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{color}"></rect>')
+        parts.append(f'<text x="{x + 16}" y="14" font-size="12" fill="#3e4c59">{escape(label)}</text>')
+        x += 28 + 12 * len(label)
+    y = 28
+    for name, counts in rows:
+        parts.append(f'<text x="0" y="{y + ROW - 6}" font-size="13" fill="#1f2933">{escape(name)}</text>')
+        x0 = float(LABEL_W)
+        words = []
+        for key, label, color in series:
+            value = int(counts.get(key, 0))
+            if value:
+                width = BAR_W * value / top
+                parts.append(
+                    f'<rect x="{x0:.1f}" y="{y}" width="{width:.1f}" height="{ROW - 4}" fill="{color}">'
+                    f"<title>{escape(name)} · {escape(label)}: {value}</title></rect>"
+                )
+                x0 += width
+            words.append(str(value))
+        parts.append(
+            f'<text x="{x0 + 6:.1f}" y="{y + ROW - 6}" font-size="12" fill="#3e4c59">{" / ".join(words)}</text>'
+        )
+        y += ROW + 8
+    parts.append("</svg>")
+    return Markup("".join(parts))

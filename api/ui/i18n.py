@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from api.ui import office_words
+
 LANGUAGES = ("zh", "en")
 
 ZH: dict[str, str] = {
@@ -438,6 +440,8 @@ EN: dict[str, str] = {
     "pub.details": "Details",
 }
 
+ZH.update(office_words.ZH)
+EN.update(office_words.EN)
 STRINGS = {"zh": ZH, "en": EN}
 
 

@@ -4,6 +4,7 @@ enterprises, resources, needs and prospects; gaps outlined in red with their ran
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from matcher.domain.chain_schemas import ChainPublic, LinkPublic
@@ -33,27 +34,15 @@ def _clip(s: str, n: int) -> str:
 
 
 def _box(link: LinkPublic, x: float, y: float, gap_rank: int | None) -> list[str]:
-    n = {k: link.counts.get(k, 0) for k in ("enterprises", "resources", "needs", "prospects")}
+    zh, en = counts_lines(link)
     stroke, fill, width = ("#d32f2f", "#fff5f5", 2.5) if gap_rank else ("#4a6fa5", "#f4f8fd", 1.2)
     out = [
         f'<g class="link" data-key="{escape(link.key)}">',
         f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="{stroke}" stroke-width="{width}"/>',
         _text(x + 10, y + 22, _clip(link.name_zh, 14), 15, font_weight="bold", fill="#1d2b3a"),
         _text(x + 10, y + 40, _clip(link.name_en, 30), 11, fill="#55606e"),
-        _text(
-            x + 10,
-            y + 60,
-            f"企业 {n['enterprises']} · 资源 {n['resources']} · 需求 {n['needs']} · 潜在 {n['prospects']}",
-            12,
-            fill="#1d2b3a",
-        ),
-        _text(
-            x + 10,
-            y + 78,
-            f"enterprises {n['enterprises']} · resources {n['resources']} · needs {n['needs']} · prospects {n['prospects']}",
-            9,
-            fill="#55606e",
-        ),
+        _text(x + 10, y + 60, zh, 12, fill="#1d2b3a"),
+        _text(x + 10, y + 78, en, 9, fill="#55606e"),
     ]
     if gap_rank:
         out.append(
@@ -71,8 +60,19 @@ def _box(link: LinkPublic, x: float, y: float, gap_rank: int | None) -> list[str
     return out
 
 
-def chain_svg(chain: ChainPublic) -> str:
-    """One standalone SVG document of the chain."""
+@dataclass(frozen=True)
+class Layout:
+    """Where everything goes, shared by the SVG and the PNG (matcher/chains/picture.py) so both draw one map."""
+
+    width: int
+    height: int
+    ncols: int
+    titles: dict[int, str]
+    pos: dict[str, tuple[float, float]]  # link key -> top-left corner of its box
+    gap_rank: dict[str, int]
+
+
+def layout(chain: ChainPublic) -> Layout:
     links = chain.links
     col, titles = _columns(links)
     ncols = max(col.values(), default=0) + 1
@@ -85,7 +85,38 @@ def chain_svg(chain: ChainPublic) -> str:
         pos[link.key] = (MARGIN + c * (BOX_W + COL_GAP), TOP + r * (BOX_H + ROW_GAP))
     width = MARGIN * 2 + ncols * BOX_W + (ncols - 1) * COL_GAP
     height = TOP + max(rows.values(), default=1) * (BOX_H + ROW_GAP) + 60
-    gap_rank = {g.key: g.rank for g in chain.gaps}
+    return Layout(width, height, ncols, titles, pos, {g.key: g.rank for g in chain.gaps})
+
+
+def arrow_ends(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
+    """Where an arrow from the box at (x1, y1) to the box at (x2, y2) leaves and arrives."""
+    if x2 <= x1:  # a link feeding one in its own or an earlier column: leave from the bottom
+        return x1 + BOX_W / 2, y1 + BOX_H, x2 + BOX_W / 2, y2
+    return x1 + BOX_W, y1 + BOX_H / 2, x2, y2 + BOX_H / 2
+
+
+def counts_lines(link: LinkPublic) -> tuple[str, str]:
+    """The box's counts, in Chinese and in English."""
+    n = {k: link.counts.get(k, 0) for k in ("enterprises", "resources", "needs", "prospects")}
+    return (
+        f"企业 {n['enterprises']} · 资源 {n['resources']} · 需求 {n['needs']} · 潜在 {n['prospects']}",
+        f"enterprises {n['enterprises']} · resources {n['resources']} · needs {n['needs']} · prospects {n['prospects']}",
+    )
+
+
+def legend(chain: ChainPublic) -> str:
+    n_gaps = len(chain.gaps)
+    return (
+        f"红框为缺口环节（少于 {chain.gap_threshold} 家园区企业），共 {n_gaps} 个 · red: gaps (fewer than "
+        f"{chain.gap_threshold} park enterprises), {n_gaps} in all"
+    )
+
+
+def chain_svg(chain: ChainPublic) -> str:
+    """One standalone SVG document of the chain."""
+    links = chain.links
+    lay = layout(chain)
+    width, height, titles, pos = lay.width, lay.height, lay.titles, lay.pos
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">',
         f"<title>{escape(chain.name_zh)} {escape(chain.name_en)}</title>",
@@ -94,7 +125,7 @@ def chain_svg(chain: ChainPublic) -> str:
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
         _text(MARGIN, 34, f"{chain.name_zh}  {chain.name_en}", 20, font_weight="bold", fill="#1d2b3a"),
     ]
-    for c in range(ncols):
+    for c in range(lay.ncols):
         if c in titles:
             parts.append(
                 _text(
@@ -112,18 +143,14 @@ def chain_svg(chain: ChainPublic) -> str:
             if target not in pos:
                 continue
             x2, y2 = pos[target]
-            sx, sy, ex, ey = x1 + BOX_W, y1 + BOX_H / 2, x2, y2 + BOX_H / 2
-            if x2 <= x1:  # a link feeding one in its own or an earlier column: leave from the bottom
-                sx, sy, ex, ey = x1 + BOX_W / 2, y1 + BOX_H, x2 + BOX_W / 2, y2
+            sx, sy, ex, ey = arrow_ends(x1, y1, x2, y2)
             mid = (sx + ex) / 2
             parts.append(
                 f'<path d="M {sx:.0f} {sy:.0f} C {mid:.0f} {sy:.0f}, {mid:.0f} {ey:.0f}, {ex:.0f} {ey:.0f}" '
                 'fill="none" stroke="#7a8796" stroke-width="1.5" marker-end="url(#arrow)"/>'
             )
     for link in links:
-        parts += _box(link, *pos[link.key], gap_rank.get(link.key))
-    n_gaps = len(chain.gaps)
-    legend = f"红框为缺口环节（少于 {chain.gap_threshold} 家园区企业），共 {n_gaps} 个 · red: gaps (fewer than {chain.gap_threshold} park enterprises), {n_gaps} in all"
-    parts.append(_text(MARGIN, height - 22, legend, 11, fill="#55606e"))
+        parts += _box(link, *pos[link.key], lay.gap_rank.get(link.key))
+    parts.append(_text(MARGIN, height - 22, legend(chain), 11, fill="#55606e"))
     parts.append("</svg>")
     return "\n".join(parts)

@@ -53,7 +53,8 @@ def tier_changed(
     if row.tier == old:
         return None
     key_id = getattr(actor, "key_id", None)
-    name = getattr(actor, "name", None) or (audit.OPERATOR if key_id is None else f"key:{key_id}")
+    # key:12, user:3 (a person in the workbench), operator, or the Actor's name: as the audit trail says it
+    name = audit.actor_name(actor)
     t = TierTransition(
         tenant_id=row.tenant_id,
         enterprise_id=row.id or 0,

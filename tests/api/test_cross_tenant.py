@@ -436,6 +436,49 @@ def _page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]
         ("POST", "/ui/import"): lambda: [
             ("", {"data": {"kind": "result"}, "files": {"file": ("b.csv", _csv(w)["content"], "text/csv")}})
         ],
+        **_office_page_bodies(w),
+    }
+
+
+def _office_page_bodies(w: World) -> dict[tuple[str, str], Callable[[], list[Request]]]:
+    """The park-office pages' forms and links with B's ids (chains, events, cultivation, relay)."""
+    ents, ress, chains = w.ids["enterprise_id"], w.ids["resource_id"], w.ids["chain_id"]
+    return {
+        ("GET", "/ui/cultivation"): lambda: [(f"?chain_id={c}&tier=incubating", {}) for c in chains],
+        ("POST", "/ui/chains/new"): lambda: [
+            ("", {"data": {"name_zh": "a", "rows": "1", "links.0.name_zh": "a", "links.0.feeds": "x"}})
+        ],
+        ("POST", "/ui/chains/{chain_id}/placements"): lambda: [
+            (
+                "",
+                {
+                    "data": {
+                        "link_key": "x",
+                        "record_type": "enterprise",
+                        "record_id": e,
+                        "decision": "pinned",
+                    }
+                },
+            )
+            for e in ents
+        ],
+        ("POST", "/ui/events/{event_id}/participants"): lambda: (
+            [("", {"data": {"record": f"E{e}"}}) for e in ents]
+            + [("", {"data": {"record": f"R{r}"}}) for r in ress]
+        ),
+        ("POST", "/ui/events/{event_id}/meetings/{meeting_id}/outcome"): lambda: [
+            ("", {"data": {"outcome": "deal", "amount": "1"}})
+        ],
+        # the caller's own tier policy is set (B's is untouched): the answer is the redirect, not followed
+        ("POST", "/ui/cultivation/policies/{tier}"): lambda: [
+            ("", {"data": {"digest_frequency": "off"}, "follow_redirects": False})
+        ],
+        ("POST", "/ui/cultivation/enterprises/{enterprise_id}/tier"): lambda: [
+            ("", {"data": {"tier": "prospect", "reason": "stolen"}})
+        ],
+        ("POST", "/ui/cultivation/enterprises/{enterprise_id}/graduation"): lambda: [
+            ("", {"data": {"note": "stolen"}})
+        ],
     }
 
 
