@@ -42,8 +42,8 @@ run: demo serve ## the demo: load the demo data, then serve it
 
 CLUSTER_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLUSTER_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
-cluster: install ## 2 API replicas (ports 8001, 8002) and 2 workers on local PostgreSQL + RabbitMQ; Ctrl-C stops
-	$(BIN)/matcher cluster --replicas 2 --workers 2 --base-port 8001 \
+cluster: install ## 2 API replicas (ports 8001, 8002) on the local PostgreSQL; Ctrl-C stops
+	$(BIN)/matcher cluster --replicas 2 --workers 0 --base-port 8001 \
 	  --database-url $(CLUSTER_DATABASE_URL) --broker-url $(CLUSTER_BROKER_URL)
 
 # PostgreSQL tests run when MATCHER_TEST_POSTGRES_URL is set or a server listens on 127.0.0.1:5432
