@@ -62,8 +62,6 @@ class Indexer:
         self.feed_gaps = 0  # gaps found (log truncated, store older than the index, a hole that did not fill)
         self.seeded_from: SnapshotInfo | None = None  # the index snapshot this start copied in, if any
         self.snapshots: SnapshotScheduler | None = None  # writes shared snapshots while the indexes change
-        # the change-feed position the indexes hold up to, recorded in each snapshot
-        self.snapshot_seq: Callable[[], int] = lambda: self.feed_seq
 
     def supply_side(self) -> Side:
         """The resources as one query reads them (the pair read once: a swap in flight never splits it)."""
@@ -115,7 +113,7 @@ class Indexer:
                 every_s=self.settings.snapshot_every_s,
                 keep=self.settings.snapshot_keep,
                 schema_revision=current(self.db) or "",
-                seq=lambda: self.snapshot_seq(),
+                seq=lambda: self.feed_seq,  # the feed position the indexes hold up to
             )
             self.snapshots.start()
         if background_save_s > 0:
