@@ -6,7 +6,8 @@ Scoring is Lucene's BM25 (the variant ``bm25s`` calls "lucene")::
     score(d, q) = sum over query tokens t of  idf(t) * tf(t, d) / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl))
 
 N, df and avgdl count live documents only, so an index updated incrementally scores exactly like one
-built from scratch over the same documents. A token repeated in the query counts once per occurrence.
+built from scratch over the same documents. A token repeated in the query counts once per occurrence; a query may instead map tokens to weights
+(``{token: weight}``), as relevance feedback (``embeddings.lexical.feedback``) does.
 
 The vocabulary, postings and per-document term lists live in ``postings.Postings``; a delete tombstones
 the document's slot (its postings score zero through an infinite length norm) and once dead postings exceed
@@ -214,8 +215,13 @@ class LexicalIndex:
         n = len(self._p.slot_of)
         return np.log1p((n - df + 0.5) / (df + 0.5))
 
-    def _query_terms(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        counts = Counter(t for t in tokens if t in self._p.vocab)
+    def _query_terms(self, tokens: Sequence[str] | Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids, query weights) of the known, live query tokens: a token's count in a sequence, or the
+        weight a mapping gives it (a weighted query, e.g. one expanded by relevance feedback)."""
+        if isinstance(tokens, Mapping):
+            counts = {t: float(w) for t, w in tokens.items() if t in self._p.vocab and w > 0}
+        else:
+            counts = Counter(t for t in tokens if t in self._p.vocab)
         tids = np.fromiter((self._p.vocab[t] for t in counts), dtype=np.int64, count=len(counts))
         qtf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         if tids.size:
@@ -223,7 +229,7 @@ class LexicalIndex:
             tids, qtf = tids[live], qtf[live]
         return tids, qtf
 
-    def scores(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, tokens: Sequence[str] | Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) of every document containing a query token (unordered)."""
         with self._lock.read():
             s = self._score_all(tokens)
@@ -232,7 +238,9 @@ class LexicalIndex:
             hit = np.flatnonzero(s > 0)
             return self._p.slot_ids.a[hit].copy(), s[hit]
 
-    def score_ids(self, tokens: Sequence[str], ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    def score_ids(
+        self, tokens: Sequence[str] | Mapping[str, float], ids: Sequence[int] | np.ndarray
+    ) -> np.ndarray:
         """BM25 scores of the given ids, in their order (0 for ids not in the index or matching no token)."""
         arr = np.asarray(ids, dtype=np.int64).reshape(-1)
         out = np.zeros(arr.size, dtype=np.float64)
@@ -263,7 +271,7 @@ class LexicalIndex:
             self._ntf_cache[t] = v  # benign race: concurrent readers compute the same array
         return v
 
-    def _score_all(self, tokens: Sequence[str]) -> np.ndarray | None:
+    def _score_all(self, tokens: Sequence[str] | Mapping[str, float]) -> np.ndarray | None:
         tids, qtf = self._query_terms(tokens)
         if tids.size == 0 or not self._p.slot_of:
             return None
@@ -282,7 +290,11 @@ class LexicalIndex:
         return np.bincount(d, weights=contrib, minlength=self._p.slot_ids.n)
 
     def search(
-        self, tokens: Sequence[str], k: int, *, allowed: np.ndarray | Sequence[int] | None = None
+        self,
+        tokens: Sequence[str] | Mapping[str, float],
+        k: int,
+        *,
+        allowed: np.ndarray | Sequence[int] | None = None,
     ) -> list[tuple[int, float]]:
         """Top-k (id, score), best first, among documents that contain at least one query token.
 
@@ -310,6 +322,24 @@ class LexicalIndex:
             ids = self._p.slot_ids.a[cand]
             order = np.lexsort((ids, -sc))[:k]  # score desc, then id asc
             return [(int(i), float(v)) for i, v in zip(ids[order], sc[order], strict=True)]
+
+    def doc_terms(self, doc_ids: Sequence[int]) -> list[tuple[list[str], np.ndarray]]:
+        """(terms, term frequencies) of each given document that the index holds, in the given order (the
+        material of relevance feedback)."""
+        with self._lock.read():
+            out = []
+            for doc_id in doc_ids:
+                dt = self._doc_terms_of(int(doc_id))
+                if dt is not None:
+                    out.append(([self._p.terms[t] for t in dt[0].tolist()], dt[1].astype(np.float64)))
+            return out
+
+    def doc_frequencies(self, tokens: Iterable[str]) -> tuple[dict[str, int], int]:
+        """({token: live document frequency}, live documents) for the tokens the index knows."""
+        with self._lock.read():
+            df, vocab = self._p.df.a, self._p.vocab
+            found = {t: int(df[i]) for t in tokens if (i := vocab.get(t)) is not None}
+            return found, len(self._p.slot_of)
 
     # -- explanations -------------------------------------------------------------------------------
     def term_stats(self, tokens: Sequence[str]) -> dict[str, TermStats]:

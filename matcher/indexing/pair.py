@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -212,17 +212,25 @@ class IndexPair:
         ok = ~np.isnan(sims)
         return dict(zip(arr[ok].tolist(), sims[ok].tolist(), strict=True))
 
-    def upper_bound(self, tokens: list[str]) -> float:
+    def upper_bound(self, tokens: list[str] | Mapping[str, float]) -> float:
         """The most BM25 any document could score for these tokens (each term saturated): makes lexical
-        scores absolute in [0, 1] and comparable across queries."""
+        scores absolute in [0, 1] and comparable across queries. A mapping is a weighted query."""
         stats = self.lexical.term_stats(tokens)
-        counts: dict[str, int] = {}
-        for t in tokens:
-            counts[t] = counts.get(t, 0) + 1
+        counts: dict[str, float] = {}
+        if isinstance(tokens, Mapping):
+            counts = {t: float(w) for t, w in tokens.items()}
+        else:
+            for t in tokens:
+                counts[t] = counts.get(t, 0) + 1
         return float(sum(stats[t]["idf"] * c for t, c in counts.items() if t in stats))
 
     def lexical_search(
-        self, tokens: list[str], n: int, allowed: np.ndarray | None, *, upper: float | None = None
+        self,
+        tokens: list[str] | Mapping[str, float],
+        n: int,
+        allowed: np.ndarray | None,
+        *,
+        upper: float | None = None,
     ) -> list[tuple[int, float]]:
         """Top n by BM25, scores divided by the query's upper bound (pass `upper` when already known)."""
         upper = self.upper_bound(tokens) if upper is None else upper
@@ -231,7 +239,7 @@ class IndexPair:
         return [(i, s / upper) for i, s in self.lexical.search(tokens, n, allowed=allowed)]
 
     def lexical_scores(
-        self, tokens: list[str], ids: Sequence[int], *, upper: float | None = None
+        self, tokens: list[str] | Mapping[str, float], ids: Sequence[int], *, upper: float | None = None
     ) -> dict[int, float]:
         """Normalised BM25 of the given ids (ids matching no token are left out)."""
         upper = self.upper_bound(tokens) if upper is None else upper

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embeddings.lexical.feedback import DEFAULT_FEEDBACK, FeedbackConfig, expand_query
 from embeddings.lexicon import default_lexicon
 from embeddings.text import has_cjk, lexical_terms, tokenize
 from matcher.indexing.catalog import Meta
@@ -127,6 +128,7 @@ def retrieve(
     vector: QueryVector | None = None,
     terms: list[str] | None = None,
     include: Sequence[int] = (),
+    feedback: FeedbackConfig | None = DEFAULT_FEEDBACK,
 ) -> list[Candidate]:
     """Candidates from both indexes restricted to `allowed`, each with both similarities; the ids in `include`
     (allowed ones: an enterprise's pins) are candidates whether or not an index finds them.
@@ -134,7 +136,10 @@ def retrieve(
     `tokens` are `tokenize(text)`; the lexical index is queried with them plus the text's character
     bigrams (`lexical_terms`), as its documents were indexed, or with `terms` when given; for an English text,
     also with the Chinese words of `crosslingual` (which the dense side embeds with the text: `search_text`).
-    A candidate removed from the catalog while the indexes were searched is dropped."""
+    A candidate removed from the catalog while the indexes were searched is dropped. A query without Chinese
+    whose first lexical hits are mostly without Chinese is searched again expanded by relevance feedback
+    (`embeddings.lexical.feedback`, RM3; ``feedback=None`` turns it off), and its lexical similarities are those
+    of the expanded query."""
     pair = side.pair
     qvec = None
     extra = crosslingual(text)
@@ -149,6 +154,11 @@ def retrieve(
     upper = pair.upper_bound(terms)
     dense_hits = pair.dense_search(qvec, n, allowed) if qvec is not None else []
     lex_hits = pair.lexical_search(terms, n, allowed, upper=upper) if dense_weight < 1 else []
+    if feedback is not None and lex_hits and not has_cjk(text):
+        expanded = expand_query(pair.lexical, terms, lex_hits, feedback)
+        if expanded is not None:
+            terms, upper = expanded, pair.upper_bound(expanded)  # type: ignore[assignment]
+            lex_hits = pair.lexical_search(terms, n, allowed, upper=upper)
     metas = side.catalog.get_many(
         dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lex_hits] + list(include))
     )

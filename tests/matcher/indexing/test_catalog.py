@@ -76,7 +76,7 @@ def test_candidates_carry_the_row_read_once_and_a_record_removed_during_retrieva
         def lexical_scores(self, terms, ids, *, upper):
             return {}
 
-    got = retrieve(Side(Pair(), cat), "q", ["q"], None, 10, 0.0)
+    got = retrieve(Side(Pair(), cat), "q", ["q"], None, 10, 0.0, feedback=None)
     assert [(c.id, c.meta.title) for c in got] == [(1, "r1")]
 
 
