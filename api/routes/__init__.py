@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.routes import (
+    admin,
     audit,
     chains,
     cultivation,
@@ -42,6 +43,7 @@ _MODULES = (
     chains,
     cultivation,
     relay,
+    admin,
 )
 
 

@@ -1,4 +1,5 @@
-"""The `matcher` command line: serve, demo, import, keys, users, reindex, match, eval, train, digest, report.
+"""The `matcher` command line: serve, demo, import, keys, users, reindex, match, eval, train, digest, report,
+snapshot, feed.
 
 Each command group lives in matcher/cli/<name>.py and exposes `register(app)`. Errors print one
 readable line to stderr and exit non-zero; stack traces only with MATCHER_LOG_LEVEL=DEBUG."""
@@ -16,6 +17,7 @@ from matcher.cli import (
     demo,
     digest,
     evaluate,
+    feed,
     imports,
     keys,
     migrate,
@@ -51,6 +53,7 @@ for _group in (
     train,
     models,
     snapshots,
+    feed,
 ):
     _group.register(app)
 

@@ -6,8 +6,9 @@ them now and hands them to the indexer (present: upsert; gone: remove), which re
 the index: applying an entry twice, or one this process already applied through its hub, is harmless and cheap.
 It wakes on a PostgreSQL NOTIFY sent by the writing transaction, on a commit in this process, or every
 `feed_poll_s` (SQLite, or a lost listening connection). A gap is never skipped silently: a hole in the seqs that
-does not fill within `feed_gap_grace_s`, or a log that ends before the applied seq, is logged in one line,
-counted, and answered by a rebuild of the indexes from the store."""
+does not fill within `feed_gap_grace_s`, a log that ends before the applied seq, or one whose oldest entries
+after the applied seq were pruned (`matcher feed prune`; at once, no grace), is logged in one line, counted, and
+answered by a rebuild of the indexes from the store."""
 
 from __future__ import annotations
 
@@ -117,9 +118,18 @@ class FeedFollower:
                 return 0
             run = _contiguous(entries, applied)
             if not run:
-                return self._hole(entries[0].seq, applied)
+                first = feed.bounds_in(session).first
+                if first <= applied + 1:  # a hole inside the log: it may yet fill
+                    return self._hole(entries[0].seq, applied)
+            else:
+                self._hole_since = None
+                loaded = _load(session, run)
+        if not run:  # the log starts above the applied seq: its older entries were pruned, none can come back
             self._hole_since = None
-            loaded = _load(session, run)
+            self._rebuild(
+                f"the change feed was pruned up to seq {first - 1}; this replica had applied seq {applied}"
+            )
+            return 1
         self.indexer.apply_feed(run[-1].seq, *loaded)
         self._notify()
         return len(run)

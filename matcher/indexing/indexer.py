@@ -220,6 +220,11 @@ class Indexer:
                     len(stale_s) + len(stale_d))  # fmt: skip
         return head
 
+    def held(self) -> tuple[int, dict[int, float], dict[int, float]]:
+        """The feed seq and both sides' stamps at one moment (no feed batch half applied): what `digest` reads."""
+        with self._write_lock:
+            return self.feed_seq, self.supply.snapshot_stamps(), self.demand.snapshot_stamps()
+
     def apply_feed(
         self,
         seq: int,

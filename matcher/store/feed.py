@@ -100,6 +100,48 @@ def entries_after(session: Session, seq: int, limit: int) -> list[ChangeEntry]:
     return list(session.execute(stmt).scalars())
 
 
+def count(db: Engine) -> int:
+    """How many entries the log holds."""
+    with Session(db) as session:
+        return int(session.execute(select(func.count()).select_from(ChangeEntry)).scalar() or 0)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune` deleted: `deleted` entries, seqs up to `through` (0: none); the log then holds seq `first`
+    to `head`."""
+
+    deleted: int
+    through: int
+    first: int
+    head: int
+
+
+def prune(db: Engine, keep: int, floor: int | None = None) -> Pruned:
+    """Delete the entries older than the newest `keep`, and never one above `floor` (the lowest seq every
+    replica that still follows the log has applied). At least the head entry always stays: the next write is
+    numbered max(seq)+1, so an empty log would number from 1 again.
+
+    A replica that had applied less than what is deleted finds the log starting above its seq: the follower
+    (and the start-up check) take that as a gap and rebuild from the store."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1: the newest entry numbers the next write")
+    with Session(db) as session:
+        held = bounds_in(session)
+        through = held.head - keep
+        if floor is not None:
+            through = min(through, floor)
+        if held.head == 0 or through < held.first:
+            return Pruned(deleted=0, through=0, first=held.first, head=held.head)
+        result = session.execute(
+            ChangeEntry.__table__.delete().where(ChangeEntry.__table__.c.seq <= through)  # type: ignore[attr-defined]
+        )
+        session.commit()
+        deleted = int(result.rowcount or 0)
+        first = int(session.execute(select(func.min(ChangeEntry.seq))).scalar() or 0)
+    return Pruned(deleted=deleted, through=through, first=first, head=held.head)
+
+
 def written_seq(session: Session) -> int:
     """The seq of this session's last committed write; when it appended nothing (a write that changed nothing),
     the log's head, which a read-after-write may wait for just as well."""
