@@ -90,16 +90,19 @@ class VectorCache:
             else np.zeros((0, 0), np.float32)
         )
 
-    def cached_encoder(self, encoder):  # noqa: ANN001, ANN201 - an Encoder in, an Encoder out
-        return CachedEncoder(encoder, self)
+    def cached_encoder(self, encoder, *, cached_only: bool = False):  # noqa: ANN001, ANN201 - Encoder in and out
+        return CachedEncoder(encoder, self, cached_only=cached_only)
 
 
 class CachedEncoder:
-    """An encoder whose vectors go through a `VectorCache` (same model id and dimension as the one it wraps)."""
+    """An encoder whose vectors go through a `VectorCache` (same model id and dimension as the one it wraps).
+    ``cached_only``: documents not in the cache get a NaN row instead of being embedded (a measurement on what
+    the cache holds; the teacher tier leaves such records to the student)."""
 
-    def __init__(self, encoder, cache: VectorCache) -> None:  # noqa: ANN001
+    def __init__(self, encoder, cache: VectorCache, *, cached_only: bool = False) -> None:  # noqa: ANN001
         self.inner = encoder
         self.cache = cache
+        self.cached_only = cached_only
         self.model_id = encoder.model_id
         self.dimension = encoder.dimension
         self.source = getattr(encoder, "source", None)
@@ -108,4 +111,10 @@ class CachedEncoder:
         return self.cache.embed("query", list(texts), lambda b: self.inner.encode_queries(b, **kw))
 
     def encode_documents(self, texts: Sequence[str], **kw) -> np.ndarray:  # noqa: ANN003
+        if self.cached_only:
+            nan = np.full(self.dimension, np.nan, np.float32)
+            rows = [self.cache.get("document", t) for t in texts]
+            return (
+                np.stack([nan if r is None else r for r in rows]) if rows else np.zeros((0, self.dimension))
+            )
         return self.cache.embed("document", list(texts), lambda b: self.inner.encode_documents(b, **kw))

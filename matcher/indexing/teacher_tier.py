@@ -102,6 +102,7 @@ class TeacherStore:
         self._stop = False
         self.dirty = False
         self.embedded = 0  # records embedded since start
+        self.skipped = 0  # records the teacher gave no finite vector for (left to the student)
         self.embed_seconds = 0.0
         self._qcache: tuple[str, np.ndarray] | None = None
 
@@ -244,6 +245,9 @@ class TeacherStore:
                 self.embed_seconds += time.perf_counter() - t0
                 for (i, (_, s)), v in zip(take, vecs, strict=True):
                     if self._wanted.get(i) != s:  # dropped or changed while it was embedded
+                        continue
+                    if not np.isfinite(v).all():  # no vector for this text: the student keeps scoring it
+                        self.skipped += 1
                         continue
                     self._put(i, v, s)
                 self.embedded += len(take)
