@@ -39,6 +39,39 @@ class IndexSizes:
         yield gauge
 
 
+class TeacherCoverage:
+    """The teacher tier's share of records with a current teacher vector and its queue, per side (nothing while
+    the tier is off)."""
+
+    def __init__(self, engine: Callable[[], MatchEngine | None]) -> None:
+        self.engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self.engine()
+        indexer = getattr(engine, "indexer", None)
+        coverage = indexer.teacher_coverage() if indexer is not None else None
+        if not coverage:
+            return
+        share = GaugeMetricFamily(
+            "parkmatch_teacher_coverage",
+            "Share of records scored by the teacher tier, per side",
+            labels=["side"],
+        )
+        queued = GaugeMetricFamily(
+            "parkmatch_teacher_queued",
+            "Records waiting for the teacher tier's embedding, per side",
+            labels=["side"],
+        )
+        for side, c in coverage.items():
+            share.add_metric([side], float(c["coverage"]))
+            queued.add_metric([side], float(c["queued"]))
+        yield share
+        yield queued
+
+
 class FeedPosition:
     """Where this replica stands on the store's change feed, read at scrape time: the seq it applied, the log's
     head, how far behind (entries and seconds), and the gaps it found (each answered by a rebuild)."""
@@ -118,6 +151,7 @@ class ServiceMetrics:
         )
         self.registry.register(IndexSizes(engine))  # type: ignore[arg-type]
         self.registry.register(FeedPosition(engine))  # type: ignore[arg-type]
+        self.registry.register(TeacherCoverage(engine))  # type: ignore[arg-type]
 
     def observe_match(self, outcome: MatchOutcome, direction: str) -> None:
         for stage, ms in outcome.timings_ms.items():

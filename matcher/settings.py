@@ -34,6 +34,18 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "parkmatch" / "models",
         description="where the shipped default encoder (and its packaged teacher) is built once per machine",
     )
+    # the teacher tier (matcher/indexing/teacher_tier.py): off by default, since on 2 CPU cores the teacher embeds
+    # about 9 documents per CPU-second in the background and adds about 20 ms to every query
+    teacher: Literal["off", "on"] = Field(
+        default="off",
+        description="'on': re-score candidates with the multilingual teacher's vectors, embedded by a background "
+        "queue (docs/encoders.md, 'The teacher tier')",
+    )
+    teacher_model: Path | None = Field(
+        default=None,
+        description="the teacher's model directory; unset: model_cache_dir/multilingual-e5-small",
+    )
+    teacher_batch: int = Field(32, ge=1, description="records the teacher tier embeds per batch")
     reindex_on_model_change: bool = Field(
         default=False,
         description="rebuild an index made by another model at start instead of refusing to start "

@@ -29,6 +29,10 @@ def readyz(state: StateDep) -> JSONResponse:
         checks["database"] = "unavailable"
     checks["indexes"] = "ok" if state.matcher is not None and state.ready else "loading"
     body: dict = {"checks": checks}
+    indexer = getattr(state.matcher, "indexer", None)
+    coverage = indexer.teacher_coverage() if indexer is not None else None
+    if coverage is not None:  # informative only: a record without a teacher vector is scored by the student
+        body["teacher"] = coverage
     follower = getattr(state.matcher, "follower", None)
     if follower is not None and checks["database"] == "ok":
         try:

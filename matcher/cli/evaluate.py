@@ -26,6 +26,21 @@ def _reverse(qrels: Path | None) -> dict:
         raise CliError(str(exc)) from None
 
 
+def cached_teacher(settings, vector_cache: Path | None, cached_only: bool = False):  # noqa: ANN001, ANN201
+    """The configured teacher (one readable line when it cannot load), its vectors cached on disk by model and
+    text, so that re-running a set embeds nothing again."""
+    from embeddings.vector_cache import VectorCache
+    from matcher.cli.errors import CliError
+    from matcher.indexing.teacher_tier import TeacherUnavailable, load_teacher
+
+    try:
+        teacher = load_teacher(settings)
+    except TeacherUnavailable as exc:
+        raise CliError(str(exc)) from None
+    root = vector_cache or settings.model_cache_dir.parent / "vectors"
+    return VectorCache(root, teacher.model_id).cached_encoder(teacher, cached_only=cached_only)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
@@ -57,6 +72,20 @@ def register(app: typer.Typer) -> None:
         qrels: Path = typer.Option(
             None, "--qrels", help="with --reverse: another labels file of the same form"
         ),
+        teacher: bool = typer.Option(
+            False, "--teacher", help="with the teacher tier on (MATCHER_TEACHER_MODEL, its calibration)"
+        ),
+        cached_only: bool = typer.Option(
+            False,
+            "--cached-only",
+            help="with --teacher: embed no document; those not in the vector cache stay with the student",
+        ),
+        vector_cache: Path = typer.Option(
+            None,
+            "--vector-cache",
+            help="with --teacher: where the teacher's vectors are cached by model and text "
+            "(default ~/.cache/parkmatch/vectors)",
+        ),
     ) -> None:
         """Index the corpus as research results in a temporary store and score every query (or, with
         --reverse, load the demo park and score the reverse direction)."""
@@ -82,6 +111,7 @@ def register(app: typer.Typer) -> None:
         except BeirFormatError as exc:
             raise CliError(str(exc)) from None
         encoder = load_configured_encoder(Settings())
+        teacher_encoder = cached_teacher(Settings(), vector_cache, cached_only) if teacher else None
         try:
             result = evaluate_dataset(
                 dataset,
@@ -91,6 +121,7 @@ def register(app: typer.Typer) -> None:
                 show_progress=not as_json,
                 bench_dir=bench_data,
                 drop_generic=drop_generic or None,
+                teacher=teacher_encoder,
             )
         except BeirFormatError as exc:
             raise CliError(str(exc)) from None

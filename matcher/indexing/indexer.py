@@ -24,6 +24,7 @@ from matcher.indexing.documents import enterprise_text, need_text, resource_docu
 from matcher.indexing.metas import demand_metas, resource_meta, stamp
 from matcher.indexing.pair import IndexPair
 from matcher.indexing.snapshots import SnapshotInfo, SnapshotScheduler, seed_from_snapshot
+from matcher.indexing.teacher_tier import TeacherStore
 from matcher.settings import Settings
 from matcher.store import feed
 from matcher.store.schema import current
@@ -42,12 +43,26 @@ class Side:
 class Indexer:
     """Owns the supply side (resources) and the demand side (open needs and enterprises); a ChangeListener."""
 
-    def __init__(self, settings: Settings, db: Engine, taxonomy: Taxonomy, encoder: Encoder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Engine,
+        taxonomy: Taxonomy,
+        encoder: Encoder,
+        *,
+        teacher: Encoder | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.taxonomy = taxonomy
-        self.supply = IndexPair("supply", encoder, settings)
-        self.demand = IndexPair("demand", encoder, settings)
+        # the teacher tier (teacher_tier.py): one store of teacher vectors per side, kept across encoder swaps
+        self.teachers: dict[str, TeacherStore] = {}
+        if teacher is not None:
+            root = settings.data_dir / "teacher"
+            for name in ("supply", "demand"):
+                self.teachers[name] = TeacherStore(name, teacher, root, batch=settings.teacher_batch)
+        self.supply = self._pair("supply", encoder)
+        self.demand = self._pair("demand", encoder)
         self.resources = Catalog()
         self.demand_catalog = Catalog()
         self._write_lock = threading.Lock()
@@ -62,6 +77,24 @@ class Indexer:
         self.feed_gaps = 0  # gaps found (log truncated, store older than the index, a hole that did not fill)
         self.seeded_from: SnapshotInfo | None = None  # the index snapshot this start copied in, if any
         self.snapshots: SnapshotScheduler | None = None  # writes shared snapshots while the indexes change
+
+    def _pair(self, name: str, encoder: Encoder) -> IndexPair:
+        return IndexPair(name, encoder, self.settings, teacher=self.teachers.get(name))
+
+    def teacher_coverage(self) -> dict[str, dict[str, int | float]] | None:
+        """Per side: records with a current teacher vector, records, share, records queued; None when off."""
+        if not self.teachers:
+            return None
+        out: dict[str, dict[str, int | float]] = {}
+        for name, store in self.teachers.items():
+            have, total = store.coverage()
+            out[name] = {
+                "embedded": have,
+                "records": total,
+                "coverage": round(have / total, 4) if total else 1.0,
+                "queued": store.pending,
+            }
+        return out
 
     def supply_side(self) -> Side:
         """The resources as one query reads them (the pair read once: a swap in flight never splits it)."""
@@ -85,6 +118,8 @@ class Indexer:
         """Load persisted indexes, reconcile them with the store, and start the periodic saver."""
         t0 = time.perf_counter()
         self._seed_from_snapshot()
+        for store in self.teachers.values():
+            store.load()
         self.supply.load_or_create()
         self.demand.load_or_create()
         bounds = feed.bounds(self.db)  # read before the records: whatever commits later is followed from here
@@ -94,6 +129,8 @@ class Indexer:
             self.demand._reset()
         n_res, stale_s, n_dem, stale_d = self._sync(self.supply, self.demand, catalogs=True)
         self.feed_seq = bounds.head
+        for store in self.teachers.values():
+            store.start()
         if stale_s or stale_d:
             self.save()
         elif self.feed_seq != self.supply.saved_feed_seq:
@@ -170,6 +207,21 @@ class Indexer:
             pair=demand,
             progress=tick,
         )
+        if supply.teacher is not None:  # records the index holds but the teacher tier lacks (or holds stale)
+            want = supply.teacher.retain({r.id: stamp(r) for r in resources}) - set(stale_s)
+            rows = [r for r in resources if r.id in want]
+            supply.teacher.submit(
+                [r.id for r in rows],
+                [resource_document(r, self.taxonomy) for r in rows],
+                [stamp(r) for r in rows],
+            )
+        if demand.teacher is not None:
+            want = demand.teacher.retain(stamps) - set(stale_d)
+            keys, texts, dstamps = self._demand_rows(
+                [n for n in needs if demand_key(DEMAND_NEED, n.id) in want],
+                [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in want],
+            )
+            demand.teacher.submit(keys, texts, dstamps)
         return len(resources), len(stale_s), len(stamps), len(stale_d)
 
     def _start_gap(self, bounds: feed.FeedBounds) -> str | None:
@@ -268,8 +320,8 @@ class Indexer:
         switch together (a request reads one index pair, and each pair encodes queries with its own encoder)."""
         with self._swap_lock:
             t0 = time.perf_counter()
-            supply = IndexPair("supply", encoder, self.settings)
-            demand = IndexPair("demand", encoder, self.settings)
+            supply = self._pair("supply", encoder)
+            demand = self._pair("demand", encoder)
             n_res, _, n_dem, _ = self._sync(supply, demand)
             with self._write_lock:
                 _, caught_s, _, caught_d = self._sync(supply, demand)
@@ -292,8 +344,8 @@ class Indexer:
         """Build both indexes afresh from the store with the current encoder, whatever was saved, and save them
         (`matcher reindex`); the catalogs are loaded from the same read. ``progress(stage, done, total)``."""
         t0 = time.perf_counter()
-        supply = IndexPair("supply", self.encoder, self.settings)
-        demand = IndexPair("demand", self.encoder, self.settings)
+        supply = self._pair("supply", self.encoder)
+        demand = self._pair("demand", self.encoder)
         n_res, _, n_dem, _ = self._sync(supply, demand, catalogs=True, progress=progress)
         with self._write_lock:
             self.supply, self.demand = supply, demand
@@ -325,6 +377,8 @@ class Indexer:
                 feed_seq = self.feed_seq
             supply.save(supply_snapshot, feed_seq=feed_seq)
             demand.save(demand_snapshot, feed_seq=feed_seq)
+            for store in self.teachers.values():
+                store.save()
 
     def save_to(self, root: Path) -> dict[str, int]:
         """Write both sides' indexes under ``root`` in the index directory's layout (an index snapshot), their
@@ -343,6 +397,8 @@ class Indexer:
         self._closing.set()
         if self._saver is not None:
             self._saver.join(timeout=5)
+        for store in self.teachers.values():
+            store.close()
         try:
             self.save()
         except Exception:  # noqa: BLE001
@@ -373,7 +429,17 @@ class Indexer:
         pair: IndexPair | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        keys, texts, stamps = [], [], []
+        keys, texts, stamps = self._demand_rows(needs, enterprises)
+        if keys:
+            (pair or self.demand).upsert(keys, texts, stamps, progress=progress)
+
+    def _demand_rows(
+        self, needs: Sequence[Need], enterprises: Sequence[Enterprise]
+    ) -> tuple[list[int], list[str], list[float]]:
+        """The demand side's index keys, texts and stamps of these needs and enterprises."""
+        keys: list[int] = []
+        texts: list[str] = []
+        stamps: list[float] = []
         for n in needs:
             keys.append(demand_key(DEMAND_NEED, n.id))
             texts.append(
@@ -396,8 +462,7 @@ class Indexer:
                 )
             )
             stamps.append(stamp(e))
-        if keys:
-            (pair or self.demand).upsert(keys, texts, stamps, progress=progress)
+        return keys, texts, stamps
 
     # ------------------------------------------------------------------ change events (ChangeListener)
     def resources_changed(self, resources: Sequence[Resource]) -> None:

@@ -21,6 +21,7 @@ from embeddings.text import LEXICAL_TERMS_ID, lexical_terms
 from embeddings.vector.faiss_index import FaissIndex
 from embeddings.vector.load import load_index
 from matcher.errors import ServiceUnavailable
+from matcher.indexing.teacher_tier import TeacherStore
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,12 @@ class IndexBuiltByOtherModel(ServiceUnavailable):
 
 
 class IndexPair:
-    def __init__(self, name: str, encoder: Encoder, settings: Settings) -> None:
+    def __init__(
+        self, name: str, encoder: Encoder, settings: Settings, *, teacher: TeacherStore | None = None
+    ) -> None:
         self.name = name
+        # the side's teacher vectors (matcher/indexing/teacher_tier.py), told of every upsert and removal
+        self.teacher = teacher
         self.encoder = encoder
         self.settings = settings
         self.root = settings.index_dir / name
@@ -190,6 +195,8 @@ class IndexPair:
         with self._lock:
             for i, s in zip(ids, stamps, strict=True):
                 self.stamps[int(i)] = s
+        if self.teacher is not None:  # queued only: the teacher embeds them in the background
+            self.teacher.submit(ids, texts, stamps)
 
     def remove(self, ids: Sequence[int]) -> None:
         arr = np.asarray(ids, dtype=np.int64)
@@ -198,6 +205,8 @@ class IndexPair:
         with self._lock:
             for i in ids:
                 self.stamps.pop(int(i), None)
+        if self.teacher is not None:
+            self.teacher.drop(ids)
 
     # ------------------------------------------------------------------ reads
     def dense_search(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:

@@ -38,6 +38,40 @@ def read_fusion(path: Path) -> Relevance:
     return Relevance(languages=languages, source=str(path))
 
 
+TEACHER_SUFFIX = ".teacher.json"
+
+
+def teacher_fusion_for(teacher: Encoder) -> Relevance:
+    """The teacher tier's calibration: ``fusion.teacher.json`` inside the teacher's model directory, else the one
+    shipped for its model (``data/fusion/<model directory name>.teacher.json``). Raises `TeacherUnavailable` (one
+    line) when there is none, or when it was fitted for a teacher of another dimension."""
+    from matcher.indexing.teacher_tier import TeacherUnavailable
+
+    source = getattr(teacher, "source", None)
+    name = teacher.model_id.split("@", 1)[0].rsplit("/", 1)[-1]
+    candidates = [Path(source) / f"fusion{TEACHER_SUFFIX}"] if source and Path(source).is_dir() else []
+    candidates.append(SHIPPED / f"{name}{TEACHER_SUFFIX}")
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            relevance = read_fusion(path)
+            dimension = json.loads(path.read_text(encoding="utf-8")).get("dimension")
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise TeacherUnavailable(f"the teacher tier's calibration {path} is unusable: {exc}") from None
+        if dimension is not None and int(dimension) != teacher.dimension:
+            raise TeacherUnavailable(
+                f"the teacher {teacher.model_id!r} has dimension {teacher.dimension}, but the teacher tier's "
+                f"calibration {path} was fitted for dimension {dimension}: set MATCHER_TEACHER_MODEL to that "
+                "teacher, or calibrate this one (`matcher calibrate --teacher`)"
+            )
+        return relevance
+    raise TeacherUnavailable(
+        f"no teacher-tier calibration for {teacher.model_id!r} (looked for {', '.join(map(str, candidates))}): "
+        "run `matcher calibrate --teacher --out <model dir>/fusion.teacher.json`"
+    )
+
+
 def fusion_for(encoder: Encoder, settings: Settings | None = None) -> Relevance:
     """The calibration for ``encoder`` (see the module docstring)."""
     source = getattr(encoder, "source", None)

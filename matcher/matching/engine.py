@@ -20,7 +20,7 @@ from matcher.indexing.catalog import Catalog
 from matcher.indexing.follower import FeedFollower
 from matcher.indexing.indexer import Indexer
 from matcher.indexing.pair import IndexPair
-from matcher.matching.calibration import fusion_for
+from matcher.matching.calibration import fusion_for, teacher_fusion_for
 from matcher.matching.pipeline import MatchOutcome, Pipeline, Trial
 from matcher.matching.query import MatchQuery, check_k, match_plan
 from matcher.matching.ranker import Ranker, TransparentRanker
@@ -39,6 +39,8 @@ class MatchEngine:
         *,
         ranker: Ranker | None = None,
         relevance: Relevance | None = None,
+        teacher: Encoder | None = None,
+        teacher_relevance: Relevance | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -55,8 +57,16 @@ class MatchEngine:
         self.relevance = relevance or fusion_for(encoder, settings)
         # which requests interleave a trial, and how: seeded by simulations for reproducible runs
         self._trial_rng = random.Random()
-        self.pipeline = Pipeline(self.relevance, self._trial_rng)
-        self.indexer = Indexer(settings, db, taxonomy, encoder)
+        # the teacher tier (MATCHER_TEACHER=on, or a teacher given): its model and its own calibration, both
+        # checked here so that a wrong path or dimension stops the start with one line
+        if teacher is None and settings.teacher == "on":
+            from matcher.indexing.teacher_tier import load_teacher
+
+            teacher = load_teacher(settings)
+        if teacher is not None and teacher_relevance is None:
+            teacher_relevance = teacher_fusion_for(teacher)
+        self.pipeline = Pipeline(self.relevance, self._trial_rng, teacher_relevance)
+        self.indexer = Indexer(settings, db, taxonomy, encoder, teacher=teacher)
         # follows the store's change feed (writes of other processes) once started with follow=True
         self.follower: FeedFollower | None = None
 

@@ -87,8 +87,12 @@ class Plan:
 
 
 class Pipeline:
-    def __init__(self, relevance: Relevance, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, relevance: Relevance, rng: random.Random | None = None, teacher: Relevance | None = None
+    ) -> None:
         self.relevance = relevance
+        # the teacher tier's calibration: fuses the candidates whose dense similarity is the teacher's
+        self.teacher = teacher
         self._rng = rng or random.Random()
 
     def run(self, plan: Plan, ranker: Ranker, trial: Trial | None = None) -> MatchOutcome:
@@ -179,8 +183,12 @@ class Pipeline:
         each candidate; best first."""
         now = time.time()
         rows = []
+        teacher = self.teacher
         for c in cands:
-            c.relevance = self.relevance(c.dense, c.lexical, w, language)
+            if c.tier == "teacher" and teacher is not None:
+                c.relevance = teacher(c.dense, c.lexical, None, language)
+            else:
+                c.relevance = self.relevance(c.dense, c.lexical, w, language)
             c.fit = fit(c.meta, now)
             rows.append(c.features())
         scores = ranker.score(rows) if rows else np.zeros(0)
@@ -188,18 +196,23 @@ class Pipeline:
         relevance = self.relevance
 
         def describe(c: Candidate) -> Components:
+            by_teacher = c.tier == "teacher" and teacher is not None
+            fusion = teacher if by_teacher else relevance
+            cw = fusion.params(language)[0] if by_teacher else w  # type: ignore[union-attr]
             comp: Components = {
                 "dense": round(c.dense, 4),
                 "lexical": round(c.lexical, 4),
-                "fused": round(relevance.fused(c.dense, c.lexical, w, language), 4),
+                "fused": round(fusion.fused(c.dense, c.lexical, cw, language), 4),  # type: ignore[union-attr]
                 "relevance": round(c.relevance, 4),
                 "fit_features": {k: (None if v is None else round(v, 3)) for k, v in c.fit.items()},
-                "dense_weight": w,
+                "dense_weight": cw,
                 "ranker": ranker.version,
                 "score": round(c.score, 4),
             }
             if parts is not None:
                 comp["fit"] = round(parts(c.features())["fit"], 4)
+            if by_teacher:
+                comp["tier"] = "teacher"
             return comp
 
         for c, s in zip(cands, scores, strict=True):

@@ -25,6 +25,8 @@ class Candidate:
     dense: float
     lexical: float
     relevance: float = 0.0
+    # whose dense similarity `dense` is: "student" (the index pair's encoder) or "teacher" (the teacher tier)
+    tier: str = "student"
     fit: dict[str, float | None] = field(default_factory=dict)
     score: float = 0.0
     # the score's parts for the explanation: built on first use, since most candidates are never shown
@@ -139,11 +141,14 @@ def retrieve(
     A candidate removed from the catalog while the indexes were searched is dropped. A query without Chinese
     whose first lexical hits are mostly without Chinese is searched again expanded by relevance feedback
     (`embeddings.lexical.feedback`, RM3; ``feedback=None`` turns it off), and its lexical similarities are those
-    of the expanded query."""
+    of the expanded query. With the teacher tier on (the pair has a `teacher`), each candidate the tier holds a
+    vector for gets the teacher's cosine with the query as its dense similarity (``tier="teacher"``)."""
     pair = side.pair
     qvec = None
     extra = crosslingual(text)
-    if dense_weight > 0:
+    teacher = getattr(pair, "teacher", None)
+    teacher = teacher if teacher is not None and teacher.vectors else None
+    if dense_weight > 0 or teacher is not None:  # with the teacher tier, both indexes always give candidates
         if vector is not None and vector.fits(text, pair.encoder.model_id):
             qvec = vector.vector
         else:  # the pair's own encoder: consistent across a swap
@@ -174,7 +179,16 @@ def retrieve(
     missing = [i for i in ids if i not in lex]
     if missing:
         lex.update(pair.lexical_scores(terms, missing, upper=upper))
-    return [
+    cands = [
         Candidate(id=i, meta=m, dense=float(dense.get(i, 0.0)), lexical=float(lex.get(i, 0.0)))
         for i, m in metas.items()
     ]
+    if teacher is not None:
+        # the teacher tier: a candidate with a teacher vector takes the teacher's similarity (and is fused with
+        # the teacher's calibration, `Pipeline.rank`); one without keeps the student's
+        sims = teacher.similarities(teacher.query_vector(text), ids)
+        for c in cands:
+            t = sims.get(c.id)
+            if t is not None:
+                c.dense, c.tier = t, "teacher"
+    return cands

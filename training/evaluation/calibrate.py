@@ -65,8 +65,10 @@ language_of = Relevance.language_of
 
 
 def collect(engine, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
-            ids: Mapping[int, str], *, k: int = 100) -> list[Pool]:  # fmt: skip
-    """Each query's top ``k`` through the match path at dense weight 0.5 (both indexes searched)."""
+            ids: Mapping[int, str], *, k: int = 100, tier: str | None = None) -> list[Pool]:  # fmt: skip
+    """Each query's top ``k`` through the match path at dense weight 0.5 (both indexes searched); with ``tier``,
+    only the candidates whose dense similarity comes from that tier (the teacher tier's calibration is fitted
+    on the candidates it scores)."""
     from training.evaluation.match_eval import match_text
 
     out = []
@@ -75,6 +77,8 @@ def collect(engine, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str,
         if not rel:
             continue
         cands = match_text(engine, text, k=k, dense_weight=0.5).candidates
+        if tier is not None:
+            cands = [c for c in cands if c.tier == tier]
         out.append(
             Pool(
                 qid, language_of(text),
@@ -156,6 +160,7 @@ def cross_validate(pools: Sequence[Pool], folds: int = 5, seed: int = 13) -> dic
     fold_of = {q: i % folds for i, q in enumerate(qids)}
     ndcg: dict[str, list[float]] = {}
     lexical: dict[str, list[float]] = {}
+    per_set: dict[str, dict[str, list[tuple[float, float]]]] = {}
     pairs: dict[str, list[tuple[float, float]]] = {}
     chosen: dict[str, list[float]] = {}
     for f in range(folds):
@@ -166,6 +171,10 @@ def cross_validate(pools: Sequence[Pool], folds: int = 5, seed: int = 13) -> dic
                 continue
             ndcg.setdefault(p.language, []).append(_ndcg(p, fusion.w))
             lexical.setdefault(p.language, []).append(_ndcg(p, 0.0))
+            name = p.qid.rsplit("/", 1)[0] if "/" in p.qid else ""
+            per_set.setdefault(p.language, {}).setdefault(name, []).append(
+                (ndcg[p.language][-1], lexical[p.language][-1])
+            )
             rel = fusion.relevance(p.dense, p.lexical)
             labels = (p.labels > 0).astype(float).tolist()
             pairs.setdefault(p.language, []).extend(zip(rel.tolist(), labels, strict=True))
@@ -180,6 +189,14 @@ def cross_validate(pools: Sequence[Pool], folds: int = 5, seed: int = 13) -> dic
             "ndcg@10_fused_heldout": round(statistics.fmean(ndcg[lang]), 4),
             "ndcg@10_lexical": round(statistics.fmean(lexical[lang]), 4),
             "fold_weights": chosen[lang],
+            "by_set": {
+                name: {
+                    "queries": len(rows),
+                    "ndcg@10_fused_heldout": round(statistics.fmean(f for f, _ in rows), 4),
+                    "ndcg@10_lexical": round(statistics.fmean(x for _, x in rows), 4),
+                }
+                for name, rows in sorted(per_set[lang].items())
+            },
             "brier": round(brier, 5),
             "reliability": _reliability(ps),
         }

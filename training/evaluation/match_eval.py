@@ -22,6 +22,7 @@ from matcher.domain.taxonomy import default_taxonomy
 from matcher.matching.engine import MatchEngine
 from matcher.matching.pipeline import MatchOutcome
 from matcher.matching.query import MatchQuery
+from matcher.matching.retrieval import Relevance
 from matcher.settings import Settings
 from matcher.store.db import init_db, make_engine
 from matcher.store.keys import ensure_tenant
@@ -38,8 +39,11 @@ def build_engine(
     *,
     dense_weight: float | None = None,
     show_progress: bool = False,
+    teacher: Encoder | None = None,
+    teacher_relevance: Relevance | None = None,
 ) -> tuple[MatchEngine, dict[int, str]]:
-    """A temporary SQLite store holding the corpus as `result` resources, and an engine over it."""
+    """A temporary SQLite store holding the corpus as `result` resources, and an engine over it. With a
+    ``teacher``, the teacher tier is on and its queue has embedded every record when this returns."""
     settings = Settings(data_dir=data_dir, database_url=None)
     if dense_weight is not None:
         settings.dense_weight = dense_weight
@@ -73,8 +77,18 @@ def build_engine(
         for start in range(0, len(rows), 5000):
             session.execute(insert(Resource), rows[start : start + 5000])
         session.commit()
-    engine = MatchEngine(settings, db, default_taxonomy(), encoder, relevance=None)
+    engine = MatchEngine(
+        settings,
+        db,
+        default_taxonomy(),
+        encoder,
+        relevance=None,
+        teacher=teacher,
+        teacher_relevance=teacher_relevance,
+    )
     engine.start(background_save_s=0)
+    for store in engine.indexer.teachers.values():
+        store.drain()
     return engine, ids
 
 
@@ -111,10 +125,19 @@ def temporary_engine(
     *,
     dense_weight: float | None = None,
     prefix: str = "parkmatch-eval-",
+    teacher: Encoder | None = None,
+    teacher_relevance: Relevance | None = None,
 ) -> Iterator[tuple[MatchEngine, dict[int, str]]]:
     """`build_engine` in a temporary directory, closed and removed on exit."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        engine, ids = build_engine(corpus, encoder, Path(tmp), dense_weight=dense_weight)
+        engine, ids = build_engine(
+            corpus,
+            encoder,
+            Path(tmp),
+            dense_weight=dense_weight,
+            teacher=teacher,
+            teacher_relevance=teacher_relevance,
+        )
         try:
             yield engine, ids
         finally:
@@ -169,15 +192,17 @@ def evaluate_dataset(
     show_progress: bool = False,
     bench_dir: str | Path | None = None,
     drop_generic: bool | None = None,
+    teacher: Encoder | None = None,
 ) -> dict[str, Any]:
     """Every query of a BEIR directory or a project set (`training.data.project_sets.load_set`) through the
     production match path; sets with queries marked degenerate also report the figures without them.
+    ``teacher``: with the teacher tier on (every record embedded by it before the queries run).
     `drop_generic`: whether the lexical side leaves the generic park words out
     (`matcher.domain.generic_terms`); None: as the service does for free text (it searches them)."""
     t0 = time.perf_counter()
     corpus, queries, qrels = load_set(dataset_dir, split, bench_dir)
     queries = {q: t for q, t in queries.items() if q in qrels}
-    with temporary_engine(corpus, encoder, dense_weight=dense_weight) as (engine, ids):
+    with temporary_engine(corpus, encoder, dense_weight=dense_weight, teacher=teacher) as (engine, ids):
         t_index = time.perf_counter() - t0
         bar = None
         if show_progress:
@@ -202,6 +227,7 @@ def evaluate_dataset(
         "dataset": set_name(dataset_dir) or str(dataset_dir),
         "split": split,
         "encoder": encoder.model_id,
+        "teacher": None if teacher is None else teacher.model_id,
         "dense_weight": "per language (settings)" if dense_weight is None else dense_weight,
         "lexical_terms": "without generic park words" if drop_generic else "every word",
         "ndcg@10": round(metrics["ndcg@10"], 4),
