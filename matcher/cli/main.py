@@ -24,6 +24,7 @@ from matcher.cli import (
     snapshots,
     train,
     users,
+    worker,
 )
 from matcher.cli.errors import CliError
 from matcher.errors import MatcherError
@@ -51,6 +52,7 @@ for _group in (
     train,
     models,
     snapshots,
+    worker,
 ):
     _group.register(app)
 
