@@ -45,6 +45,8 @@ def configure(settings: Settings, *, queue: str | None = None) -> Celery:
     if queue is None:
         queue = getattr(celery_app.conf, "pm_queue", None) or DEFAULT_QUEUE
     celery_app.conf.pm_queue = queue
+    if celery_app.conf.broker_url not in (None, broker_url(settings)):
+        _reset_connections()
     celery_app.conf.update(
         broker_url=broker_url(settings),
         task_acks_late=True,
@@ -69,6 +71,14 @@ def configure(settings: Settings, *, queue: str | None = None) -> Celery:
         celery_app.conf.broker_transport_options = {"visibility_timeout": 6 * 3600, "max_retries": 1}
     celery_app.conf.pm_settings = settings
     return celery_app
+
+
+def _reset_connections() -> None:
+    """Drop the pooled broker connections (the broker URL changed: a process configured twice, as tests are)."""
+    # only forgotten, not closed: kombu keeps producer pools per URL in a registry of its own and hands the same
+    # one out again when the URL comes back
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def broker_reachable(settings: Settings, timeout: float = 2.0) -> str | None:
