@@ -15,15 +15,19 @@ def register(app: typer.Typer) -> None:
         pool: str = typer.Option("prefork", help="prefork, solo or threads"),
     ) -> None:
         """Run background jobs: digest chunks, large imports, reindexing, snapshots, webhook deliveries."""
+        import logging
+
         from matcher.jobs.app import broker_reachable, broker_url, code_version, configure
         from matcher.settings import Settings
-        from matcher.store.db import make_engine
-        from matcher.store.schema import check_revision
 
         settings = Settings()
         why = broker_reachable(settings)
         if why is not None:
             raise CliError(f"the task broker {_safe(broker_url(settings))} does not answer: {why}")
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # its import-time chatter
+        from matcher.store.db import make_engine
+        from matcher.store.schema import check_revision
+
         db = make_engine(settings)
         try:
             check_revision(db)  # a worker of another schema revision than the store's does not start
