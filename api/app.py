@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, load_engine: bool = True) ->
     )
     metrics = ServiceMetrics(lambda: app.state.app_state.matcher if hasattr(app.state, "app_state") else None)
     app.state.metrics = metrics
+    metrics.watch_jobs(lambda: getattr(app.state, "app_state", None))
     install_error_handlers(app)
     app.add_middleware(SeqHeaderMiddleware)  # innermost: sees the request's sessions once the route committed
     install_middleware(app, settings, metrics)

@@ -4,6 +4,7 @@ tenant or a record, so the unauthenticated /metrics reveals no tenant's data."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -119,6 +120,74 @@ class FeedPosition:
         yield gaps
 
 
+class JobFigures:
+    """Background jobs, read at scrape time and reused for MATCHER_JOB_QUEUE_DEPTH_CACHE_S: jobs ended per kind
+    and outcome, from the `job` table (so every replica reports the cluster's figures) and the webhook
+    deliveries, and the depth of the task queue as the broker says it. No label names a tenant."""
+
+    def __init__(self, state: Callable[[], object | None]) -> None:
+        self.state = state
+        self._cache: tuple[float, list[Metric]] | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state()
+        if state is None:
+            return
+        settings = state.settings  # type: ignore[attr-defined]
+        with self._lock:
+            if self._cache is not None and time.monotonic() - self._cache[0] < settings.job_queue_depth_cache_s:
+                yield from self._cache[1]
+                return
+            figures = self._read(state)
+            self._cache = (time.monotonic(), figures)
+        yield from figures
+
+    def _read(self, state: object) -> list[Metric]:
+        from sqlalchemy import func
+        from sqlmodel import Session, col, select
+
+        from matcher.jobs.tables import Job
+        from matcher.notify.tables import WebhookDelivery
+
+        out: list[Metric] = []
+        total = CounterMetricFamily(
+            "parkmatch_jobs", "Background jobs ended, per kind and outcome", labels=["kind", "outcome"]
+        )
+        try:
+            with Session(state.db) as session:  # type: ignore[attr-defined]
+                rows = session.exec(
+                    select(Job.kind, Job.state, func.count())
+                    .where(col(Job.state).in_(["succeeded", "failed"]))
+                    .group_by(Job.kind, Job.state)
+                ).all()
+                hooks = session.exec(
+                    select(WebhookDelivery.status, func.count())
+                    .where(col(WebhookDelivery.status).in_(["delivered", "failed"]))
+                    .group_by(WebhookDelivery.status)
+                ).all()
+        except Exception:  # noqa: BLE001 - a store that does not answer: no job figures this scrape
+            rows, hooks = [], []
+        for kind, outcome, count in rows:
+            total.add_metric([kind, outcome], count)
+        for status, count in hooks:
+            total.add_metric(["webhook", "succeeded" if status == "delivered" else "failed"], count)
+        out.append(total)
+        settings = state.settings  # type: ignore[attr-defined]
+        if settings.broker_url:
+            from matcher.jobs.app import queue_depth
+
+            depth = queue_depth(settings)
+            if depth is not None:
+                gauge = GaugeMetricFamily("parkmatch_job_queue_depth", "Task messages waiting in the broker's queue")
+                gauge.add_metric([], depth)
+                out.append(gauge)
+        return out
+
+
 class ServiceMetrics:
     """One registry per app (tests build many apps in one process)."""
 
@@ -152,6 +221,9 @@ class ServiceMetrics:
         self.registry.register(IndexSizes(engine))  # type: ignore[arg-type]
         self.registry.register(FeedPosition(engine))  # type: ignore[arg-type]
         self.registry.register(TeacherCoverage(engine))  # type: ignore[arg-type]
+
+    def watch_jobs(self, state: Callable[[], object | None]) -> None:
+        self.registry.register(JobFigures(state))  # type: ignore[arg-type]
 
     def observe_match(self, outcome: MatchOutcome, direction: str) -> None:
         for stage, ms in outcome.timings_ms.items():

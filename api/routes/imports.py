@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -22,6 +24,7 @@ from matcher.errors import PayloadTooLarge, ValidationFailed, invalid
 from matcher.ingest.columns import TARGET_PATTERN, load_mapping
 from matcher.ingest.importer import ImportReport, import_file
 from matcher.ingest.tabular import ENCODINGS
+from matcher.jobs.enqueue import enqueue
 from matcher.store.keys import Caller
 
 router = APIRouter(tags=["import"])
@@ -169,6 +172,14 @@ async def read_upload(request: Request, limit: int, fields: Sequence[str] = ()) 
     return out
 
 
+class JobQueued(BaseModel):
+    """An import queued as a background job: follow it at `location`."""
+
+    job: str
+    state: str
+    location: str
+
+
 def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> ImportReport:
     with Session(state.db, expire_on_commit=False) as session:
         return import_file(
@@ -182,9 +193,15 @@ def _run(state: AppState, caller: Caller, data: bytes, **options: object) -> Imp
     summary="Import resources from a file",
     openapi_extra=_OPENAPI,
     responses={
+        202: {
+            "description": "a file over MATCHER_IMPORT_ASYNC_BYTES, with a broker configured: queued as a job",
+            "headers": {"Location": {"schema": {"type": "string"}, "description": "/v1/jobs/{id}"}},
+            "content": {"application/json": {"schema": JobQueued.model_json_schema()}},
+        },
         413: problem_response("the file is over MATCHER_MAX_IMPORT_BYTES or MATCHER_MAX_IMPORT_ROWS"),
         415: problem_response(FILE_TYPES_TEXT),
         422: problem_response("the file cannot be decoded or parsed, or an option is invalid"),
+        503: problem_response("a file that runs as a job, while the task broker does not answer"),
     },
 )
 async def import_resources(
@@ -211,6 +228,30 @@ async def import_resources(
     # the multipart field may name a synonym (科技成果), resolved by the importer
     field_kind = upload.fields.get("kind", "")
     file_kind = kind or (field_kind if field_kind.strip() else None)
+    settings = state.settings
+    if settings.broker_url and not dry_run and len(upload.data) > settings.import_async_bytes:
+        options = {
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "kind": file_kind,
+            "mapping": mapping,
+            "encoding": encoding,
+        }
+        job = await run_in_threadpool(
+            enqueue,
+            settings,
+            state.db,
+            kind="import",
+            tenant=caller.tenant,
+            task="parkmatch.import_resources",
+            args=[caller.tenant, caller.role, options],
+            payload=upload.data,
+        )
+        return JSONResponse(  # type: ignore[return-value]
+            JobQueued(job=job.id, state=job.state, location=f"/v1/jobs/{job.id}").model_dump(),
+            status_code=202,
+            headers={"Location": f"/v1/jobs/{job.id}"},
+        )
     report = await run_in_threadpool(
         _run,
         state,

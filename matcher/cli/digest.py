@@ -41,6 +41,33 @@ def _check_period(period: str | None) -> None:
             raise CliError(str(exc)) from None
 
 
+def _queue(period: str | None, tenant: str | None, source: str, sender: str, wait: bool) -> None:
+    from datetime import UTC, datetime
+
+    from matcher.cli.errors import CliError
+    from matcher.digests.compose import period_of
+    from matcher.digests.queue import queue_digests, wait_for
+    from matcher.errors import ServiceUnavailable
+    from matcher.settings import Settings
+    from matcher.store.db import make_engine
+    from matcher.store.schema import check_revision
+
+    settings = Settings()
+    db = make_engine(settings)
+    try:
+        check_revision(db)
+        period = period or period_of(datetime.now(UTC).date())
+        try:
+            out = queue_digests(settings, db, period, tenant=tenant, source=source, sender=sender)
+        except ServiceUnavailable as exc:
+            raise CliError(exc.detail) from None
+        if wait:
+            out["report"] = wait_for(db, out["jobs"])
+    finally:
+        db.dispose()
+    typer.echo(json.dumps(out, ensure_ascii=False))
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Weekly recommendation emails.", no_args_is_help=True)
     app.add_typer(group, name="digest")
@@ -54,10 +81,25 @@ def register(app: typer.Typer) -> None:
             "engine", help="engine (the match engine) or keyword (exact, small stores)"
         ),
         sender: str = typer.Option("smtp", help="smtp (MATCHER_SMTP_*) or log (print instead of sending)"),
+        queue: bool = typer.Option(
+            False,
+            "--queue",
+            help="split the enterprises into chunks (MATCHER_DIGEST_CHUNK) and queue one task each",
+        ),
+        wait: bool = typer.Option(
+            False, "--wait", help="with --queue: wait for the jobs and print their total"
+        ),
     ) -> None:
         """Send this period's digests. Safe to run again (e.g. hourly): what was sent is never sent twice,
         failed sends are retried with backoff, an interrupted run is resumed."""
         from matcher.cli.errors import CliError
+
+        if queue:
+            if dry_run:
+                raise CliError("--dry-run runs here; it cannot be combined with --queue")
+            _check_period(period)
+            _queue(period, tenant, source, sender, wait)
+            return
         from matcher.digests.compose import DigestComposer
         from matcher.digests.runner import DigestRunner
         from matcher.digests.send import make_sender
@@ -78,7 +120,9 @@ def register(app: typer.Typer) -> None:
         if report.errors and not (report.sent or report.retry_later or report.already_done):
             raise typer.Exit(1)
 
-    @group.command("preview")
+    @group.command(
+        "preview", help="Render one enterprise's digest to stdout without sending or recording it."
+    )
     def preview_cmd(
         enterprise: int = typer.Option(..., "--enterprise", help="enterprise id"),
         period: str = typer.Option(None, help="ISO week; default the current week"),

@@ -1,5 +1,5 @@
 """The `matcher` command line: serve, demo, import, keys, users, reindex, match, eval, train, digest, report,
-snapshot, feed.
+snapshot, feed, worker.
 
 Each command group lives in matcher/cli/<name>.py and exposes `register(app)`. Errors print one
 readable line to stderr and exit non-zero; stack traces only with MATCHER_LOG_LEVEL=DEBUG."""
@@ -26,6 +26,7 @@ from matcher.cli import (
     snapshots,
     train,
     users,
+    worker,
 )
 from matcher.cli.errors import CliError
 from matcher.errors import MatcherError
@@ -54,6 +55,7 @@ for _group in (
     models,
     snapshots,
     feed,
+    worker,
 ):
     _group.register(app)
 

@@ -144,12 +144,46 @@ def preflight(settings: Settings, *, build_default: bool = True, show_progress: 
     return encoder
 
 
+def queue_job(kind: str, task: str) -> None:
+    """Queue a store-wide job (reindex, snapshot) for the task workers and print its id."""
+    from matcher.cli.errors import CliError
+    from matcher.errors import ServiceUnavailable
+    from matcher.jobs.enqueue import enqueue
+    from matcher.store.db import make_engine
+    from matcher.store.schema import check_revision
+
+    settings = Settings()
+    db = make_engine(settings)
+    try:
+        check_revision(db)
+        try:
+            job = enqueue(settings, db, kind=kind, tenant=SYSTEM_TENANT, task=task, args=[])
+        except ServiceUnavailable as exc:
+            raise CliError(exc.detail) from None
+    finally:
+        db.dispose()
+    typer.echo(json.dumps({"job": job.id, "kind": kind, "state": job.state}))
+
+
+SYSTEM_TENANT = "_system"  # the tenant of store-wide jobs queued from the command line
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(encoder_app, name="encoder")
 
     @app.command()
-    def reindex(quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
+    def reindex(
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        queue: bool = typer.Option(
+            False,
+            "--queue",
+            help="run it on a task worker, which then writes an index snapshot for the replicas",
+        ),
+    ) -> None:
         """Rebuild both indexes from the store with the configured encoder (after changing MATCHER_ENCODER)."""
+        if queue:
+            queue_job("reindex", "parkmatch.reindex")
+            return
         from matcher.domain.taxonomy import default_taxonomy
         from matcher.indexing.indexer import Indexer
         from matcher.models.encoder import load_configured_encoder

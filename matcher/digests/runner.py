@@ -1,9 +1,15 @@
 """Exactly-once digest runs: the log row (items, pending) is written before sending, marked sent after.
 
 A re-run of a period sends nothing new; a crash or an SMTP failure is resumed by the next run, which sends only
-what was not sent (a row left 'sending' is re-sent with the same Message-ID, so a receiver can drop a duplicate);
-a failing address is retried with exponential backoff up to `max_attempts`, then marked failed; one failure
-never stops the run for the others."""
+what was not sent; a failing address is retried with exponential backoff up to `max_attempts`, then marked failed;
+one failure never stops the run for the others.
+
+Sending claims a row first: one conditional UPDATE moves it from 'pending' to 'sending' and stamps `claimed_at`,
+so of two runs (two task workers, a task delivered twice) only one sends it. A 'sending' row is never re-sent:
+while its claim is younger than the lease (MATCHER_DIGEST_LEASE_S) another run may be sending it now and it is
+left alone; past the lease its worker died between the claim and recording the outcome, the SMTP server may or
+may not have accepted the message, and the row is marked 'unconfirmed' and reported instead of being sent again.
+This guarantees that no digest is ever sent twice; an unconfirmed one is for an operator to check."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jinja2 import TemplateError
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -49,6 +56,8 @@ class RunReport:
     failed: int = 0
     retry_later: int = 0
     already_done: int = 0
+    in_flight: int = 0  # claimed by another run whose lease has not expired
+    unconfirmed: int = 0  # claimed by a run that died before recording the outcome: not re-sent
     errors: list[dict[str, Any]] = field(default_factory=list)
     previews: list[dict[str, Any]] = field(default_factory=list)
 
@@ -85,6 +94,7 @@ class DigestRunner:
         max_attempts: int = 4,
         backoff_s: float = 900.0,
         chunk: int = 1000,
+        lease_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -93,6 +103,7 @@ class DigestRunner:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.chunk = chunk
+        self.lease_s = settings.digest_lease_s if lease_s is None else lease_s
 
     # ------------------------------------------------------------------ rendering
     def render(self, enterprise: Enterprise, digest: Digest) -> tuple[RenderedDigest, str]:
@@ -137,7 +148,7 @@ class DigestRunner:
             for e in enterprises:
                 log = logged.get(e.id)
                 if log is not None:
-                    if log.status in ("sent", "skipped", "failed"):
+                    if log.status in ("sent", "skipped", "failed", "unconfirmed"):
                         report.already_done += 1
                     continue  # pending / sending rows are resumed below
                 reason = ineligible_reason(e, period)
@@ -227,6 +238,9 @@ class DigestRunner:
             if enterprise_ids is not None:
                 stmt = stmt.where(col(DigestLog.enterprise_id).in_(list(enterprise_ids)))
             for log, enterprise in list(session.exec(stmt)):
+                if log.status == "sending":
+                    self._claimed_elsewhere(session, log, report)
+                    continue
                 due = as_utc(log.next_attempt_at)
                 if due is not None and due > now:
                     report.retry_later += 1
@@ -274,10 +288,9 @@ class DigestRunner:
         except Exception as exc:  # noqa: BLE001 - whatever the stored rows hold, this digest alone fails
             self._unbuildable(session, log, exc, report)
             return
-        log.status = "sending"
-        log.attempts += 1
-        session.add(log)
-        session.commit()
+        if not self._claim(session, log):
+            report.in_flight += 1  # another run claimed it between our read and now
+            return
         try:
             self.sender.send(message)
         except SendError as exc:
@@ -291,6 +304,60 @@ class DigestRunner:
         audit.record(session, who, "digest.send", record_type="enterprise", record_id=e.id, summary=sent)
         session.commit()
         report.sent += 1
+
+    def _claim(self, session: Session, log: DigestLog) -> bool:
+        """Move the row from 'pending' to 'sending' if nobody else did: one conditional UPDATE, so of two runs
+        racing for it exactly one wins. The message id chosen for it is stored in the same statement."""
+        claimed_at = datetime.now(UTC)
+        result = session.execute(
+            update(DigestLog)
+            .where(col(DigestLog.id) == log.id, col(DigestLog.status) == "pending")
+            .values(
+                status="sending",
+                attempts=DigestLog.attempts + 1,
+                claimed_at=claimed_at,
+                message_id=log.message_id,
+            )
+        )
+        session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            session.expire(log)
+            return False
+        session.refresh(log)
+        return True
+
+    def _claimed_elsewhere(self, session: Session, log: DigestLog, report: RunReport) -> None:
+        """A 'sending' row: in flight under a live claim, or unconfirmed once the claim is past its lease."""
+        claimed = as_utc(log.claimed_at)
+        if claimed is not None and claimed > datetime.now(UTC) - timedelta(seconds=self.lease_s):
+            report.in_flight += 1
+            return
+        result = session.execute(
+            update(DigestLog)
+            .where(col(DigestLog.id) == log.id, col(DigestLog.status) == "sending")
+            .where(
+                col(DigestLog.claimed_at).is_(None)
+                if log.claimed_at is None
+                else col(DigestLog.claimed_at) == log.claimed_at
+            )
+            .values(
+                status="unconfirmed",
+                error="the run sending this digest stopped before recording the outcome; not re-sent",
+            )
+        )
+        session.commit()
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            report.unconfirmed += 1
+            report.errors.append(
+                {"enterprise_id": log.enterprise_id, "error": "send outcome unknown", "status": "unconfirmed"}
+            )
+            logger.warning(
+                "digest for enterprise %s (period %s, Message-ID %s) marked unconfirmed: its sender stopped "
+                "after claiming it; not re-sent",
+                log.enterprise_id,
+                log.period,
+                log.message_id,
+            )
 
     def _failed_attempt(
         self,

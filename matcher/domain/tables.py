@@ -164,7 +164,8 @@ class DigestLog(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
     period: str = Field(max_length=16)  # ISO week, e.g. 2026-W48
-    status: str = "pending"  # pending | sending | sent | failed | skipped
+    # pending | sending | sent | failed | skipped | unconfirmed (a send whose worker died: never re-sent blindly)
+    status: str = "pending"
     items: list[Any] = _json()
     message_id: str | None = None
     attempts: int = 0
@@ -172,6 +173,8 @@ class DigestLog(SQLModel, table=True):
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # when a run claimed the row for sending ('sending'); the claim holds for MATCHER_DIGEST_LEASE_S
+    claimed_at: datetime | None = None
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -108,8 +108,23 @@ class WebhookDispatcher:
             session.commit()
             ids = [r.id for r in rows]
         for delivery_id in ids:
-            self.submit(self.deliver, delivery_id)
+            self._start(delivery_id)
         return ids
+
+    def _start(self, delivery_id: int) -> None:
+        """With a broker (MATCHER_BROKER_URL) a delivery is a task whose retries are delayed tasks, so they
+        survive a restart of this process; without one, or while the broker is down, it runs on the pool."""
+        if self.settings.broker_url:
+            from matcher.jobs.app import configure
+            from matcher.jobs.enqueue import BrokerUnavailable, send
+
+            configure(self.settings)
+            try:
+                send("parkmatch.webhook", [delivery_id])
+                return
+            except BrokerUnavailable as exc:
+                logger.warning("webhook delivery %s runs in process: %s", delivery_id, exc.detail)
+        self.submit(self.deliver, delivery_id)
 
     def resume_pending(self) -> list[int]:
         """Start again every delivery still pending (the service stopped between its attempts); each goes on
@@ -123,7 +138,7 @@ class WebhookDispatcher:
                 )
             )
         for delivery_id in ids:
-            self.submit(self.deliver, delivery_id)
+            self._start(delivery_id)
         if ids:
             logger.info("resuming %d pending webhook deliveries", len(ids))
         return ids
@@ -151,6 +166,32 @@ class WebhookDispatcher:
                 if row.status == "pending":
                     time.sleep(self.backoff_s * 2 ** (row.attempts - 1))
             return row
+
+    def attempt_once(self, delivery_id: int) -> tuple[str, float | None]:
+        """One attempt of a pending delivery (a queued task's step): its status after it and, while it stays
+        pending, the delay before the next. A delivery that is not pending (delivered, failed, or out of
+        attempts) is left as it is: running this twice never posts a delivered event again."""
+        with Session(self.db, expire_on_commit=False) as session:
+            row = session.get(WebhookDelivery, delivery_id)
+            sub = session.get(WebhookSubscription, row.subscription_id) if row else None
+            if row is None or sub is None:
+                return "missing", None
+            if row.status != "pending" or row.attempts >= self.max_attempts:
+                return row.status, None
+            body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            entry = self._attempt(sub, row, body)
+            row.attempts += 1
+            row.log = [*(row.log or []), entry]
+            row.last_status_code = entry.get("status_code")
+            row.last_error = entry.get("error")
+            if entry["ok"]:
+                row.status, row.delivered_at = "delivered", datetime.now(UTC)
+            elif entry.get("final") or row.attempts >= self.max_attempts:
+                row.status = "failed"
+            session.add(row)
+            session.commit()
+            delay = self.backoff_s * 2 ** (row.attempts - 1) if row.status == "pending" else None
+            return row.status, delay
 
     def _attempt(self, sub: WebhookSubscription, row: WebhookDelivery, body: bytes) -> dict[str, Any]:
         started = time.perf_counter()

@@ -21,6 +21,7 @@ TABLE_MODULES = [
     "matcher.accounts.tables",
     "matcher.domain.park_tables",
     "matcher.store.feed",
+    "matcher.jobs.tables",
 ]
 
 

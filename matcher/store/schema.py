@@ -25,7 +25,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001_baseline"
 VERSION_TABLE = "alembic_version"
 # tables later revisions added: a store made by create_all without them predates them (it is the baseline)
-LATER_TABLES = {"change_log": "0002_change_log"}
+# (in revision order: a store holding the tables up to one revision's and none after is at that revision)
+LATER_TABLES = {"change_log": "0002_change_log", "job": "0003_jobs"}
 # PostgreSQL advisory lock key held while one process checks, adopts or upgrades the schema, so that replicas
 # starting together on a new store do not race to create it ("pmschema" as a number)
 MIGRATION_LOCK = 0x706D736368656D61
@@ -133,7 +134,12 @@ def unrevisioned_revision(engine: Engine) -> str:
     """The revision a store made by create_all is at: the baseline, or the code's head when it already has every
     table a later revision added (create_all of this code made them)."""
     present = set(inspect(engine).get_table_names())
-    return head() if set(LATER_TABLES) <= present else BASELINE
+    revision = BASELINE
+    for table, added_by in LATER_TABLES.items():
+        if table not in present:
+            break
+        revision = added_by
+    return revision
 
 
 def adopt(engine: Engine) -> None:

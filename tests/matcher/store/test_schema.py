@@ -63,6 +63,7 @@ def test_a_store_made_before_the_change_feed_is_the_baseline_and_migrates(empty:
     SQLModel.metadata.create_all(empty)
     with empty.begin() as conn:
         conn.execute(text('DROP TABLE "change_log"'))
+        conn.execute(text('DROP TABLE "job"'))  # added later still (0003_jobs)
     with pytest.raises(ServiceUnavailable, match="older than"):
         schema.check_revision(empty)  # adopted as the baseline, then refused until migrated
     assert schema.current(empty) == schema.BASELINE
@@ -149,3 +150,43 @@ def test_replicas_starting_together_on_a_new_store_create_it_once(empty: Engine,
         t.join(timeout=120)
     assert errors == []
     assert schema.current(empty) == schema.head()
+
+
+def test_a_store_at_0002_upgrades_to_the_jobs_revision_keeping_every_record(empty: Engine) -> None:
+    """A store made and filled at 0002_change_log: `migrate` adds the job table and digestlog.claimed_at, and
+    every record (and digest log row) is still there, on SQLite and PostgreSQL."""
+    from alembic import command
+
+    with empty.begin() as conn:
+        command.upgrade(schema._config(conn), "0002_change_log")
+    assert schema.current(empty) == "0002_change_log"
+    assert "job" not in inspect(empty).get_table_names()
+    with empty.begin() as conn:
+        conn.execute(
+            text("INSERT INTO tenant (id, name, created_at) VALUES ('park', 'Park', CURRENT_TIMESTAMP)")
+        )
+        for i in (1, 2, 3):
+            conn.execute(
+                text(
+                    "INSERT INTO enterprise (id, tenant_id, name, description, industries, digest_kinds, "
+                    "digest_frequency, unsubscribed, language, visibility, created_at, updated_at) "
+                    "VALUES (:i, 'park', :n, 'd', '[]', '[]', 'weekly', false, 'zh', 'tenant', CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"
+                ),
+                {"i": i, "n": f"E{i}"},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO digestlog (enterprise_id, period, status, items, attempts, created_at) "
+                "VALUES (1, '2026-W48', 'sending', '[]', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+    assert schema.migrate(empty) == ("0002_change_log", schema.head())
+    assert schema.head() == "0003_jobs"
+    with empty.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM enterprise")).scalar() == 3
+        row = conn.execute(text("SELECT status, claimed_at FROM digestlog")).one()
+        assert tuple(row) == ("sending", None)
+        assert conn.execute(text("SELECT count(*) FROM job")).scalar() == 0
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    schema.check_revision(empty)

@@ -1,0 +1,55 @@
+"""`matcher worker`: a Celery worker for the background jobs (matcher/jobs) on MATCHER_BROKER_URL."""
+
+from __future__ import annotations
+
+import typer
+
+from matcher.cli.errors import CliError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def worker(
+        concurrency: int = typer.Option(1, min=1, max=64, help="worker processes"),
+        queues: str = typer.Option(None, help="comma-separated queues to consume (default: parkmatch)"),
+        pool: str = typer.Option("prefork", help="prefork, solo or threads"),
+    ) -> None:
+        """Run background jobs: digest chunks, large imports, reindexing, snapshots, webhook deliveries."""
+        import logging
+
+        from matcher.jobs.app import broker_reachable, broker_url, code_version, configure
+        from matcher.settings import Settings
+
+        settings = Settings()
+        why = broker_reachable(settings)
+        if why is not None:
+            raise CliError(f"the task broker {_safe(broker_url(settings))} does not answer: {why}")
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # its import-time chatter
+        from matcher.store.db import make_engine
+        from matcher.store.schema import check_revision
+
+        db = make_engine(settings)
+        try:
+            check_revision(db)  # a worker of another schema revision than the store's does not start
+        finally:
+            db.dispose()
+        app_ = configure(settings)
+        typer.echo(f"worker version {code_version()} on {_safe(broker_url(settings))}", err=True)
+        argv = [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            "--loglevel=INFO",
+            "--without-gossip",
+        ]
+        argv += ["--without-mingle", "--without-heartbeat"]
+        if queues:
+            argv.append(f"--queues={queues}")
+        app_.worker_main(argv)
+
+
+def _safe(url: str) -> str:
+    """The broker URL without its password."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))

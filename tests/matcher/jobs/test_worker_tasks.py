@@ -1,0 +1,85 @@
+"""Webhook deliveries as tasks on the real local broker (retries are delayed tasks; a delivered row is left
+alone when its task runs again) and `matcher worker` with the broker down (one line, non-zero, no traceback)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from kombu import Connection
+from sqlmodel import Session
+
+from matcher.domain.tables import Tenant
+from matcher.jobs.app import DEFAULT_BROKER, celery_app, configure
+from matcher.jobs.enqueue import send
+from matcher.notify.delivery import WebhookDispatcher
+from matcher.notify.tables import WebhookDelivery
+from matcher.settings import Settings
+from matcher.store.db import init_db, make_engine
+from tests.matcher.notify.test_webhooks import Receiver, subscribe
+
+
+@pytest.fixture()
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_webhook_retries_are_delayed_tasks_and_a_delivered_row_is_not_posted_again(tmp_path, receiver):
+    settings = Settings(data_dir=tmp_path, secret_key="k", webhook_allow_private=True, broker_url=DEFAULT_BROKER)
+    db = make_engine(settings)
+    init_db(db)
+    with Session(db) as s:
+        s.add(Tenant(id="park"))
+        s.commit()
+    queue = f"parkmatch-test-{uuid.uuid4().hex[:8]}"
+    configure(settings, queue=queue)
+    subscribe(db, receiver.url)
+    receiver.plan = [503, 200]
+    dispatcher = WebhookDispatcher(settings, db, background=False)
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=15):
+            [delivery_id] = dispatcher.enqueue("park", "match.created", {"need_id": 1})
+            deadline = time.monotonic() + 15  # the retry waits backoff (2 s) in the broker as a delayed task
+            while time.monotonic() < deadline:
+                with Session(db) as s:
+                    row = s.get(WebhookDelivery, delivery_id)
+                if row.status != "pending":
+                    break
+                time.sleep(0.2)
+            assert row.status == "delivered" and row.attempts == 2 and len(receiver.requests) == 2
+            send("parkmatch.webhook", [delivery_id])  # the same task again (a message delivered twice)
+            time.sleep(1.5)
+        assert len(receiver.requests) == 2
+        with Session(db) as s:
+            assert s.get(WebhookDelivery, delivery_id).attempts == 2
+    finally:
+        with Connection(DEFAULT_BROKER) as conn:
+            conn.default_channel.queue_delete(queue)
+        db.dispose()
+
+
+def test_worker_with_the_broker_down_prints_one_line_and_exits_non_zero(tmp_path):
+    env = dict(
+        os.environ,
+        MATCHER_DATA_DIR=str(tmp_path),
+        MATCHER_BROKER_URL="amqp://guest:guest@127.0.0.1:1//",
+        PYTHONPATH=os.getcwd(),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "matcher.cli.main", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    err = done.stderr.strip()
+    assert "Traceback" not in done.stderr + done.stdout
+    assert len(err.splitlines()) == 1 and "broker" in err and "127.0.0.1:1" in err and "guest:guest" not in err
