@@ -119,6 +119,7 @@ def main() -> None:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(args.database_url).update_query_dict({"options": f"-csearch_path={schema}"})
     procs: dict[str, subprocess.Popen] = {}
+    started = time.perf_counter()
     out: dict = {"encoder": args.encoder, "cpu_count": os.cpu_count(), "seeded_resources": args.seed}
     try:
         with tempfile.TemporaryDirectory(prefix="parkmatch-kills-") as tmp_name:
@@ -257,6 +258,7 @@ def main() -> None:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+    out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, ensure_ascii=False))
 
 
