@@ -102,6 +102,13 @@ def burst(url: str, headers: dict, rng: random.Random, sents: list[str], rows: i
     return int(r.json()["seq"])
 
 
+def stop(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoder", required=True)
@@ -261,11 +268,9 @@ def main() -> None:
                 fh.close()
             gaps = (tmp / "b.log").read_text(errors="replace").count("change feed gap")
             out["gaps_logged_by_b"] = gaps
+            stop(procs)  # before the temp dir goes: a replica saves its indexes as it stops
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=60)
+        stop(procs)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
