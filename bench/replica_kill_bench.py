@@ -7,8 +7,8 @@ write A acknowledged is looked up in the store. Prints one JSON object.
     python bench/replica_kill_bench.py --encoder ~/.cache/parkmatch/models/e5-small-static-1 \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test --kills 10
 
-"Mid-feed" means B's /readyz said an applied seq past the burst's first entry and before its last one when the
-kill was sent. "Catch-up" is timed from the restart until B's applied seq reaches the log's head as it was at
+"Mid-feed" means B's /readyz said an applied seq inside the burst's block of entries (past its first entry,
+before its last) when the kill was sent. "Catch-up" is timed from the restart until B's applied seq reaches the log's head as it was at
 the restart (B loads its encoder and saved indexes, reconciles them with the store by stamps, then follows)."""
 
 from __future__ import annotations
@@ -102,6 +102,13 @@ def burst(url: str, headers: dict, rng: random.Random, sents: list[str], rows: i
     return int(r.json()["seq"])
 
 
+def stop(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoder", required=True)
@@ -119,6 +126,7 @@ def main() -> None:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(args.database_url).update_query_dict({"options": f"-csearch_path={schema}"})
     procs: dict[str, subprocess.Popen] = {}
+    started = time.perf_counter()
     out: dict = {"encoder": args.encoder, "cpu_count": os.cpu_count(), "seeded_resources": args.seed}
     try:
         with tempfile.TemporaryDirectory(prefix="parkmatch-kills-") as tmp_name:
@@ -153,6 +161,7 @@ def main() -> None:
                 start(name)
             for u in urls.values():
                 wait_ready(u)
+            store = create_engine(url)
             writer = Writer(urls["a"], headers, sents)
             writer.thread.start()
             kills: list[dict] = []
@@ -166,22 +175,32 @@ def main() -> None:
                         )
                     )
                     importer.start()
-                    # kill B once it has applied part of the burst: past where it stood, not yet at the end
+                    # kill B while it is applying the burst: the import is one transaction, so its entries are
+                    # one block of seqs with one `at`; B's applied seq inside that block means mid-burst
                     deadline = time.perf_counter() + 600
-                    at = None
+                    at = block = None
                     while time.perf_counter() < deadline:
+                        if block is None:
+                            with store.connect() as conn:
+                                block = conn.execute(
+                                    text(
+                                        "SELECT min(seq), max(seq) FROM change_log WHERE seq > :s GROUP BY at "
+                                        "HAVING count(*) >= :n ORDER BY min(seq) LIMIT 1"
+                                    ),
+                                    {"s": before, "n": args.burst},
+                                ).first()
                         seq = applied(urls["b"])
-                        head = done.get("seq")
-                        if seq is not None and seq > before and (head is None or seq < head):
-                            at = seq
-                            break
-                        if head is not None and seq is not None and seq >= head:
-                            break  # applied whole before it was seen part-way: kill it anyway
+                        if block is not None and seq is not None:
+                            if block[0] <= seq < block[1]:
+                                at = seq
+                                break
+                            if seq >= block[1]:
+                                break  # applied whole before it was seen part-way: kill it anyway
                         time.sleep(0.01)
                     procs["b"].kill()  # SIGKILL: no save, no cleanup
                     procs["b"].wait()
                     importer.join()
-                    mid = at is not None and at < done["seq"]
+                    mid = at is not None
                     head_at_restart = int(
                         probe.get(urls["a"] + "/readyz", timeout=10).json()["feed"]["head_seq"]
                     )
@@ -249,14 +268,13 @@ def main() -> None:
                 fh.close()
             gaps = (tmp / "b.log").read_text(errors="replace").count("change feed gap")
             out["gaps_logged_by_b"] = gaps
+            stop(procs)  # before the temp dir goes: a replica saves its indexes as it stops
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=60)
+        stop(procs)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+    out["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, ensure_ascii=False))
 
 

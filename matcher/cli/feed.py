@@ -72,7 +72,10 @@ def status(
     if as_json:
         typer.echo(json.dumps(out, ensure_ascii=False))
         return
-    typer.echo(f"change feed: seq {held.first} to {held.head}, {entries} entries")
+    if entries:
+        typer.echo(f"change feed: seq {held.first} to {held.head}, {entries} entries")
+    else:
+        typer.echo("change feed: empty")
     for r in replicas:
         if r["applied_seq"] is None:
             typer.echo(f"  {r['url']}: unknown ({r['error']})")

@@ -73,6 +73,11 @@ def test_status_prune_and_verify(replica, headers, keys, payloads, capsys, engin
     assert (status["head_seq"], status["oldest_seq"], status["entries"]) == (5, 1, 5)
     assert status["replicas"][0] == {"url": REPLICA, "applied_seq": 5, "lag_entries": 0}
     assert status["replicas"][1]["applied_seq"] is None and "did not answer" in status["replicas"][1]["error"]
+    assert cli("feed", "status", "--replica", REPLICA) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "change feed: seq 1 to 5, 5 entries",
+        f"  {REPLICA}: applied seq 5, 0 behind",
+    ]
 
     assert cli("feed", "prune", "--keep", "2", "--replica", REPLICA) == 0
     assert capsys.readouterr().out.strip() == (
