@@ -32,7 +32,9 @@ def receiver():
 
 
 def test_webhook_retries_are_delayed_tasks_and_a_delivered_row_is_not_posted_again(tmp_path, receiver):
-    settings = Settings(data_dir=tmp_path, secret_key="k", webhook_allow_private=True, broker_url=DEFAULT_BROKER)
+    settings = Settings(
+        data_dir=tmp_path, secret_key="k", webhook_allow_private=True, broker_url=DEFAULT_BROKER
+    )
     db = make_engine(settings)
     init_db(db)
     with Session(db) as s:
@@ -44,7 +46,9 @@ def test_webhook_retries_are_delayed_tasks_and_a_delivered_row_is_not_posted_aga
     receiver.plan = [503, 200]
     dispatcher = WebhookDispatcher(settings, db, background=False)
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=15):
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=15
+        ):
             [delivery_id] = dispatcher.enqueue("park", "match.created", {"need_id": 1})
             deadline = time.monotonic() + 15  # the retry waits backoff (2 s) in the broker as a delayed task
             while time.monotonic() < deadline:
@@ -82,4 +86,6 @@ def test_worker_with_the_broker_down_prints_one_line_and_exits_non_zero(tmp_path
     assert done.returncode != 0
     err = done.stderr.strip()
     assert "Traceback" not in done.stderr + done.stdout
-    assert len(err.splitlines()) == 1 and "broker" in err and "127.0.0.1:1" in err and "guest:guest" not in err
+    assert (
+        len(err.splitlines()) == 1 and "broker" in err and "127.0.0.1:1" in err and "guest:guest" not in err
+    )
