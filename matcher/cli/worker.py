@@ -34,18 +34,7 @@ def register(app: typer.Typer) -> None:
         finally:
             db.dispose()
         app_ = configure(settings)
-        version = code_version()
-
-        from celery.signals import worker_ready
-
-        @worker_ready.connect(weak=False)
-        def _ready(**_: object) -> None:
-            typer.echo(
-                f"worker ready: version {version}, broker {_safe(broker_url(settings))}, "
-                f"queues {queues or app_.conf.task_default_queue}",
-                err=True,
-            )
-
+        typer.echo(f"worker version {code_version()} on {_safe(broker_url(settings))}", err=True)
         argv = [
             "worker",
             f"--concurrency={concurrency}",
