@@ -50,8 +50,8 @@ def run(args) -> dict:
     from matcher.store.db import init_db, make_engine
 
     work = Path(tempfile.mkdtemp(prefix="digest-workers-"))
+    sink = Sink()  # before the schema: nothing below can fail between making the schema and the try that drops it
     url, drop = bench_schema(args.database_url)
-    sink = Sink()
     queue = f"parkmatch-bench-{uuid.uuid4().hex[:6]}"
     env = dict(
         os.environ,

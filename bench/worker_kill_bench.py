@@ -60,8 +60,8 @@ def run(args) -> dict:
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="worker-kill-"))
+    sink = Sink()  # before the schema: nothing below can fail between making the schema and the try that drops it
     url, drop = bench_schema(args.database_url)
-    sink = Sink()
     queue = f"parkmatch-bench-{uuid.uuid4().hex[:6]}"
     env = dict(
         os.environ,
