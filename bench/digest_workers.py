@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672//")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--timeout-s", type=float, default=3600, help="give up on a run after this long")
     args = ap.parse_args(argv)
     print(json.dumps(run(args), ensure_ascii=False, indent=1))
 
@@ -50,7 +51,9 @@ def run(args) -> dict:
     from matcher.store.db import init_db, make_engine
 
     work = Path(tempfile.mkdtemp(prefix="digest-workers-"))
-    sink = Sink()  # before the schema: nothing below can fail between making the schema and the try that drops it
+    sink = (
+        Sink()
+    )  # before the schema: nothing below can fail between making the schema and the try that drops it
     url, drop = bench_schema(args.database_url)
     queue = f"parkmatch-bench-{uuid.uuid4().hex[:6]}"
     env = dict(
@@ -93,13 +96,18 @@ def run(args) -> dict:
                 for w in workers:
                     w.start()
                 # an empty chunk for each worker: it loads its match engine before the timed run
-                wait_for(db, [w.warm(settings, db, args.source, PERIOD) for w in workers], poll_s=0.5)
+                wait_for(
+                    db,
+                    [w.warm(settings, db, args.source, PERIOD) for w in workers],
+                    poll_s=0.5,
+                    timeout_s=600,
+                )
                 warm_s = time.perf_counter() - started
                 started = time.perf_counter()
                 queued = queue_digests(
                     settings, db, PERIOD, source=args.source, sender="smtp", chunk=args.chunk
                 )
-                report = wait_for(db, queued["jobs"], poll_s=0.2)
+                report = wait_for(db, queued["jobs"], poll_s=0.2, timeout_s=args.timeout_s)
                 wall = time.perf_counter() - started
             finally:
                 for w in workers:
@@ -114,8 +122,10 @@ def run(args) -> dict:
                     "received": sum(sink.received.values()),
                     "duplicates": sink.duplicates(),
                     "failed_jobs": len(report["failed_jobs"]),
+                    "unfinished_jobs": len(report["unfinished_jobs"]),
                     "digests_per_s": round(report["sent"] / wall, 1) if wall else None,
                     "peak_rss_mb": [round(w.peak_rss / 2**20) for w in workers],
+                    "unexpected_worker_exits": [w.exits for w in workers],
                 }
             )
         if len(out["runs"]) >= 2:

@@ -81,8 +81,14 @@ class Worker:
         self.peak_rss = 0
         self.log = data_dir.with_suffix(".log")
         self._stop = threading.Event()
+        self.exits: list[int] = []  # exit codes of deaths nobody asked for
 
     def start(self) -> None:
+        self.start_process()
+        self._stop = threading.Event()  # a watcher of its own for this start
+        threading.Thread(target=self._watch, args=(self._stop,), daemon=True).start()
+
+    def start_process(self) -> None:
         handle = open(self.log, "a")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [
@@ -101,13 +107,15 @@ class Worker:
             start_new_session=True,
             cwd=ROOT,
         )
-        self._stop.clear()
-        threading.Thread(target=self._watch, daemon=True).start()
 
-    def _watch(self) -> None:
+    def _watch(self, stop: threading.Event) -> None:
         import psutil
 
-        while not self._stop.wait(0.5):
+        while not stop.wait(0.5):
+            if self.proc.poll() is not None:  # died on its own (not killed here): start it again, counted
+                self.exits.append(self.proc.returncode)
+                self.start_process()
+                continue
             try:
                 main = psutil.Process(self.proc.pid)
                 procs = [main, *main.children(recursive=True)]
@@ -143,9 +151,10 @@ class Worker:
         raise RuntimeError(f"{self.name} not ready in {timeout}s: {tail}")
 
     def kill9(self) -> None:
+        self._stop.set()  # first, so the watcher does not take the kill for a death and restart it
+        time.sleep(0.6)
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()

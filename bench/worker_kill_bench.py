@@ -60,7 +60,9 @@ def run(args) -> dict:
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="worker-kill-"))
-    sink = Sink()  # before the schema: nothing below can fail between making the schema and the try that drops it
+    sink = (
+        Sink()
+    )  # before the schema: nothing below can fail between making the schema and the try that drops it
     url, drop = bench_schema(args.database_url)
     queue = f"parkmatch-bench-{uuid.uuid4().hex[:6]}"
     env = dict(
