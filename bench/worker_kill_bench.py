@@ -139,6 +139,7 @@ def run(args) -> dict:
                 "failed_jobs": len(report["failed_jobs"]) + len(swept["failed_jobs"]),
                 "unfinished_jobs": len(report["unfinished_jobs"]) + len(swept["unfinished_jobs"]),
                 "max_peak_rss_mb": max(round(w.peak_rss / 2**20) for w in workers),
+                "unexpected_worker_exits": [w.exits for w in workers],
                 "load_avg_1m": round(os.getloadavg()[0], 2),
             }
         )
