@@ -67,7 +67,9 @@ def test_a_large_import_is_a_job_run_by_a_worker(settings, engine, headers, queu
         location = r.headers["location"]
         assert location == f"/v1/jobs/{r.json()['job']}" == r.json()["location"]
         assert c.get(location, headers=headers["other"]).status_code == 404
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=[queue]):
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=30
+        ):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 body = c.get(location, headers=headers["admin"]).json()

@@ -59,7 +59,7 @@ def env(tmp_path, smtp):
 @pytest.fixture()
 def worker(env):
     with start_worker(
-        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=[env[4]]
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=[env[4]]
     ) as w:
         yield w
 
@@ -168,7 +168,7 @@ def test_a_task_from_another_version_is_refused_and_stays_queued(env, caplog):
         args=[PERIOD, list(ids.values()), "keyword", "smtp"],
         version="0.0.1+0001_baseline",
     )
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=15, queues=[queue]):
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=[queue]):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
             "refusing task" in r.getMessage() for r in caplog.records

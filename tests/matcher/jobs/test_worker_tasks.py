@@ -47,7 +47,7 @@ def test_webhook_retries_are_delayed_tasks_and_a_delivered_row_is_not_posted_aga
     dispatcher = WebhookDispatcher(settings, db, background=False)
     try:
         with start_worker(
-            celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=15
+            celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=30
         ):
             [delivery_id] = dispatcher.enqueue("park", "match.created", {"need_id": 1})
             deadline = time.monotonic() + 15  # the retry waits backoff (2 s) in the broker as a delayed task
@@ -89,3 +89,29 @@ def test_worker_with_the_broker_down_prints_one_line_and_exits_non_zero(tmp_path
     assert (
         len(err.splitlines()) == 1 and "broker" in err and "127.0.0.1:1" in err and "guest:guest" not in err
     )
+
+
+def test_redis_works_as_the_broker_too(tmp_path):
+    from matcher.jobs import store as jobs
+    from matcher.jobs.app import queue_depth
+    from matcher.jobs.enqueue import enqueue
+
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/15")
+    db = make_engine(settings)
+    init_db(db)
+    queue = f"parkmatch-test-{uuid.uuid4().hex[:8]}"
+    configure(settings, queue=queue)
+    try:
+        job = enqueue(settings, db, kind="snapshot", tenant="park", task="parkmatch.snapshot", args=[])
+        assert queue_depth(settings, queue) == 1
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=30
+        ):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and jobs.get(db, job.id).state in ("queued", "running"):
+                time.sleep(0.1)
+        done = jobs.get(db, job.id)  # no MATCHER_SNAPSHOT_DIR on this worker: the job fails, with why
+        assert done.state == "failed" and "MATCHER_SNAPSHOT_DIR" in done.error and done.attempts == 1
+    finally:
+        configure(settings.model_copy(update={"broker_url": DEFAULT_BROKER}))
+        db.dispose()
