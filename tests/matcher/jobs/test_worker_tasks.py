@@ -115,3 +115,40 @@ def test_redis_works_as_the_broker_too(tmp_path):
     finally:
         configure(settings.model_copy(update={"broker_url": DEFAULT_BROKER}))
         db.dispose()
+
+
+def test_digest_run_queue_with_the_broker_down_is_one_line_and_sync_runs_still_work(tmp_path):
+    env = dict(
+        os.environ,
+        MATCHER_DATA_DIR=str(tmp_path),
+        MATCHER_BROKER_URL="amqp://guest:guest@127.0.0.1:1//",
+        PYTHONPATH=os.getcwd(),
+        MATCHER_LOG_LEVEL="WARNING",
+    )
+    db = make_engine(Settings(data_dir=tmp_path))
+    init_db(db)
+    with Session(db) as s:
+        s.add(Tenant(id="park"))
+        s.commit()
+    from matcher.domain.tables import Enterprise
+
+    with Session(db) as s:
+        s.add(Enterprise(tenant_id="park", name="A", description="battery", email="a@example.com"))
+        s.commit()
+    db.dispose()
+    cmd = [
+        sys.executable,
+        "-m",
+        "matcher.cli.main",
+        "digest",
+        "run",
+        "--source",
+        "keyword",
+        "--sender",
+        "log",
+    ]
+    queued = subprocess.run([*cmd, "--queue"], env=env, capture_output=True, text=True, timeout=60)
+    assert queued.returncode == 1 and "Traceback" not in queued.stderr
+    assert queued.stderr.strip().splitlines()[-1].startswith("error: the task broker does not answer")
+    direct = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert direct.returncode == 0, direct.stderr
