@@ -100,6 +100,8 @@ class Worker:
                 "1",
                 "--queues",
                 self.queues,
+                "--hostname",  # a node name of its own: two workers named alike fight over their control queue
+                f"{self.name}-{uuid.uuid4().hex[:4]}@%h",
             ],
             env=self.env,
             stdout=handle,
