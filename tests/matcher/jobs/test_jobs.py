@@ -205,3 +205,31 @@ def test_queue_depth_reads_the_broker(env):
     while time.monotonic() < deadline and queue_depth(settings, queue) != 1:
         time.sleep(0.1)
     assert queue_depth(settings, queue) == 1
+
+
+def test_a_transient_failure_is_retried_later_and_a_broken_job_fails_with_its_reason(env):
+    from types import SimpleNamespace
+
+    from matcher.jobs.tasks import run_job
+
+    settings, db, inbox, ids, queue = env
+    job = jobs.create(db, tenant="park", kind="snapshot")
+    task = SimpleNamespace(name="parkmatch.snapshot", request=SimpleNamespace(args=[job.id]))
+
+    def drops(progress):
+        raise ConnectionError("the store went away")
+
+    assert run_job(job.id, drops, task) is None
+    row = jobs.get(db, job.id)
+    assert row.state == "retrying" and row.attempts == 1 and "went away" in row.error
+
+    # the retry waits in the broker as a delayed message (the worker holds it until its time)
+    def broken(progress):
+        raise ValueError("bad input")
+
+    assert run_job(job.id, broken, task) is None
+    row = jobs.get(db, job.id)
+    assert row.state == "failed" and row.error == "ValueError: bad input" and row.attempts == 2
+    assert run_job(job.id, lambda progress: {"ok": True}, task) == {"ok": True}
+    assert jobs.get(db, job.id).state == "succeeded"
+    assert run_job(job.id, broken, task) == {"ok": True}  # a message delivered again: not run again
