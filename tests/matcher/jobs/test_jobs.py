@@ -233,3 +233,49 @@ def test_a_transient_failure_is_retried_later_and_a_broken_job_fails_with_its_re
     assert run_job(job.id, lambda progress: {"ok": True}, task) == {"ok": True}
     assert jobs.get(db, job.id).state == "succeeded"
     assert run_job(job.id, broken, task) == {"ok": True}  # a message delivered again: not run again
+
+
+def test_a_run_that_died_before_the_message_left_is_resumed_and_sent_once(env):
+    """Killed after the claim but before the message's end reached the SMTP server (no handed_at): nothing was
+    delivered, so once the lease expired the row goes back to pending and is sent, exactly once."""
+    settings, db, inbox, ids, _ = env
+    runner = _runner(settings, db)
+    real = runner.sender
+
+    class Killed(BaseException):
+        pass
+
+    class DiesBeforeTheEnd:
+        def send(self, message, mark=None):
+            raise Killed()  # the worker died before the body was with the server: mark() never called
+
+        def close(self):
+            pass
+
+    runner.sender = DiesBeforeTheEnd()
+    with pytest.raises(Killed):
+        runner.run(PERIOD, now=NOW)
+    with Session(db) as s:
+        (stuck,) = s.exec(select(DigestLog).where(DigestLog.status == "sending")).all()
+        assert stuck.claimed_at is not None and stuck.handed_at is None
+    runner.sender = real
+    assert runner.run(PERIOD, now=NOW).in_flight == 1  # within the lease: left alone
+    runner.lease_s = 0.001
+    report = runner.run(PERIOD, now=NOW)
+    assert report.unconfirmed == 0 and report.sent >= 1
+    tos = [str(m["To"]) for m in inbox.messages]
+    assert len(tos) == len(set(tos))
+    with Session(db) as s:
+        assert s.get(DigestLog, stuck.id).status == "sent"
+    assert runner.run(PERIOD, now=NOW).sent == 0
+    real.close()
+
+
+def test_the_smtp_sender_marks_the_point_past_which_the_outcome_is_unknown(env):
+    settings, db, inbox, ids, _ = env
+    runner = _runner(settings, db)
+    runner.run(PERIOD, now=NOW)
+    with Session(db) as s:
+        sent = s.exec(select(DigestLog).where(DigestLog.status == "sent")).all()
+    assert sent and all(r.handed_at is not None and r.claimed_at <= r.handed_at for r in sent)
+    runner.sender.close()
