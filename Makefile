@@ -1,5 +1,5 @@
 # parkmatch: `make help` lists the targets. Variables: PYTHON, VENV, TORCH_VERSION, TORCH_INDEX, HOST, PORT,
-# PYTEST_ARGS, BENCH_DATA, CLUSTER_DATABASE_URL, CLUSTER_BROKER_URL (e.g. `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`).
+# PYTEST_ARGS, BENCH_DATA, CLUSTER_DATABASE_URL, CLUSTER_BROKER_URL, CLUSTER_WORKERS (e.g. `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`).
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -42,8 +42,13 @@ run: demo serve ## the demo: load the demo data, then serve it
 
 CLUSTER_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLUSTER_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
-cluster: install ## 2 API replicas (ports 8001, 8002) on the local PostgreSQL; Ctrl-C stops
-	$(BIN)/matcher cluster --replicas 2 --workers 0 --base-port 8001 \
+CLUSTER_WORKERS ?= 2
+cluster: install ## 2 API replicas (ports 8001, 8002) and 2 task workers on the local PostgreSQL and RabbitMQ (API only when the broker does not answer); Ctrl-C stops
+	@workers=$(CLUSTER_WORKERS); \
+	if ! $(BIN)/python -c "from kombu import Connection; Connection('$(CLUSTER_BROKER_URL)', connect_timeout=2).ensure_connection(max_retries=1)" 2>/dev/null; then \
+	  echo "no broker answers at $(CLUSTER_BROKER_URL): running the API replicas only (no task workers)"; workers=0; \
+	fi; \
+	$(BIN)/matcher cluster --replicas 2 --workers $$workers --base-port 8001 \
 	  --database-url $(CLUSTER_DATABASE_URL) --broker-url $(CLUSTER_BROKER_URL)
 
 # PostgreSQL tests run when MATCHER_TEST_POSTGRES_URL is set or a server listens on 127.0.0.1:5432

@@ -139,7 +139,10 @@ class JobFigures:
             return
         settings = state.settings  # type: ignore[attr-defined]
         with self._lock:
-            if self._cache is not None and time.monotonic() - self._cache[0] < settings.job_queue_depth_cache_s:
+            if (
+                self._cache is not None
+                and time.monotonic() - self._cache[0] < settings.job_queue_depth_cache_s
+            ):
                 yield from self._cache[1]
                 return
             figures = self._read(state)
@@ -182,7 +185,9 @@ class JobFigures:
 
             depth = queue_depth(settings)
             if depth is not None:
-                gauge = GaugeMetricFamily("parkmatch_job_queue_depth", "Task messages waiting in the broker's queue")
+                gauge = GaugeMetricFamily(
+                    "parkmatch_job_queue_depth", "Task messages waiting in the broker's queue"
+                )
                 gauge.add_metric([], depth)
                 out.append(gauge)
         return out

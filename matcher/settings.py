@@ -171,11 +171,15 @@ class Settings(BaseSettings):
         "`matcher worker` / `--queue` use amqp://guest:guest@127.0.0.1:5672//",
     )
     import_async_bytes: int = Field(
-        5_000_000, ge=0, description="an import body larger than this runs as a job (202) when a broker is set"
+        5_000_000,
+        ge=0,
+        description="an import body larger than this runs as a job (202) when a broker is set",
     )
     digest_chunk: int = Field(500, ge=1, description="enterprises per digest task of `digest run --queue`")
     digest_lease_s: float = Field(
-        900.0, gt=0, description="how long a digest claimed for sending belongs to its run (then: unconfirmed)"
+        900.0,
+        gt=0,
+        description="how long a digest claimed for sending belongs to its run (then: unconfirmed)",
     )
     job_queue_depth_cache_s: float = Field(5.0, ge=0, description="how long the queue depth gauge is reused")
     webhook_max_attempts: int = Field(6, ge=1, description="webhook delivery attempts of a queued delivery")

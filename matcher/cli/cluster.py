@@ -91,7 +91,7 @@ def plan(
     children += [
         Child(
             f"worker-{i + 1}",
-            [*me, "worker", "--concurrency", "1"],
+            [*me, "worker", "--concurrency", "1", "--hostname", f"worker-{i + 1}@%h"],
             dict(common, MATCHER_DATA_DIR=str(data_root / f"worker-{i + 1}")),
         )
         for i in range(workers)

@@ -27,7 +27,9 @@ def _root(settings: Settings, to: Path | None) -> Path:
 @snapshot_app.command("save")
 def save(
     to: Path | None = typer.Option(None, "--to", help="snapshot directory (default MATCHER_SNAPSHOT_DIR)"),
-    queue: bool = typer.Option(False, "--queue", help="have a task worker write it (its MATCHER_SNAPSHOT_DIR)"),
+    queue: bool = typer.Option(
+        False, "--queue", help="have a task worker write it (its MATCHER_SNAPSHOT_DIR)"
+    ),
 ) -> None:
     """Reconcile the data dir's indexes with the store, then write them as a new snapshot."""
     if queue:

@@ -13,6 +13,9 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(1, min=1, max=64, help="worker processes"),
         queues: str = typer.Option(None, help="comma-separated queues to consume (default: parkmatch)"),
         pool: str = typer.Option("prefork", help="prefork, solo or threads"),
+        hostname: str = typer.Option(
+            None, help="the worker's node name (default celery@<host>); unique per host"
+        ),
     ) -> None:
         """Run background jobs: digest chunks, large imports, reindexing, snapshots, webhook deliveries."""
         import logging
@@ -45,6 +48,8 @@ def register(app: typer.Typer) -> None:
         argv += ["--without-mingle", "--without-heartbeat"]
         if queues:
             argv.append(f"--queues={queues}")
+        if hostname:
+            argv.append(f"--hostname={hostname}")
         app_.worker_main(argv)
 
 

@@ -34,7 +34,14 @@ from matcher.digests.compose import (
     period_of,
 )
 from matcher.digests.render import RenderedDigest, render_digest
-from matcher.digests.send import EmailSender, SendError, build_message, new_message_id, unsubscribe_mailto
+from matcher.digests.send import (
+    EmailSender,
+    OutcomeUnknown,
+    SendError,
+    build_message,
+    new_message_id,
+    unsubscribe_mailto,
+)
 from matcher.digests.tokens import make_unsubscribe_token, make_view_token
 from matcher.domain.tables import DigestLog, Enterprise, as_utc
 from matcher.settings import Settings
@@ -81,6 +88,15 @@ def resource_page_url(settings: Settings, enterprise_id: int, resource_id: int) 
         enterprise_id, resource_id, settings.resolved_secret(), ttl_s=settings.resource_link_days * 86400
     )
     return f"{settings.public_url.rstrip('/')}/p/r/{token}"
+
+
+def _takes_mark(sender: object) -> bool:
+    import inspect
+
+    try:
+        return "mark" in inspect.signature(sender.send).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return False
 
 
 class DigestRunner:
@@ -238,8 +254,7 @@ class DigestRunner:
             if enterprise_ids is not None:
                 stmt = stmt.where(col(DigestLog.enterprise_id).in_(list(enterprise_ids)))
             for log, enterprise in list(session.exec(stmt)):
-                if log.status == "sending":
-                    self._claimed_elsewhere(session, log, report)
+                if log.status == "sending" and not self._claimed_elsewhere(session, log, report):
                     continue
                 due = as_utc(log.next_attempt_at)
                 if due is not None and due > now:
@@ -291,8 +306,16 @@ class DigestRunner:
         if not self._claim(session, log):
             report.in_flight += 1  # another run claimed it between our read and now
             return
+        mark = self._marker(log)
         try:
-            self.sender.send(message)
+            if _takes_mark(self.sender):
+                self.sender.send(message, mark=mark)  # type: ignore[call-arg]
+            else:
+                mark()  # a sender that cannot say when the message left: its outcome is unknown from the start
+                self.sender.send(message)
+        except OutcomeUnknown as exc:
+            self._unconfirmed(session, log, str(exc), report)
+            return
         except SendError as exc:
             self._failed_attempt(session, log, str(exc), report, now=now, counted=True)
             return
@@ -326,12 +349,61 @@ class DigestRunner:
         session.refresh(log)
         return True
 
-    def _claimed_elsewhere(self, session: Session, log: DigestLog, report: RunReport) -> None:
-        """A 'sending' row: in flight under a live claim, or unconfirmed once the claim is past its lease."""
+    def _marker(self, log: DigestLog) -> Any:
+        """What the sender calls just before the message's end: records `handed_at` at once (its own
+        transaction), so that a run finding the row later knows whether the server may have it."""
+
+        def mark() -> None:
+            with Session(self.db) as own:
+                own.execute(
+                    update(DigestLog).where(col(DigestLog.id) == log.id).values(handed_at=datetime.now(UTC))
+                )
+                own.commit()
+
+        return mark
+
+    def _unconfirmed(self, session: Session, log: DigestLog, error: str, report: RunReport) -> None:
+        session.rollback()
+        session.execute(
+            update(DigestLog)
+            .where(col(DigestLog.id) == log.id)
+            .values(status="unconfirmed", error=f"send outcome unknown: {error}"[:2000])
+        )
+        session.commit()
+        report.unconfirmed += 1
+        report.errors.append(
+            {"enterprise_id": log.enterprise_id, "error": "send outcome unknown", "status": "unconfirmed"}
+        )
+        logger.warning(
+            "digest for enterprise %s (Message-ID %s) marked unconfirmed: %s; not re-sent",
+            log.enterprise_id,
+            log.message_id,
+            error,
+        )
+
+    def _claimed_elsewhere(self, session: Session, log: DigestLog, report: RunReport) -> bool:
+        """A 'sending' row: in flight under a live claim (False); past the lease, its run died. If it died before
+        the message's end reached the SMTP server (no `handed_at`), nothing was delivered: the row goes back to
+        'pending' and this run sends it (True). Otherwise the outcome is unknown: unconfirmed (False)."""
         claimed = as_utc(log.claimed_at)
         if claimed is not None and claimed > datetime.now(UTC) - timedelta(seconds=self.lease_s):
             report.in_flight += 1
-            return
+            return False
+        if claimed is not None and log.handed_at is None:
+            back = session.execute(
+                update(DigestLog)
+                .where(col(DigestLog.id) == log.id, col(DigestLog.status) == "sending")
+                .where(col(DigestLog.claimed_at) == log.claimed_at, col(DigestLog.handed_at).is_(None))
+                .values(status="pending", claimed_at=None)
+            )
+            session.commit()
+            if back.rowcount == 1:  # type: ignore[attr-defined]
+                session.refresh(log)
+                logger.info(
+                    "digest for enterprise %s: its run stopped before sending; resumed", log.enterprise_id
+                )
+                return True
+            return False
         result = session.execute(
             update(DigestLog)
             .where(col(DigestLog.id) == log.id, col(DigestLog.status) == "sending")
@@ -353,11 +425,12 @@ class DigestRunner:
             )
             logger.warning(
                 "digest for enterprise %s (period %s, Message-ID %s) marked unconfirmed: its sender stopped "
-                "after claiming it; not re-sent",
+                "after handing it to the SMTP server; not re-sent",
                 log.enterprise_id,
                 log.period,
                 log.message_id,
             )
+        return False
 
     def _failed_attempt(
         self,

@@ -8,6 +8,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Protocol
@@ -68,6 +69,36 @@ def build_message(
 
 def unsubscribe_mailto(mail_from: str, token: str) -> str:
     return f"mailto:unsubscribe@{mail_domain(mail_from)}?subject=unsubscribe%20{token}"
+
+
+class OutcomeUnknown(SendError):
+    """The connection failed after the message's end was sent: the server may have accepted it. Never retried."""
+
+
+def _marking_data(
+    conn: smtplib.SMTP, mark: Callable[[], None], state: dict[str, bool]
+) -> Callable[[bytes], tuple]:
+    """smtplib's DATA step, with `mark()` called after the message body and before its final '.': a transaction
+    cut before that point is discarded by the server (nothing was delivered); after it, the outcome is unknown
+    until the server's reply."""
+
+    def data(msg: bytes | str) -> tuple:
+        conn.putcmd("data")
+        code, repl = conn.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, repl)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")  # type: ignore[attr-defined]
+        body = smtplib._quote_periods(msg)  # type: ignore[attr-defined]
+        if body[-2:] != smtplib.bCRLF:
+            body += smtplib.bCRLF
+        conn.send(body)
+        mark()
+        state["handed"] = True
+        conn.send(b"." + smtplib.bCRLF)
+        return conn.getreply()
+
+    return data
 
 
 class LoggingSender:
@@ -138,14 +169,23 @@ class SmtpSender:
             time.sleep(wait)
         self._last = time.monotonic()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, mark: Callable[[], None] | None = None) -> None:
+        """Send one message. `mark` is called once the message's body is with the server and just before its end:
+        a failure after it raises OutcomeUnknown (the server may have accepted it) and is not retried."""
         with self._lock:
             self._throttle()
+            state = {"handed": False}
             for attempt in (1, 2):
                 try:
                     if self._conn is None:
                         self._conn = self._connect()
-                    refused = self._conn.send_message(message)
+                    if mark is not None:
+                        self._conn.data = _marking_data(self._conn, mark, state)  # type: ignore[method-assign]
+                    try:
+                        refused = self._conn.send_message(message)
+                    finally:
+                        if mark is not None and self._conn is not None:
+                            self._conn.__dict__.pop("data", None)
                     if refused:
                         code, text = next(iter(refused.values()))
                         raise SendError(
@@ -154,6 +194,8 @@ class SmtpSender:
                     return
                 except smtplib.SMTPServerDisconnected as exc:
                     self._conn = None
+                    if state["handed"]:
+                        raise OutcomeUnknown(f"SMTP server disconnected after the message: {exc}") from exc
                     if attempt == 2:
                         raise SendError(f"SMTP server disconnected: {exc}") from exc
                 except smtplib.SMTPRecipientsRefused as exc:
@@ -170,6 +212,10 @@ class SmtpSender:
                     ) from exc
                 except (OSError, smtplib.SMTPException) as exc:
                     self._drop()
+                    if state["handed"]:
+                        raise OutcomeUnknown(
+                            f"SMTP failure after the message: {type(exc).__name__}: {exc}"
+                        ) from exc
                     raise SendError(f"SMTP failure: {type(exc).__name__}: {exc}") from exc
 
     def _reset(self) -> None:

@@ -175,6 +175,8 @@ class DigestLog(SQLModel, table=True):
     sent_at: datetime | None = None
     # when a run claimed the row for sending ('sending'); the claim holds for MATCHER_DIGEST_LEASE_S
     claimed_at: datetime | None = None
+    # when the message's body was with the SMTP server, just before its end: from then on the outcome is unknown
+    handed_at: datetime | None = None
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -15,13 +15,21 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from matcher.jobs import store as jobs
 from matcher.jobs.app import VERSION_HEADER, celery_app, code_version
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
-REFUSE_DELAY_S = 1.0  # a refused task goes back after this, so a lone wrong-version worker does not spin
+REFUSE_DELAY_S = 1.0
+JOB_MAX_ATTEMPTS = 3
+JOB_RETRY_S = 30.0
+TRANSIENT = (
+    OperationalError,
+    ConnectionError,
+    TimeoutError,
+)  # worth another attempt later  # a refused task goes back after this, so a lone wrong-version worker does not spin
 
 
 def sent_version(request: Any) -> str | None:
@@ -86,9 +94,13 @@ def _digest_source(kind: str) -> Any:
     return EngineSource(engine)
 
 
-def run_job(job_id: str, body: Callable[[Callable[[float], None]], dict[str, Any]]) -> dict[str, Any] | None:
+def run_job(
+    job_id: str, body: Callable[[Callable[[float], None]], dict[str, Any]], task: Task | None = None
+) -> dict[str, Any] | None:
     """Run `body` as the job `job_id`: its row says running, then succeeded with the result or failed with the
-    error in one line. A job that already succeeded (a message delivered again) is not run again."""
+    error in one line. A job that already succeeded (a message delivered again) is not run again. A transient
+    failure (the store or a connection dropped) is retried up to JOB_MAX_ATTEMPTS times: the row says 'retrying'
+    and the task is sent again with a delay."""
     engine = db()
     job = jobs.get(engine, job_id)
     if job is None:
@@ -118,6 +130,22 @@ def run_job(job_id: str, body: Callable[[Callable[[float], None]], dict[str, Any
         result = body(progress)
     except Exception as exc:  # noqa: BLE001 - the job fails with its reason; the message is acknowledged
         error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+        attempts = job.attempts + 1
+        if task is not None and isinstance(exc, TRANSIENT) and attempts < JOB_MAX_ATTEMPTS:
+            delay = JOB_RETRY_S * 2 ** (attempts - 1)
+            logger.warning(
+                "job %s (%s) attempt %d failed, retrying in %.0fs: %s",
+                job_id,
+                job.kind,
+                attempts,
+                delay,
+                error,
+            )
+            jobs.update(engine, job_id, state="retrying", error=error)
+            from matcher.jobs.enqueue import send
+
+            send(task.name, list(task.request.args or []), task_id=job_id, countdown=delay)
+            return None
         logger.error("job %s (%s) failed: %s", job_id, job.kind, error)
         jobs.update(engine, job_id, state="failed", error=error, finished_at=datetime.now(UTC), payload=None)
         return None
@@ -165,7 +193,7 @@ def digest_chunk(
         out["enterprises"] = len(enterprise_ids)
         return out
 
-    return run_job(job_id, body)
+    return run_job(job_id, body, self)
 
 
 @celery_app.task(name="parkmatch.import_resources", base=JobTask, bind=True)
@@ -188,7 +216,7 @@ def import_resources(
             )
         return report.model_dump(mode="json")
 
-    return run_job(job_id, body)
+    return run_job(job_id, body, self)
 
 
 def _indexer() -> Any:
@@ -232,7 +260,7 @@ def reindex(self: Task, job_id: str) -> dict[str, Any] | None:
         finally:
             indexer.close()
 
-    return run_job(job_id, body)
+    return run_job(job_id, body, self)
 
 
 @celery_app.task(name="parkmatch.snapshot", base=JobTask, bind=True)
@@ -249,7 +277,7 @@ def snapshot(self: Task, job_id: str) -> dict[str, Any] | None:
         finally:
             indexer.close()
 
-    return run_job(job_id, body)
+    return run_job(job_id, body, self)
 
 
 @celery_app.task(name="parkmatch.webhook", base=JobTask, bind=True)

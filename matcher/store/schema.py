@@ -167,6 +167,9 @@ def check_revision(engine: Engine) -> None:
                     _migrate(engine)
         revision = current(engine)
     expected = head()
+    if revision != expected:  # maybe another process is upgrading it right now: read it again once it is done
+        with migration_lock(engine):
+            revision = current(engine)
     if revision != expected:
         relation = "newer than" if not _known(revision or "") else "older than"
         raise ServiceUnavailable(

@@ -55,7 +55,9 @@ def test_a_large_import_is_a_job_run_by_a_worker(settings, engine, headers, queu
     with _client(settings, broker_url=DEFAULT_BROKER, import_async_bytes=200) as c:
         configure(c.app.state.app_state.settings, queue=queue)
         small = c.post("/v1/resources:import?kind=result", content=SMALL, headers=headers["admin"])
-        assert small.status_code == 200 and small.json()["totals"]["created"] == 1  # under the limit: synchronous
+        assert (
+            small.status_code == 200 and small.json()["totals"]["created"] == 1
+        )  # under the limit: synchronous
         r = c.post(
             "/v1/resources:import?kind=result",
             content=CSV.encode(),
@@ -65,7 +67,9 @@ def test_a_large_import_is_a_job_run_by_a_worker(settings, engine, headers, queu
         location = r.headers["location"]
         assert location == f"/v1/jobs/{r.json()['job']}" == r.json()["location"]
         assert c.get(location, headers=headers["other"]).status_code == 404
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=[queue]):
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=30
+        ):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 body = c.get(location, headers=headers["admin"]).json()
@@ -73,7 +77,11 @@ def test_a_large_import_is_a_job_run_by_a_worker(settings, engine, headers, queu
                     break
                 time.sleep(0.2)
         assert body["state"] == "succeeded", body
-        assert body["result"]["totals"]["created"] == 39 and body["result"]["totals"]["rows"] == 40 and body["progress"] == 1.0
+        assert (
+            body["result"]["totals"]["created"] == 39
+            and body["result"]["totals"]["rows"] == 40
+            and body["progress"] == 1.0
+        )
         assert jobs.get(engine, body["id"]).payload is None  # the file is not kept once the job ended
 
 

@@ -88,7 +88,8 @@ def test_docker_compose_describes_the_same_topology_as_make_cluster(tmp_path):
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
     makefile = (root / "Makefile").read_text()
     replicas = int(makefile.split("matcher cluster --replicas ")[1].split()[0])
-    workers = int(makefile.split("--workers ")[1].split()[0])
+    workers = int(makefile.split("CLUSTER_WORKERS ?= ")[1].split()[0])
+    assert workers == 2 and "--workers $$workers" in makefile
     children = plan(
         replicas=replicas,
         workers=workers,

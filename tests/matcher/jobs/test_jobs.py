@@ -59,7 +59,7 @@ def env(tmp_path, smtp):
 @pytest.fixture()
 def worker(env):
     with start_worker(
-        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=[env[4]]
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=[env[4]]
     ) as w:
         yield w
 
@@ -168,7 +168,7 @@ def test_a_task_from_another_version_is_refused_and_stays_queued(env, caplog):
         args=[PERIOD, list(ids.values()), "keyword", "smtp"],
         version="0.0.1+0001_baseline",
     )
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=15, queues=[queue]):
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=[queue]):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
             "refusing task" in r.getMessage() for r in caplog.records
@@ -205,3 +205,77 @@ def test_queue_depth_reads_the_broker(env):
     while time.monotonic() < deadline and queue_depth(settings, queue) != 1:
         time.sleep(0.1)
     assert queue_depth(settings, queue) == 1
+
+
+def test_a_transient_failure_is_retried_later_and_a_broken_job_fails_with_its_reason(env):
+    from types import SimpleNamespace
+
+    from matcher.jobs.tasks import run_job
+
+    settings, db, inbox, ids, queue = env
+    job = jobs.create(db, tenant="park", kind="snapshot")
+    task = SimpleNamespace(name="parkmatch.snapshot", request=SimpleNamespace(args=[job.id]))
+
+    def drops(progress):
+        raise ConnectionError("the store went away")
+
+    assert run_job(job.id, drops, task) is None
+    row = jobs.get(db, job.id)
+    assert row.state == "retrying" and row.attempts == 1 and "went away" in row.error
+
+    # the retry waits in the broker as a delayed message (the worker holds it until its time)
+    def broken(progress):
+        raise ValueError("bad input")
+
+    assert run_job(job.id, broken, task) is None
+    row = jobs.get(db, job.id)
+    assert row.state == "failed" and row.error == "ValueError: bad input" and row.attempts == 2
+    assert run_job(job.id, lambda progress: {"ok": True}, task) == {"ok": True}
+    assert jobs.get(db, job.id).state == "succeeded"
+    assert run_job(job.id, broken, task) == {"ok": True}  # a message delivered again: not run again
+
+
+def test_a_run_that_died_before_the_message_left_is_resumed_and_sent_once(env):
+    """Killed after the claim but before the message's end reached the SMTP server (no handed_at): nothing was
+    delivered, so once the lease expired the row goes back to pending and is sent, exactly once."""
+    settings, db, inbox, ids, _ = env
+    runner = _runner(settings, db)
+    real = runner.sender
+
+    class Killed(BaseException):
+        pass
+
+    class DiesBeforeTheEnd:
+        def send(self, message, mark=None):
+            raise Killed()  # the worker died before the body was with the server: mark() never called
+
+        def close(self):
+            pass
+
+    runner.sender = DiesBeforeTheEnd()
+    with pytest.raises(Killed):
+        runner.run(PERIOD, now=NOW)
+    with Session(db) as s:
+        (stuck,) = s.exec(select(DigestLog).where(DigestLog.status == "sending")).all()
+        assert stuck.claimed_at is not None and stuck.handed_at is None
+    runner.sender = real
+    assert runner.run(PERIOD, now=NOW).in_flight == 1  # within the lease: left alone
+    runner.lease_s = 0.001
+    report = runner.run(PERIOD, now=NOW)
+    assert report.unconfirmed == 0 and report.sent >= 1
+    tos = [str(m["To"]) for m in inbox.messages]
+    assert len(tos) == len(set(tos))
+    with Session(db) as s:
+        assert s.get(DigestLog, stuck.id).status == "sent"
+    assert runner.run(PERIOD, now=NOW).sent == 0
+    real.close()
+
+
+def test_the_smtp_sender_marks_the_point_past_which_the_outcome_is_unknown(env):
+    settings, db, inbox, ids, _ = env
+    runner = _runner(settings, db)
+    runner.run(PERIOD, now=NOW)
+    with Session(db) as s:
+        sent = s.exec(select(DigestLog).where(DigestLog.status == "sent")).all()
+    assert sent and all(r.handed_at is not None and r.claimed_at <= r.handed_at for r in sent)
+    runner.sender.close()

@@ -1,4 +1,5 @@
-"""Background jobs: the `job` table, and digest_log.claimed_at (the claim of a digest being sent, with a lease).
+"""Background jobs: the `job` table, and digestlog.claimed_at / handed_at (the claim of a digest being sent, with a
+lease, and the point past which its outcome is unknown).
 
 Revision ID: 0003_jobs
 Revises: 0002_change_log
@@ -38,13 +39,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_job_tenant_id"), ["tenant_id"], unique=False)
     # a store adopted from create_all may have the column already (added as a missing nullable column)
     have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("digestlog")}
-    if "claimed_at" not in have:
-        with op.batch_alter_table("digestlog", schema=None) as batch_op:
-            batch_op.add_column(sa.Column("claimed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    for name in ("claimed_at", "handed_at"):
+        if name not in have:
+            with op.batch_alter_table("digestlog", schema=None) as batch_op:
+                batch_op.add_column(sa.Column(name, sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("digestlog", schema=None) as batch_op:
+        batch_op.drop_column("handed_at")
         batch_op.drop_column("claimed_at")
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_job_tenant_id"))
