@@ -22,6 +22,7 @@ from api.app import create_app
 from matcher.accounts.users import create_user
 from matcher.domain.permissions import PERSON_ROLES
 from matcher.domain.tables import Enterprise
+from matcher.jobs import store as jobs
 from matcher.models.follower import serve_scope
 from matcher.models.registry import ModelRegistry
 from matcher.notify.tables import StandingMatch, WebhookDelivery
@@ -92,7 +93,7 @@ def _fitted_ranker() -> Any:
 def _seed_b(client: TestClient, h: dict[str, str], settings: Settings) -> tuple[dict[str, Any], list[str]]:
     """Public and private records of every type for tenant B; the strings only B may read."""
     secrets: list[str] = []
-    ids: dict[str, list[int]] = {"enterprise_id": [], "need_id": [], "resource_id": []}
+    ids: dict[str, list[Any]] = {"enterprise_id": [], "need_id": [], "resource_id": []}
 
     def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         r = client.post(url, json=body, headers=h)
@@ -238,6 +239,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, encoder_dir) -> Iterator[Wor
         headers = {name: bearer(k) for name, k in keys.items()}
         seeded, secrets = _seed_b(client, headers["b"], settings)
         seeded["ids"]["user_id"] = [b_user]
+        job = jobs.create(client.app.state.app_state.db, tenant=OTHER_TENANT, kind="import")
+        jobs.update(client.app.state.app_state.db, job.id, state="failed", error=_secret("job"))
+        seeded["ids"]["job_id"] = [job.id]
+        secrets.append(_secret("job"))
         secrets.append("bsecret-person@b.example")
         ModelRegistry.for_settings(settings).activate(seeded["model"])
         serve_scope(client.app.state.app_state.matcher, settings, OTHER_TENANT)
@@ -565,7 +570,7 @@ def test_every_route_is_walked() -> None:
         params = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
         assert params <= {
             "enterprise_id", "need_id", "resource_id", "webhook_id", "key_id", "model_id", "user_id",
-            "event_id", "participant_id", "meeting_id", "chain_id", "placement_id", "tier",
+            "event_id", "participant_id", "meeting_id", "chain_id", "placement_id", "tier", "job_id",
         }, path  # fmt: skip
 
 
