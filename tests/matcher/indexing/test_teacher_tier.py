@@ -227,3 +227,17 @@ def test_tier_off_scores_as_the_student(engine_settings, engine, headers):
         assert got and all("tier" not in m["explanation"]["components"] for m in got)
         assert "teacher" not in c.get("/readyz").json()
         assert "parkmatch_teacher_coverage" not in c.get("/metrics").text
+
+
+def test_a_record_the_teacher_gives_no_vector_for_stays_with_the_student(tmp_path):
+    class NoVector(FakeTeacher):
+        def encode_documents(self, texts, **kw):
+            out = super().encode_documents(texts, **kw)
+            out[[i for i, t in enumerate(texts) if t == "空"]] = np.nan
+            return out
+
+    store = _store(tmp_path, NoVector())
+    store.submit([1, 2], ["空", "石墨烯"], [1.0, 1.0])
+    assert store.drain(timeout=10)
+    assert not store.has(1) and store.has(2) and store.skipped == 1
+    store.close()
