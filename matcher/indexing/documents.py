@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from matcher.domain.tables import Resource
+from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import Taxonomy
+from matcher.indexing.demand_keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
+from matcher.indexing.metas import stamp
 
 # detail fields whose text says what a resource offers (provider names help "who" queries)
 _DETAIL_TEXT = {
@@ -75,3 +78,35 @@ def need_text(*, title: str, description: str, industries: list[str], taxonomy: 
 
 def enterprise_text(*, name: str, description: str, industries: list[str], taxonomy: Taxonomy) -> str:
     return "\n".join(p for p in (name, description, tag_labels(industries, taxonomy)) if p)
+
+
+def demand_rows(
+    taxonomy: Taxonomy, needs: Sequence[Need], enterprises: Sequence[Enterprise]
+) -> tuple[list[int], list[str], list[float]]:
+    """The demand side's index keys, texts and stamps of these needs and enterprises."""
+    keys: list[int] = []
+    texts: list[str] = []
+    stamps: list[float] = []
+    for n in needs:
+        keys.append(demand_key(DEMAND_NEED, n.id))
+        texts.append(
+            need_text(
+                title=n.title,
+                description=n.description,
+                industries=list(n.industries or []),
+                taxonomy=taxonomy,
+            )
+        )
+        stamps.append(stamp(n))
+    for e in enterprises:
+        keys.append(demand_key(DEMAND_ENTERPRISE, e.id))
+        texts.append(
+            enterprise_text(
+                name=e.name,
+                description=e.description,
+                industries=list(e.industries or []),
+                taxonomy=taxonomy,
+            )
+        )
+        stamps.append(stamp(e))
+    return keys, texts, stamps

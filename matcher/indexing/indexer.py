@@ -20,7 +20,7 @@ from matcher.domain.tables import Enterprise, Need, Resource
 from matcher.domain.taxonomy import Taxonomy
 from matcher.indexing.catalog import Catalog
 from matcher.indexing.demand_keys import DEMAND_ENTERPRISE, DEMAND_NEED, demand_key
-from matcher.indexing.documents import enterprise_text, need_text, resource_document
+from matcher.indexing.documents import demand_rows, resource_document
 from matcher.indexing.metas import demand_metas, resource_meta, stamp
 from matcher.indexing.pair import IndexPair
 from matcher.indexing.snapshots import SnapshotInfo, SnapshotScheduler, seed_from_snapshot
@@ -207,8 +207,23 @@ class Indexer:
             pair=demand,
             progress=tick,
         )
-        if supply.teacher is not None:  # records the index holds but the teacher tier lacks (or holds stale)
-            want = supply.teacher.retain({r.id: stamp(r) for r in resources}) - set(stale_s)
+        self._queue_teacher(supply, demand, resources, needs, enterprises, stamps, (stale_s, stale_d))
+        return len(resources), len(stale_s), len(stamps), len(stale_d)
+
+    def _queue_teacher(
+        self,
+        supply: IndexPair,
+        demand: IndexPair,
+        resources: Sequence[Resource],
+        needs: Sequence[Need],
+        enterprises: Sequence[Enterprise],
+        demand_stamps: dict[int, float],
+        indexed: tuple[set[int], set[int]],
+    ) -> None:
+        """The teacher tier holds exactly the store's records: vectors of others dropped, and the records it
+        lacks (or holds at another stamp) queued, except those just indexed (the pair queued them)."""
+        if supply.teacher is not None:
+            want = supply.teacher.retain({r.id: stamp(r) for r in resources}) - set(indexed[0])
             rows = [r for r in resources if r.id in want]
             supply.teacher.submit(
                 [r.id for r in rows],
@@ -216,13 +231,13 @@ class Indexer:
                 [stamp(r) for r in rows],
             )
         if demand.teacher is not None:
-            want = demand.teacher.retain(stamps) - set(stale_d)
-            keys, texts, dstamps = self._demand_rows(
+            want = demand.teacher.retain(demand_stamps) - set(indexed[1])
+            keys, texts, dstamps = demand_rows(
+                self.taxonomy,
                 [n for n in needs if demand_key(DEMAND_NEED, n.id) in want],
                 [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in want],
             )
             demand.teacher.submit(keys, texts, dstamps)
-        return len(resources), len(stale_s), len(stamps), len(stale_d)
 
     def _start_gap(self, bounds: feed.FeedBounds) -> str | None:
         """Why the saved indexes cannot be trusted to resume the feed, if they cannot: the store is older than
@@ -264,6 +279,9 @@ class Indexer:
             self._index_demand(
                 [n for n in needs if demand_key(DEMAND_NEED, n.id) in stale_d],
                 [e for e in enterprises if demand_key(DEMAND_ENTERPRISE, e.id) in stale_d],
+            )
+            self._queue_teacher(
+                self.supply, self.demand, resources, needs, enterprises, stamps, (stale_s, stale_d)
             )
             self.resources, self.demand_catalog = catalog, demand_catalog
             self.feed_seq = head
@@ -429,40 +447,9 @@ class Indexer:
         pair: IndexPair | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        keys, texts, stamps = self._demand_rows(needs, enterprises)
+        keys, texts, stamps = demand_rows(self.taxonomy, needs, enterprises)
         if keys:
             (pair or self.demand).upsert(keys, texts, stamps, progress=progress)
-
-    def _demand_rows(
-        self, needs: Sequence[Need], enterprises: Sequence[Enterprise]
-    ) -> tuple[list[int], list[str], list[float]]:
-        """The demand side's index keys, texts and stamps of these needs and enterprises."""
-        keys: list[int] = []
-        texts: list[str] = []
-        stamps: list[float] = []
-        for n in needs:
-            keys.append(demand_key(DEMAND_NEED, n.id))
-            texts.append(
-                need_text(
-                    title=n.title,
-                    description=n.description,
-                    industries=list(n.industries or []),
-                    taxonomy=self.taxonomy,
-                )
-            )
-            stamps.append(stamp(n))
-        for e in enterprises:
-            keys.append(demand_key(DEMAND_ENTERPRISE, e.id))
-            texts.append(
-                enterprise_text(
-                    name=e.name,
-                    description=e.description,
-                    industries=list(e.industries or []),
-                    taxonomy=self.taxonomy,
-                )
-            )
-            stamps.append(stamp(e))
-        return keys, texts, stamps
 
     # ------------------------------------------------------------------ change events (ChangeListener)
     def resources_changed(self, resources: Sequence[Resource]) -> None:

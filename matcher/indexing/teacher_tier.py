@@ -105,6 +105,8 @@ class TeacherStore:
         self.skipped = 0  # records the teacher gave no finite vector for (left to the student)
         self.embed_seconds = 0.0
         self._qcache: tuple[str, np.ndarray] | None = None
+        # the query languages the tier has a calibration for (None: every one); others stay with the student
+        self.languages: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

@@ -67,6 +67,10 @@ class MatchEngine:
             teacher_relevance = teacher_fusion_for(teacher)
         self.pipeline = Pipeline(self.relevance, self._trial_rng, teacher_relevance)
         self.indexer = Indexer(settings, db, taxonomy, encoder, teacher=teacher)
+        # a query language the teacher's calibration lacks is served by the student
+        languages = frozenset(teacher_relevance.languages) if teacher_relevance is not None else None
+        for store in self.indexer.teachers.values():
+            store.languages = languages
         # follows the store's change feed (writes of other processes) once started with follow=True
         self.follower: FeedFollower | None = None
 

@@ -147,7 +147,11 @@ def retrieve(
     qvec = None
     extra = crosslingual(text)
     teacher = getattr(pair, "teacher", None)
-    teacher = teacher if teacher is not None and teacher.vectors else None
+    if teacher is not None and (
+        not teacher.vectors
+        or (teacher.languages is not None and Relevance.language_of(text) not in teacher.languages)
+    ):
+        teacher = None  # nothing embedded yet, or a query language the tier is not calibrated for
     if dense_weight > 0 or teacher is not None:  # with the teacher tier, both indexes always give candidates
         if vector is not None and vector.fits(text, pair.encoder.model_id):
             qvec = vector.vector

@@ -170,7 +170,7 @@ def _match(client, headers, text="石墨烯导热膜"):
     return r.json()["matches"]
 
 
-def _engine_with_teacher(monkeypatch, teacher):
+def _engine_with_teacher(monkeypatch, teacher, languages=("zh", "latin")):
     """create_app's engine built with the fake teacher and a fixed teacher calibration."""
     from matcher.matching import engine as engine_mod
 
@@ -179,7 +179,7 @@ def _engine_with_teacher(monkeypatch, teacher):
     def init(self, *a, **kw):
         kw.setdefault("teacher", teacher)
         kw.setdefault(
-            "teacher_relevance", Relevance(languages={"zh": (0.5, 0.3, 0.05), "latin": (0.5, 0.3, 0.05)})
+            "teacher_relevance", Relevance(languages={lang: (0.5, 0.3, 0.05) for lang in languages})
         )
         real(self, *a, **kw)
 
@@ -227,3 +227,30 @@ def test_tier_off_scores_as_the_student(engine_settings, engine, headers):
         assert got and all("tier" not in m["explanation"]["components"] for m in got)
         assert "teacher" not in c.get("/readyz").json()
         assert "parkmatch_teacher_coverage" not in c.get("/metrics").text
+
+
+def test_a_record_the_teacher_gives_no_vector_for_stays_with_the_student(tmp_path):
+    class NoVector(FakeTeacher):
+        def encode_documents(self, texts, **kw):
+            out = super().encode_documents(texts, **kw)
+            out[[i for i, t in enumerate(texts) if t == "空"]] = np.nan
+            return out
+
+    store = _store(tmp_path, NoVector())
+    store.submit([1, 2], ["空", "石墨烯"], [1.0, 1.0])
+    assert store.drain(timeout=10)
+    assert not store.has(1) and store.has(2) and store.skipped == 1
+    store.close()
+
+
+def test_a_query_language_the_tier_is_not_calibrated_for_stays_with_the_student(
+    engine_settings, engine, headers, monkeypatch
+):
+    _engine_with_teacher(monkeypatch, FakeTeacher(), languages=("latin",))
+    with TestClient(create_app(engine_settings)) as c:
+        c.post("/v1/resources", json=dict(BODY, title="石墨烯导热膜 graphene film"), headers=headers["admin"])
+        assert c.app.state.app_state.matcher.indexer.teachers["supply"].drain(timeout=20)
+        zh = _match(c, headers["admin"], "石墨烯导热膜")
+        en = _match(c, headers["admin"], "graphene film")
+        assert zh and all("tier" not in m["explanation"]["components"] for m in zh)
+        assert en and all(m["explanation"]["components"].get("tier") == "teacher" for m in en)
