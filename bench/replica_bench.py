@@ -215,14 +215,21 @@ def main() -> None:
             out["b_search_ms_p50_under_load"] = round(float(np.percentile(lat, 50)), 1)
             out["b_search_ms_p99_under_load"] = round(float(np.percentile(lat, 99)), 1)
             out["b_searches"] = len(lat)
+            _stop(servers)  # before the temp dir goes: a replica saves its indexes as it stops
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=60)
+        _stop(servers)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
     print(json.dumps(out, ensure_ascii=False))
+
+
+def _stop(servers: list[subprocess.Popen]) -> None:
+    while servers:
+        server = servers.pop()
+        if server.poll() is None:
+            server.terminate()
+        server.wait(timeout=60)
 
 
 if __name__ == "__main__":
