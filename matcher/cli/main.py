@@ -1,5 +1,5 @@
 """The `matcher` command line: serve, demo, import, keys, users, reindex, match, eval, train, digest, report,
-snapshot, feed, worker.
+snapshot, feed, worker, job.
 
 Each command group lives in matcher/cli/<name>.py and exposes `register(app)`. Errors print one
 readable line to stderr and exit non-zero; stack traces only with MATCHER_LOG_LEVEL=DEBUG."""

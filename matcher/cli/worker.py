@@ -52,6 +52,27 @@ def register(app: typer.Typer) -> None:
             argv.append(f"--hostname={hostname}")
         app_.worker_main(argv)
 
+    @app.command()
+    def job(
+        job_id: str = typer.Argument(..., help="the job's id, as a queued command or a 202 answer gave it"),
+        tenant: str = typer.Option(None, help="refuse a job of another tenant"),
+    ) -> None:
+        """Show one background job (state, progress, result or error) as JSON, as GET /v1/jobs/{id} does."""
+        import json
+
+        from matcher.jobs import store as jobs
+        from matcher.settings import Settings
+        from matcher.store.db import make_engine
+
+        db = make_engine(Settings())
+        try:
+            found = jobs.get(db, job_id, tenant=tenant)
+        finally:
+            db.dispose()
+        if found is None:
+            raise CliError(f"no job {job_id!r}" + (f" of tenant {tenant!r}" if tenant else ""))
+        typer.echo(json.dumps(jobs.as_dict(found), ensure_ascii=False))
+
 
 def _safe(url: str) -> str:
     """The broker URL without its password."""
