@@ -153,14 +153,7 @@ class WebhookDispatcher:
             body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             while row.status == "pending" and row.attempts < self.max_attempts:
                 entry = self._attempt(sub, row, body)
-                row.attempts += 1
-                row.log = [*(row.log or []), entry]
-                row.last_status_code = entry.get("status_code")
-                row.last_error = entry.get("error")
-                if entry["ok"]:
-                    row.status, row.delivered_at = "delivered", datetime.now(UTC)
-                elif entry.get("final") or row.attempts >= self.max_attempts:
-                    row.status = "failed"
+                self._record(row, entry)
                 session.add(row)
                 session.commit()
                 if row.status == "pending":
@@ -180,18 +173,22 @@ class WebhookDispatcher:
                 return row.status, None
             body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             entry = self._attempt(sub, row, body)
-            row.attempts += 1
-            row.log = [*(row.log or []), entry]
-            row.last_status_code = entry.get("status_code")
-            row.last_error = entry.get("error")
-            if entry["ok"]:
-                row.status, row.delivered_at = "delivered", datetime.now(UTC)
-            elif entry.get("final") or row.attempts >= self.max_attempts:
-                row.status = "failed"
+            self._record(row, entry)
             session.add(row)
             session.commit()
             delay = self.backoff_s * 2 ** (row.attempts - 1) if row.status == "pending" else None
             return row.status, delay
+
+    def _record(self, row: WebhookDelivery, entry: dict[str, Any]) -> None:
+        """One attempt's outcome on its row: the log, the last status, and delivered or failed when final."""
+        row.attempts += 1
+        row.log = [*(row.log or []), entry]
+        row.last_status_code = entry.get("status_code")
+        row.last_error = entry.get("error")
+        if entry["ok"]:
+            row.status, row.delivered_at = "delivered", datetime.now(UTC)
+        elif entry.get("final") or row.attempts >= self.max_attempts:
+            row.status = "failed"
 
     def _attempt(self, sub: WebhookSubscription, row: WebhookDelivery, body: bytes) -> dict[str, Any]:
         started = time.perf_counter()
